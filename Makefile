@@ -1,0 +1,25 @@
+# The two commands of the README:
+#   make book   build the book from the default (cpu) profile; PROFILE=smoke for the quick one
+#   make test   run the tests (CI runs exactly this)
+# Both set up .venv first (idempotent). XQG_DATA_DIR names the data directory (default:
+# ../shared/data beside the checkout when present).
+
+PROFILE ?= smoke
+PYTHON ?= .venv/bin/python
+
+.PHONY: setup book run test clean
+
+setup:
+	@bash tools/setup.sh
+
+book: setup
+	$(PYTHON) -m xqglib book --profile $(PROFILE)
+
+run: setup
+	$(PYTHON) -m xqglib run --profile $(PROFILE)
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+clean:
+	rm -rf _build book/_executed runs

@@ -1,0 +1,151 @@
+"""Tiny models of the real architectures: builds, the generator's loss masking and sampling,
+and the retriever's contrastive loss and training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xqglib.encoding import DenseEncoder, passage_text
+from xqglib.generation import QueryGenerator, generate_xqg, train_generator, xqg_prompt
+from xqglib.models import build_model, encoder_spec, load_encoder, load_generator, load_tokenizer
+from xqglib.retrieval_training import contrastive_loss, train_retriever
+
+PAIRS = [
+    {"lang": "th", "title": "Super Bowl 50", "text": "The Broncos defeated the Panthers 24–10.",
+     "question": "ใครชนะซูเปอร์โบวล์ 50"},
+    {"lang": "de", "title": "Warsaw", "text": "Warsaw is the capital of Poland.",
+     "question": "Was ist die Hauptstadt von Polen?"},
+    {"lang": "ar", "title": "Oxygen", "text": "Oxygen is a chemical element with symbol O.",
+     "question": "ما هو رمز الأكسجين؟"},
+]
+
+
+def generator(name: str, kind: str) -> QueryGenerator:
+    return QueryGenerator(load_generator(name, kind), load_tokenizer(name), kind, 64, 24)
+
+
+def test_build_is_idempotent(tmp_path):
+    first = build_model("tiny-bert", root=tmp_path)
+    mtime = (first / "model.safetensors").stat().st_mtime_ns
+    assert build_model("tiny-bert", root=tmp_path) == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == mtime
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp folder left"
+
+
+def test_real_multilingual_tokenizer():
+    tok = load_tokenizer("tiny-bert")
+    assert len(tok) == 250002
+    ids = tok("ใครชนะ Super Bowl")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok.unk_token_id not in ids
+
+
+def test_prompt_is_the_papers():
+    assert xqg_prompt("th", "Super Bowl 50", "The Broncos won.") == \
+        "Generate a Thai question for this passage: Super Bowl 50 The Broncos won."
+
+
+def test_decoder_loss_is_on_question_tokens_only():
+    gen = generator("tiny-gemma3", "decoder")
+    batch = gen.collate(PAIRS)
+    for row, pair in zip(batch.labels, PAIRS):
+        target = gen.target_ids(pair["question"])
+        kept = row[row != -100].tolist()
+        assert kept == target  # exactly the question and its eos
+    # the selective LM head gives the model's own loss with the same labels
+    with torch.no_grad():
+        reference = gen.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                              labels=batch.labels).loss
+        assert float(gen.loss(batch)) == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_seq2seq_loss_and_labels():
+    gen = generator("tiny-mt5", "seq2seq")
+    batch = gen.collate(PAIRS)
+    assert batch.labels[0][batch.labels[0] != -100].tolist() == gen.target_ids(PAIRS[0]["question"])
+    logits = gen.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       labels=batch.labels).logits
+    manual = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
+    assert float(gen.loss(batch)) == pytest.approx(float(manual), rel=1e-5)
+
+
+@pytest.mark.parametrize("name,kind", [("tiny-gemma3", "decoder"), ("tiny-mt5", "seq2seq")])
+def test_training_lowers_loss_and_sampling_is_seeded(name, kind):
+    gen = generator(name, kind)
+    pairs = PAIRS * 4
+    log = train_generator(gen, pairs, PAIRS, steps=12, batch_size=4, lr=3e-3, seed=0, eval_every=4,
+                          bf16=False, freeze_embeddings=False, max_dev_pairs=8)
+    dev = [r["dev_loss"] for r in log if "dev_loss" in r]
+    assert len(dev) == 3 and dev[-1] < dev[0]
+    passages = [{"docid": f"d{i}", "title": p["title"], "text": p["text"]} for i, p in enumerate(PAIRS)]
+    rows = generate_xqg(gen, passages, ["ar", "th"], n=3, top_k=10, max_new_tokens=6,
+                        batch_passages=2, seed=5, bf16=False)
+    assert [r["docid"] for r in rows] == ["d0", "d1", "d2"]
+    assert all(len(r["generated_queries"][lang]) == 3 for r in rows for lang in ("ar", "th"))
+    again = generate_xqg(gen, passages, ["ar", "th"], n=3, top_k=10, max_new_tokens=6,
+                         batch_passages=2, seed=5, bf16=False)
+    assert again == rows
+
+
+def test_contrastive_loss_matches_manual():
+    torch.manual_seed(0)
+    q = torch.randn(2, 4)
+    p = torch.randn(6, 4)  # groups of 3: positive first
+    scores = q @ p.T
+    manual = -(torch.log_softmax(scores, 1)[0, 0] + torch.log_softmax(scores, 1)[1, 3]) / 2
+    assert float(contrastive_loss(q, p)) == pytest.approx(float(manual), rel=1e-6)
+
+
+def _encoder() -> DenseEncoder:
+    return DenseEncoder(load_encoder("tiny-bert"), load_tokenizer("tiny-bert"), encoder_spec("tiny-bert"),
+                        24, 48, bf16=False)
+
+
+def test_pooling_and_encode_order():
+    enc = _encoder()
+    texts = ["a much longer text than the others, with many words in it", "short", "mid length text"]
+    matrix = enc.encode(texts, is_query=False, batch_size=2)
+    for i, text in enumerate(texts):  # batching by length must not reorder the output
+        np.testing.assert_allclose(matrix[i], enc.encode([text], False, 1)[0], atol=1e-5)
+    batch = enc.tokenize(["x y"], False)
+    hidden = enc.model(**batch).last_hidden_state
+    np.testing.assert_allclose(enc.encode(["x y"], False)[0], hidden[0, 0].detach().numpy(), atol=1e-5)
+
+
+def test_mean_pooling_ignores_padding():
+    from xqglib.models import EncoderSpec
+
+    enc = _encoder()
+    enc.spec = EncoderSpec("mean", "query: ", "passage: ")
+    alone = enc.encode(["short"], True)[0]
+    padded = enc.encode(["short", "a far longer query with many more tokens"], True, batch_size=2)[0]
+    np.testing.assert_allclose(alone, padded, atol=1e-5)
+
+
+def test_retriever_training_lowers_loss():
+    from xqglib.models import EncoderSpec
+
+    enc = _encoder()
+    # At random initialisation every input's <s> vector is nearly the same (attention is close to
+    # uniform), so CLS scores tie and gradients vanish; mean pooling differs per input from step 0.
+    enc.spec = EncoderSpec("mean")
+    rows = [{"query": p["question"], "positive_passages": [{"title": p["title"], "text": p["text"]}],
+             "negative_passages": [{"title": q["title"], "text": q["text"]} for q in PAIRS if q is not p][:1]}
+            for p in PAIRS]
+
+    def full_batch_loss() -> float:
+        enc.model.eval()
+        with torch.no_grad():
+            q = enc.forward([r["query"] for r in rows], True)
+            p = enc.forward([passage_text(x["title"], x["text"]) for r in rows
+                             for x in r["positive_passages"] + r["negative_passages"]], False)
+        return float(contrastive_loss(q, p))
+
+    before = full_batch_loss()
+    log = train_retriever(enc, rows * 4, epochs=2, max_steps=None, batch_size=3, n_negatives=1, lr=1e-3,
+                          warmup_ratio=0.1, seed=0, freeze_embeddings=False)
+    assert len(log) == 8  # 12 rows / batch 3, two epochs
+    assert full_batch_loss() < before

@@ -1,0 +1,91 @@
+"""The smoke profile end to end: notebooks run in order, each reading what the previous wrote;
+twice with identical metrics; the book builds from the executed notebooks; user errors are clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xqglib.config import repo_root
+from xqglib.errors import UserError
+from xqglib.runner import NOTEBOOKS, build_book, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory, real_data):
+    root = tmp_path_factory.mktemp("runs")
+    first = run_pipeline("smoke", run_dir=root / "first")
+    second = run_pipeline("smoke", run_dir=root / "second")
+    return first, second
+
+
+def test_every_stage_writes_what_the_next_reads(smoke_runs):
+    rd, _ = smoke_runs
+    for name in NOTEBOOKS:
+        assert (rd.root / "notebooks" / f"{name}.ipynb").exists()
+    corpus = [json.loads(l) for l in rd.corpus.read_text().splitlines()]
+    generated = [json.loads(l) for l in rd.generated("tiny-gemma3").read_text().splitlines()]
+    # the released xQG format: one line per corpus passage, n questions per language
+    assert [g["docid"] for g in generated] == [c["docid"] for c in corpus]
+    assert all(set(g["generated_queries"]) == {"ar", "de", "th"} for g in generated)
+    assert all(len(qs) == 2 for g in generated for qs in g["generated_queries"].values())
+    assert rd.generated("tiny-mt5").exists()
+    assert (rd.retriever_model("xdr") / "config.json").exists()
+    for system in ("base", "base+xQG", "xdr", "xdr+xQG"):
+        lines = rd.trec_run(system).read_text().splitlines()
+        assert len(lines) == 3 * 12 * 20  # 3 languages x 12 questions x depth 20
+    metrics = json.loads(rd.eval_file("metrics.json").read_text())
+    assert set(metrics) == {"base", "base+xQG", "xdr", "xdr+xQG"}
+    assert set(metrics["xdr"]["per_language"]["R@2kt"]) == {"ar", "de", "th"}
+    timings = json.loads(rd.timings.read_text())
+    assert "1 data" in timings and "6 evaluate" in timings
+
+
+def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
+    first, second = smoke_runs
+    for name in ("metrics.json", "per_question.json"):
+        assert first.eval_file(name).read_text() == second.eval_file(name).read_text()
+    assert first.generated("tiny-gemma3").read_text() == second.generated("tiny-gemma3").read_text()
+
+
+def test_augmentation_changes_the_ranking(smoke_runs):
+    rd, _ = smoke_runs
+    assert rd.trec_run("xdr").read_text() != rd.trec_run("xdr+xQG").read_text()
+
+
+def test_a_stage_without_its_inputs_says_which_to_run(tmp_path, real_data):
+    with pytest.raises(UserError, match="notebook 02_train_generator failed.*run the 'data' stage"):
+        run_pipeline("smoke", run_dir=tmp_path / "empty", start=2, stop=2)
+    assert (tmp_path / "empty" / "notebooks" / "02_train_generator.failed.ipynb").exists()
+    assert not (tmp_path / "empty" / "notebooks" / "02_train_generator.ipynb").exists()
+
+
+def test_book_builds_from_the_executed_notebooks(smoke_runs, monkeypatch):
+    rd, _ = smoke_runs
+    monkeypatch.setenv("XQG_RUNS_DIR", str(rd.root.parent))
+    # the run directory for the profile is runs/<profile>: point it at the first run
+    target = rd.root.parent / "smoke"
+    if not target.exists():
+        target.symlink_to(rd.root)
+    index = build_book("smoke")
+    results = (index.parent / "book" / "results.html").read_text(encoding="utf-8")
+    metrics = json.loads(rd.eval_file("metrics.json").read_text())
+    assert "cross-lingual xDR + xQG" in results
+    assert f"{metrics['xdr+xQG']['R@2kt']:.2f}" in results  # the number of this run, pasted
+
+
+def test_cli_user_errors_have_no_traceback():
+    env = dict(os.environ)
+    result = subprocess.run([sys.executable, "-m", "xqglib", "run", "--profile", "nope"],
+                            capture_output=True, text=True, cwd=repo_root(), env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown profile 'nope'")
+    assert "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "xqglib", "run", "--profile", "smoke", "--overrides",
+                             '{"bogus": 1}'], capture_output=True, text=True, cwd=repo_root(), env=env)
+    assert result.returncode == 2 and "unknown profile field(s): ['bogus']" in result.stderr

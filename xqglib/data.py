@@ -1,0 +1,346 @@
+"""Data layer: loaders for the public files and the B1 benchmark built from them.
+
+Files are read from the data directory (``$XQG_DATA_DIR``; see :func:`xqglib.config.data_dir`).
+A file that is absent there is downloaded once from its canonical public URL and checked against
+its SHA-256; if that is impossible (offline), the error says which file is missing and where it is
+published. Nothing from the data directory is ever written into the project.
+
+Benchmark B1 ("XQuAD -> English Wikipedia", the XOR-Retrieve analogue): questions in the non-English
+XQuAD languages are answered from the English paragraphs of SQuAD v1.1 dev (with their titles). The
+48 articles that XQuAD and SQuAD dev share are split, seeded, into train / dev / test; generator and
+retrievers learn only from train-article questions, and every paragraph stays in the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .config import Profile, data_dir
+from .errors import UserError
+from .formats import atomic_open
+
+_XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
+_XQUADR_URL = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master/xquad-r/{}.json"
+_XOR_URL = "https://nlp.cs.washington.edu/xorqa/XORQA_site/data/{}"
+
+#: relative path -> (canonical URL, SHA-256). Checksums are those of ../shared/data/MANIFEST.json.
+KNOWN_FILES: dict[str, tuple[str, str]] = {
+    "squad/dev-v1.1.json": (
+        "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
+        "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9"),
+    "xor-tydi/xor_dev_retrieve_eng_span_v1_1.jsonl": (
+        _XOR_URL.format("xor_dev_retrieve_eng_span_v1_1.jsonl"),
+        "cfe569e4c6d3539c2111d97249f900318f9273b246a61fff95216ce2a2e1505c"),
+    "xor-tydi/xor_train_retrieve_eng_span.jsonl": (
+        _XOR_URL.format("xor_train_retrieve_eng_span.jsonl"),
+        "f0c8202eebcef9fc129c9bb8e7a12fae1a7648163b249dc0a06df4318923f70b"),
+}
+_XQUAD_SHA = {
+    "ar": "abdabd7afed5c635d99cca0f3f0d0c9d9ed0bc77451e963c2e4e0638c29e486d",
+    "de": "990b5d746746ed65ed4702ea5f35f99ffa4e2f1c390c07d003642acd937916f9",
+    "el": "821cf0f88e73fa258fd2f548b19b6ec39f7025059e16f6f9fc8cd797c9c3663e",
+    "en": "e4c57d1c9143aaa1c5d265ba5987a65f4e69528d2a98f29d6e75019b10344f29",
+    "es": "dcbae93ec3a9f4b9e78fd834a171d6f96c1a875e10e15b7530b7e4ef4971e37e",
+    "hi": "df2cce3532b37e9beb8979704b5c9a4bf874358f105395a298b89427b43b9d24",
+    "ro": "94f8d54e93ad2b7dd2e76dd921a666b5b8eff2d4379df9f179c42b445f09643f",
+    "ru": "208d5b1aa154c52b1b5c5eda16281e455e8fd198cdb9af3f469f0d6037d973bf",
+    "th": "5cdda11d0e1e075f7872abf4e6ae830388ce7f617964d542308e9ae4257e0f43",
+    "tr": "92179a564774b7696100d144c1e10870d0a966b6fccbdd254a65b9d2ab1971cc",
+    "vi": "f619a1eb11fb42d3ab0834259e488a65f585447ef6154437bfb7199d85161a04",
+    "zh": "691d0b3359bc6b8faa8de931dfdfe21d50a65861ae348e32a0d1a0190b0c8835",
+}
+_XQUADR_SHA = {
+    "ar": "c52922d3b8ac1ae03ed5ac38647ad59870dca3dda2beefe18ecdc30729acb69d",
+    "de": "16fb0f4bf4916154b585a20c24c66074591c9718a1affe764ff4697572328949",
+    "el": "163fd43ee785a30eb534ae2061e9eaa766a7ee4e8ffce5e4b422480c150f64b6",
+    "en": "7b0954f39297c27a31fef610f0883337dd2907fa8699151dc922afdd0fa12ffe",
+    "es": "f8e836b2d91009c4363e04315f7ede363eedbbb49c67dda60de6c4aa782f58de",
+    "hi": "ea45ba8ae4513d1533b222bebdc02a90bc319c055d3aeea68584a053d2e92872",
+    "ru": "7f4dff853538b9a5fcc28c070b8bb983a5c5d190ac747b8e005a1ada9cab18f1",
+    "th": "c3a041864c3a9fb0b4dd91cfdf99cf36b411b3e704c58a303c97bc6dc786cfe4",
+    "tr": "f3e8c13002bbce154a4578f535f7533cb70f3da08840e6b62735935baec7bd94",
+    "vi": "e35926bf5cc6fc6ecbdfca49467aabeb454f08d152d7818143a906bd31dde995",
+    "zh": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
+}
+KNOWN_FILES.update({f"xquad/xquad.{l}.json": (_XQUAD_URL.format(l), s) for l, s in _XQUAD_SHA.items()})
+KNOWN_FILES.update({f"xquad-r/{l}.json": (_XQUADR_URL.format(l), s) for l, s in _XQUADR_SHA.items()})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: str) -> Path:
+    """Download ``url`` to ``dest`` (temp file, checksum, then rename)."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_open(dest, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError) as exc:
+        raise UserError(f"could not download {url} ({exc}); put the file at {dest} by hand, or point "
+                        "XQG_DATA_DIR at a directory that holds it") from None
+    actual = _sha256(dest)
+    if actual != sha256:
+        dest.unlink()
+        raise UserError(f"{url} downloaded with SHA-256 {actual}, expected {sha256}; the published "
+                        "file changed or the download was corrupted")
+    return dest
+
+
+def data_file(relpath: str, root: Path | None = None) -> Path:
+    """Path of a data file, downloading it from its canonical URL if it is absent."""
+    root = root or data_dir()
+    path = root / relpath
+    if path.exists():
+        return path
+    if relpath not in KNOWN_FILES:
+        raise UserError(f"{path} is missing and has no known public source; see the data README")
+    url, sha = KNOWN_FILES[relpath]
+    try:
+        return download(url, path, sha)
+    except PermissionError:
+        raise UserError(f"{path} is missing and {root} is not writable; download {url} "
+                        "there, or set XQG_DATA_DIR to a writable directory") from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); the file is "
+                        "damaged: delete it so that it is downloaded again, or replace it") from None
+
+
+def _squad_articles(path: Path) -> list[dict[str, Any]]:
+    obj = _load_json(path)
+    if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+        raise UserError(f"{path} is not in SQuAD v1.1 format (no top-level 'data' list)")
+    return obj["data"]
+
+
+def load_squad_dev(root: Path | None = None) -> list[dict[str, Any]]:
+    """SQuAD v1.1 dev: 48 articles, each ``{"title", "paragraphs": [{"context", "qas"}]}``."""
+    return _squad_articles(data_file("squad/dev-v1.1.json", root))
+
+
+def load_xquad(lang: str, root: Path | None = None) -> list[dict[str, Any]]:
+    """XQuAD in one language, SQuAD v1.1 format (48 articles, 240 paragraphs, 1,190 questions)."""
+    if f"xquad/xquad.{lang}.json" not in KNOWN_FILES:
+        raise UserError(f"XQuAD has no language {lang!r}; it has {sorted(_XQUAD_SHA)}")
+    return _squad_articles(data_file(f"xquad/xquad.{lang}.json", root))
+
+
+def load_xquad_r(lang: str, root: Path | None = None) -> list[dict[str, Any]]:
+    """XQuAD-R (LAReQA) in one language: XQuAD plus ``sentences`` / ``sentence_breaks``."""
+    if f"xquad-r/{lang}.json" not in KNOWN_FILES:
+        raise UserError(f"XQuAD-R has no language {lang!r}; it has {sorted(_XQUADR_SHA)}")
+    return _squad_articles(data_file(f"xquad-r/{lang}.json", root))
+
+
+XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+
+
+def load_xor_retrieve(split: str, root: Path | None = None) -> list[dict[str, Any]]:
+    """XOR-Retrieve questions ``{id, question, answers, lang}`` (``lang`` stripped: train has " ar")."""
+    names = {"dev": "xor_dev_retrieve_eng_span_v1_1.jsonl", "train": "xor_train_retrieve_eng_span.jsonl"}
+    if split not in names:
+        raise UserError(f"XOR-Retrieve split must be one of {sorted(names)}, not {split!r}")
+    path = data_file(f"xor-tydi/{names[split]}", root)
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                row["lang"] = row["lang"].strip()
+                row["id"], row["question"], row["answers"]  # noqa: B018 (presence check)
+            except (json.JSONDecodeError, KeyError, AttributeError) as exc:
+                raise UserError(f"{path}, line {lineno}: not an XOR-Retrieve record ({exc})") from None
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark B1
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Passage:
+    docid: str
+    title: str
+    text: str
+    article: str
+
+    def as_tevatron(self) -> dict[str, str]:
+        return {"docid": self.docid, "title": self.title, "text": self.text}
+
+
+@dataclass
+class B1:
+    """Everything the pipeline needs from benchmark B1, built deterministically from a profile."""
+
+    split: dict[str, str]                       # article title -> "train" | "dev" | "test"
+    corpus: list[Passage]                       # the retrieval collection
+    passages: dict[str, Passage]                # every SQuAD dev paragraph by docid
+    qid_to_docid: dict[str, str]                # SQuAD/XQuAD question id -> gold paragraph
+    answers: dict[str, list[str]]               # question id -> English reference answers
+    xquad_questions: dict[str, dict[str, str]]  # lang -> question id -> question text
+    english_questions: dict[str, str]           # every SQuAD dev question id -> English question
+    test_qids: list[str] = field(default_factory=list)
+
+    def articles(self, split: str) -> list[str]:
+        return sorted(t for t, s in self.split.items() if s == split)
+
+    def qids_of(self, split: str, source: dict[str, str]) -> list[str]:
+        wanted = set(self.articles(split))
+        return [q for q in source if self.passages[self.qid_to_docid[q]].article in wanted]
+
+
+def _docid(title: str, index: int) -> str:
+    return f"{title}#{index}"
+
+
+def build_b1(profile: Profile, root: Path | None = None) -> B1:
+    """Build B1 for ``profile``: split, corpus, queries, gold paragraphs and answers."""
+    squad = load_squad_dev(root)
+    passages: dict[str, Passage] = {}
+    qid_to_docid: dict[str, str] = {}
+    answers: dict[str, list[str]] = {}
+    english: dict[str, str] = {}
+    context_to_docid: dict[str, str] = {}
+    for article in squad:
+        title = article["title"]
+        if any(ch.isspace() for ch in title):
+            raise UserError(f"SQuAD title {title!r} contains whitespace; docids would break TREC files")
+        for p_index, paragraph in enumerate(article["paragraphs"]):
+            docid = _docid(title, p_index)
+            passages[docid] = Passage(docid, title.replace("_", " "), paragraph["context"], title)
+            context_to_docid.setdefault(paragraph["context"], docid)
+            for qa in paragraph["qas"]:
+                qid_to_docid[qa["id"]] = docid
+                english[qa["id"]] = qa["question"]
+                answers[qa["id"]] = list(dict.fromkeys(a["text"] for a in qa["answers"]))
+
+    languages = sorted(set(profile.query_languages) | set(profile.gen_languages))
+    xquad_questions: dict[str, dict[str, str]] = {}
+    xquad_titles: set[str] = set()
+    for lang in languages + ["en"]:
+        questions: dict[str, str] = {}
+        for article in load_xquad(lang, root):
+            xquad_titles.add(article["title"])
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    if qa["id"] not in qid_to_docid:
+                        raise UserError(f"XQuAD question {qa['id']} ({lang}) is not in SQuAD v1.1 dev; "
+                                        "the data files do not match")
+                    questions[qa["id"]] = qa["question"]
+        xquad_questions[lang] = questions
+
+    titles = sorted(xquad_titles)
+    n_train, n_dev, n_test = profile.split_articles
+    if n_train + n_dev + n_test != len(titles):
+        raise UserError(f"split_articles {profile.split_articles} must add up to the {len(titles)} "
+                        "XQuAD articles")
+    random.Random(profile.seed).shuffle(titles)
+    split = {t: "train" for t in titles[:n_train]}
+    split.update({t: "dev" for t in titles[n_train:n_train + n_dev]})
+    split.update({t: "test" for t in titles[n_train + n_dev:]})
+
+    b1 = B1(split, [], passages, qid_to_docid, answers, xquad_questions, english)
+    # The same question ids in every language keep the languages parallel.
+    test_qids = b1.qids_of("test", xquad_questions["en"])
+    if profile.max_test_questions is not None:
+        test_qids = sorted(test_qids)
+        random.Random(profile.seed).shuffle(test_qids)
+        test_qids = test_qids[: profile.max_test_questions]
+    b1.test_qids = sorted(test_qids)
+
+    gold = {qid_to_docid[q] for q in b1.test_qids}
+    if profile.max_corpus is None or profile.max_corpus >= len(passages):
+        corpus_ids = list(passages)
+    else:
+        if profile.max_corpus < len(gold):
+            raise UserError(f"max_corpus={profile.max_corpus} is smaller than the {len(gold)} gold "
+                            "paragraphs of the test questions")
+        others = sorted(set(passages) - gold)
+        random.Random(profile.seed).shuffle(others)
+        keep = gold | set(others[: profile.max_corpus - len(gold)])
+        corpus_ids = [d for d in passages if d in keep]  # SQuAD order
+    b1.corpus = [passages[d] for d in corpus_ids]
+    return b1
+
+
+def test_queries(b1: B1, languages: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
+    """Test queries, one per (question, language): ``{"query_id": "<qid>-<lang>", "query", "lang", "qid"}``."""
+    return [{"query_id": f"{qid}-{lang}", "query": b1.xquad_questions[lang][qid], "lang": lang, "qid": qid}
+            for lang in languages for qid in b1.test_qids]
+
+
+def qrels_for(b1: B1, queries: list[dict[str, str]]) -> dict[str, dict[str, int]]:
+    return {q["query_id"]: {b1.qid_to_docid[q["qid"]]: 1} for q in queries}
+
+
+def generator_pairs(b1: B1, split: str, languages: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
+    """(English paragraph -> its question in language L) pairs of one article split."""
+    pairs = []
+    for lang in languages:
+        for qid in b1.qids_of(split, b1.xquad_questions[lang]):
+            p = b1.passages[b1.qid_to_docid[qid]]
+            pairs.append({"qid": qid, "lang": lang, "docid": p.docid, "title": p.title,
+                          "text": p.text, "question": b1.xquad_questions[lang][qid]})
+    return pairs
+
+
+def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[str, ...],
+                            n_negatives: int, seed: int) -> list[dict[str, Any]]:
+    """Tevatron-style training rows from train-article questions.
+
+    Hard negatives are the other paragraphs of the gold paragraph's own article (same topic, so
+    hard), sampled with the seed; short articles are topped up with paragraphs of other train
+    articles. Test- and dev-article paragraphs are never used as negatives.
+    """
+    if training == "english":
+        sources = [("en", b1.english_questions)]
+    elif training == "crosslingual":
+        sources = [(lang, b1.xquad_questions[lang]) for lang in languages]
+    else:
+        raise UserError(f"no training data for retriever training {training!r}")
+    by_article: dict[str, list[str]] = defaultdict(list)
+    for docid, p in b1.passages.items():
+        if b1.split.get(p.article) == "train":
+            by_article[p.article].append(docid)
+    train_docids = sorted(d for ds in by_article.values() for d in ds)
+    rng = random.Random(seed)
+    rows = []
+    for lang, questions in sources:
+        for qid in b1.qids_of("train", questions):
+            gold = b1.qid_to_docid[qid]
+            same = [d for d in by_article[b1.passages[gold].article] if d != gold]
+            negatives = rng.sample(same, min(n_negatives, len(same)))
+            while len(negatives) < n_negatives:
+                d = rng.choice(train_docids)
+                if d != gold and d not in negatives:
+                    negatives.append(d)
+            rows.append({"query_id": f"{qid}-{lang}", "query": questions[qid],
+                         "positive_passages": [b1.passages[gold].as_tevatron()],
+                         "negative_passages": [b1.passages[d].as_tevatron() for d in negatives]})
+    return rows

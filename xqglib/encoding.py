@@ -1,0 +1,65 @@
+"""Encoding queries and passages into vectors with one shared encoder (Tevatron v1 semantics).
+
+Passage text is ``title + " " + text``; pooling is the backbone's (CLS of the last layer, no pooler
+and no normalisation, for mBERT / XLM-R; mean pooling with "query: " / "passage: " prefixes for e5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .models import EncoderSpec
+
+
+def passage_text(title: str, text: str) -> str:
+    return f"{title} {text}"
+
+
+class DenseEncoder:
+    """A model, its tokenizer and its pooling: turns texts into vectors."""
+
+    def __init__(self, model: Any, tokenizer: Any, spec: EncoderSpec, query_max_len: int,
+                 passage_max_len: int, bf16: bool) -> None:
+        self.model, self.tok, self.spec = model, tokenizer, spec
+        self.query_max_len, self.passage_max_len, self.bf16 = query_max_len, passage_max_len, bf16
+
+    def tokenize(self, texts: Sequence[str], is_query: bool) -> dict[str, torch.Tensor]:
+        prefix = self.spec.query_prefix if is_query else self.spec.passage_prefix
+        max_len = self.query_max_len if is_query else self.passage_max_len
+        return self.tok([prefix + t for t in texts], padding=True, truncation=True,
+                        max_length=max_len, return_tensors="pt")
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.spec.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+    def forward(self, texts: Sequence[str], is_query: bool) -> torch.Tensor:
+        """Vectors with gradients (training); float32."""
+        batch = self.tokenize(texts, is_query)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = self.model(**batch).last_hidden_state
+        return self.pool(hidden.float(), batch["attention_mask"])
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], is_query: bool, batch_size: int = 32,
+               desc: str | None = None) -> np.ndarray:
+        """float32 matrix, one row per text, in input order.
+
+        Texts are batched in order of length so that little compute goes to padding.
+        """
+        self.model.eval()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        dim = self.model.config.hidden_size
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc or "encode",
+                          disable=desc is None and len(texts) < 10 * batch_size):
+            idx = order[start:start + batch_size]
+            out[idx] = self.forward([texts[i] for i in idx], is_query).numpy()
+        return out

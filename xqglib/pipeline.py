@@ -1,0 +1,255 @@
+"""The pipeline's stages, one function each, wiring the pure modules to the run directory.
+
+Each notebook calls one of these (and shows what it returned); each reads only what earlier stages
+wrote into the run directory, so a stage can be rerun on its own.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import data as D
+from .artifacts import RunDir
+from .augmentation import fuse
+from .config import Profile, load_profile
+from .encoding import DenseEncoder, passage_text
+from .formats import (read_json, read_jsonl, read_qrels, read_trec_run, write_json, write_jsonl,
+                      write_qrels, write_trec_run)
+from .generation import QueryGenerator, generate_xqg, train_generator
+from .metrics import standard_measures, xor_recall_at_kt
+from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
+from .retrieval_training import train_retriever
+from .search import search
+
+
+def open_run(profile: str, run_dir: str | None, overrides: str | dict[str, Any] | None) -> tuple[Profile, RunDir]:
+    """What every notebook does first: the profile (with overrides) and its run directory."""
+    cfg = load_profile(profile, overrides)
+    rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
+    seed_everything(cfg.seed)
+    return cfg, rd
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. data
+# --------------------------------------------------------------------------------------------
+
+def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
+    """Build B1 and write the corpus, test queries, qrels, answers and all training data."""
+    b1 = D.build_b1(cfg)
+    queries = D.test_queries(b1, cfg.query_languages)
+    write_jsonl(rd.corpus, (p.as_tevatron() for p in b1.corpus))
+    write_jsonl(rd.test_queries, queries)
+    write_qrels(rd.qrels, D.qrels_for(b1, queries))
+    write_json(rd.answers, {q["query_id"]: b1.answers[q["qid"]] for q in queries})
+    write_json(rd.split, b1.split)
+    sizes: dict[str, Any] = {"articles": {s: len(b1.articles(s)) for s in ("train", "dev", "test")},
+                             "corpus passages": len(b1.corpus), "test questions": len(b1.test_qids),
+                             "test queries": len(queries)}
+    for split in ("train", "dev"):
+        pairs = D.generator_pairs(b1, split, cfg.gen_languages)
+        write_jsonl(rd.generator_pairs(split), pairs)
+        sizes[f"generator {split} pairs"] = len(pairs)
+    for training in sorted({r.training for r in cfg.retrievers} - {"none"}):
+        rows = D.retriever_training_rows(b1, training, cfg.query_languages, cfg.ret_negatives, cfg.seed)
+        write_jsonl(rd.retriever_rows(training), rows)
+        sizes[f"retriever training rows ({training})"] = len(rows)
+    return sizes
+
+
+# --------------------------------------------------------------------------------------------
+# 2. generator training, 3. generation
+# --------------------------------------------------------------------------------------------
+
+def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
+    kind = generator_kind(name)
+    return QueryGenerator(load_generator(source, kind), load_tokenizer(source), kind,
+                          cfg.gen_max_input_len, cfg.gen_max_target_len)
+
+
+def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    seed_everything(cfg.seed)
+    gen = _generator(cfg, name, name)
+    train = read_jsonl(rd.require(rd.generator_pairs("train"), "data"))
+    if cfg.gen_max_train_pairs is not None:
+        random.Random(cfg.seed).shuffle(train)
+        train = train[: cfg.gen_max_train_pairs]
+    dev = read_jsonl(rd.generator_pairs("dev"))
+    log = train_generator(gen, train, dev, steps=cfg.gen_steps, batch_size=cfg.gen_batch_size,
+                          lr=cfg.gen_lr, seed=cfg.seed, eval_every=cfg.gen_eval_every, bf16=cfg.bf16,
+                          freeze_embeddings=cfg.gen_freeze_embeddings,
+                          max_dev_pairs=cfg.gen_max_dev_pairs)
+    out = rd.generator_model(name)
+    gen.model.save_pretrained(out)
+    gen.tok.save_pretrained(out)
+    write_json(rd.generator_log(name), log)
+    return log
+
+
+def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]]:
+    seed_everything(cfg.seed)
+    gen = _generator(cfg, name, str(rd.require(rd.generator_model(name), "train generator")))
+    corpus = read_jsonl(rd.require(rd.corpus, "data"))
+    rows = generate_xqg(gen, corpus, cfg.gen_languages, n=cfg.gen_n_per_language, top_k=cfg.gen_top_k,
+                        max_new_tokens=cfg.gen_max_new_tokens, batch_passages=cfg.gen_batch_passages,
+                        seed=cfg.seed, bf16=cfg.bf16)
+    write_jsonl(rd.generated(name), rows)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# 4. retriever training
+# --------------------------------------------------------------------------------------------
+
+def _encoder(cfg: Profile, source: str) -> DenseEncoder:
+    return DenseEncoder(load_encoder(source), load_tokenizer(source), encoder_spec(cfg.encoder),
+                        cfg.ret_query_max_len, cfg.ret_passage_max_len, cfg.bf16)
+
+
+def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:
+    """The model a retriever row uses: the encoder itself, or the folder training wrote."""
+    spec = next(r for r in cfg.retrievers if r.name == name)
+    if spec.training == "none":
+        return cfg.encoder
+    return str(rd.require(rd.retriever_model(name), "train retriever"))
+
+
+def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    spec = next(r for r in cfg.retrievers if r.name == name)
+    seed_everything(cfg.seed)
+    encoder = _encoder(cfg, cfg.encoder)
+    rows = read_jsonl(rd.require(rd.retriever_rows(spec.training), "data"))
+    log = train_retriever(encoder, rows, epochs=cfg.ret_epochs, max_steps=cfg.ret_max_steps,
+                          batch_size=cfg.ret_batch_size, n_negatives=cfg.ret_negatives, lr=cfg.ret_lr,
+                          warmup_ratio=cfg.ret_warmup_ratio, seed=cfg.seed,
+                          freeze_embeddings=cfg.ret_freeze_embeddings)
+    out = rd.retriever_model(name)
+    encoder.model.save_pretrained(out)
+    encoder.tok.save_pretrained(out)
+    write_json(rd.retriever_log(name), log)
+    return log
+
+
+# --------------------------------------------------------------------------------------------
+# 5. encoding, augmentation, search
+# --------------------------------------------------------------------------------------------
+
+def generated_query_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flatten xQG rows into one record per generated query: docid, lang, slot (0..n-1), text."""
+    return [{"docid": r["docid"], "lang": lang, "slot": slot, "query": q}
+            for r in rows for lang, qs in r["generated_queries"].items() for slot, q in enumerate(qs)]
+
+
+def encode_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, int]:
+    """Encode corpus, test queries and the primary generator's queries with one retriever."""
+    seed_everything(cfg.seed)
+    encoder = _encoder(cfg, retriever_source(cfg, rd, name))
+    corpus = read_jsonl(rd.require(rd.corpus, "data"))
+    queries = read_jsonl(rd.test_queries)
+    generated = generated_query_table(read_jsonl(rd.require(rd.generated(cfg.primary_generator), "generate")))
+    bs = cfg.encode_batch_size
+    np.save(rd.embeddings(name, "passages"),
+            encoder.encode([passage_text(p["title"], p["text"]) for p in corpus], False, bs, f"{name}: passages"))
+    np.save(rd.embeddings(name, "queries"),
+            encoder.encode([q["query"] for q in queries], True, bs, f"{name}: test queries"))
+    # generated queries are encoded with the query encoder (the official encode.py does the same)
+    np.save(rd.embeddings(name, "generated"),
+            encoder.encode([g["query"] for g in generated], True, bs, f"{name}: generated queries"))
+    write_json(rd.embeddings_meta(name, "generated"), [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])
+    return {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
+
+
+def load_embeddings(rd: RunDir, name: str) -> dict[str, Any]:
+    return {"passages": np.load(rd.require(rd.embeddings(name, "passages"), "encode")),
+            "queries": np.load(rd.embeddings(name, "queries")),
+            "generated": np.load(rd.embeddings(name, "generated")),
+            "generated_meta": read_json(rd.embeddings_meta(name, "generated"))}
+
+
+def augmented_passages(emb: dict[str, Any], passage_ids: list[str], alpha: float,
+                       languages: set[str] | None = None, n: int | None = None) -> np.ndarray:
+    """xQG-augmented passage vectors, optionally from a subset of languages / the first n per language."""
+    meta = emb["generated_meta"]
+    keep = [i for i, m in enumerate(meta)
+            if (languages is None or m["lang"] in languages) and (n is None or m["slot"] < n)]
+    return fuse(emb["passages"], passage_ids, emb["generated"][keep],
+                [meta[i]["docid"] for i in keep], alpha)
+
+
+def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
+    """Write the TREC runs of ``name`` and ``name+xQG`` (alpha from the profile)."""
+    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
+    query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
+    emb = load_embeddings(rd, name)
+    systems = {name: emb["passages"], f"{name}+xQG": augmented_passages(emb, corpus_ids, cfg.alpha)}
+    for system, passages in systems.items():
+        write_trec_run(rd.trec_run(system), search(passages, corpus_ids, emb["queries"], query_ids,
+                                                   cfg.search_depth), system)
+    return {s: str(rd.trec_run(s)) for s in systems}
+
+
+# --------------------------------------------------------------------------------------------
+# 6. evaluation
+# --------------------------------------------------------------------------------------------
+
+class Evaluator:
+    """Scores runs of the test queries: R@2kt / R@5kt per language, and the standard measures."""
+
+    def __init__(self, rd: RunDir) -> None:
+        self.queries = read_jsonl(rd.require(rd.test_queries, "data"))
+        self.lang = {q["query_id"]: q["lang"] for q in self.queries}
+        self.answers = read_json(rd.answers)
+        self.qrels = read_qrels(rd.qrels)
+        self.texts = {p["docid"]: p["text"] for p in read_jsonl(rd.corpus)}  # text only, no title
+
+    def evaluate(self, run: dict[str, dict[str, float]]) -> dict[str, Any]:
+        result: dict[str, Any] = {"per_language": {}, "per_question": {}}
+        for n in (2, 5):
+            outcome = xor_recall_at_kt(run, self.texts, self.answers, self.lang, n)
+            result[f"R@{n}kt"] = outcome.macro_average
+            result["per_language"][f"R@{n}kt"] = outcome.per_language
+            result["per_question"][f"R@{n}kt"] = {q: (None if h is None else int(h))
+                                                  for q, h in outcome.hits.items()}
+        for measure, values in standard_measures(run, self.qrels).items():
+            result[measure] = float(np.mean(list(values.values())))
+            result["per_question"][measure] = values
+        result["counted"] = outcome.counted
+        return result
+
+
+def evaluate_systems(cfg: Profile, rd: RunDir) -> dict[str, dict[str, Any]]:
+    evaluator = Evaluator(rd)
+    results = {}
+    for spec in cfg.retrievers:
+        for system in (spec.name, f"{spec.name}+xQG"):
+            results[system] = evaluator.evaluate(read_trec_run(rd.require(rd.trec_run(system), "search")))
+    write_json(rd.eval_file("metrics.json"), {s: {k: v for k, v in r.items() if k != "per_question"}
+                                              for s, r in results.items()})
+    write_json(rd.eval_file("per_question.json"), {s: r["per_question"] for s, r in results.items()})
+    return results
+
+
+def alpha_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    """R@2kt / R@5kt of ``name`` as alpha varies (alpha 0 is the plain retriever)."""
+    evaluator = Evaluator(rd)
+    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
+    query_ids = [q["query_id"] for q in evaluator.queries]
+    emb = load_embeddings(rd, name)
+    rows = []
+    for alpha in cfg.alpha_sweep:
+        run = search(augmented_passages(emb, corpus_ids, alpha), corpus_ids, emb["queries"], query_ids,
+                     cfg.search_depth)
+        r = evaluator.evaluate(run)
+        rows.append({"alpha": alpha, "R@2kt": r["R@2kt"], "R@5kt": r["R@5kt"], "RR@10": r["RR@10"]})
+    write_json(rd.eval_file(f"alpha_sweep_{name}.json"), rows)
+    return rows
