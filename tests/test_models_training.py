@@ -66,10 +66,11 @@ def test_seq2seq_loss_and_labels():
     gen = generator("tiny-mt5", "seq2seq")
     batch = gen.collate(PAIRS)
     assert batch.labels[0][batch.labels[0] != -100].tolist() == gen.target_ids(PAIRS[0]["question"])
-    logits = gen.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       labels=batch.labels).logits
-    manual = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
-    assert float(gen.loss(batch)) == pytest.approx(float(manual), rel=1e-5)
+    with torch.no_grad():
+        logits = gen.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                           labels=batch.labels).logits
+        manual = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
+        assert float(gen.loss(batch)) == pytest.approx(float(manual), rel=1e-5)
 
 
 @pytest.mark.parametrize("name,kind", [("tiny-gemma3", "decoder"), ("tiny-mt5", "seq2seq")])
@@ -149,3 +150,30 @@ def test_retriever_training_lowers_loss():
                           warmup_ratio=0.1, seed=0, freeze_embeddings=False)
     assert len(log) == 8  # 12 rows / batch 3, two epochs
     assert full_batch_loss() < before
+
+
+def test_shared_prefill_sampler_matches_generate():
+    """With top-k = 1 sampling is deterministic: reading each prompt once and copying its cache n
+    times must give exactly what transformers' generate gives, left padding included."""
+    from xqglib.generation import sample_shared_prefill
+
+    gen = generator("tiny-gemma3", "decoder")
+    prompts = [gen.prompt_ids("th", "Warsaw", "Warsaw is the capital of Poland and its largest city."),
+               gen.prompt_ids("de", "X", "short")]
+    ids, mask = gen._pad(prompts)
+    ours = sample_shared_prefill(gen.model, ids, mask, 3, 1, 10, gen.tok.eos_token_id, gen.pad_id,
+                                 torch.Generator().manual_seed(0))
+    reference = gen.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=1,
+                                   num_return_sequences=3, max_new_tokens=10, pad_token_id=gen.pad_id,
+                                   eos_token_id=gen.tok.eos_token_id)[:, ids.shape[1]:]
+    assert torch.equal(ours, reference[:, : ours.shape[1]])
+
+
+def test_top_k_sampling_stays_in_the_top_k():
+    from xqglib.generation import sample_top_k
+
+    logits = torch.tensor([[0.0, 5.0, 1.0, 4.0, -2.0]]).repeat(2000, 1)
+    tokens = sample_top_k(logits, 2, torch.Generator().manual_seed(0))
+    assert set(tokens.tolist()) == {1, 3}
+    # softmax over the kept logits: p(1) = e^5 / (e^5 + e^4) = 0.731
+    assert abs((tokens == 1).float().mean().item() - 0.731) < 0.03

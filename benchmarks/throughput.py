@@ -1,0 +1,92 @@
+"""Generation and encoding throughput: this package's paths against the plain Hugging Face loop
+on the same model, measured in the same run (medians of repeated trials, and their ratio).
+
+    .venv/bin/python benchmarks/throughput.py                 # the cpu profile's real models
+    .venv/bin/python benchmarks/throughput.py --profile smoke # tiny models, seconds
+
+Generation: n questions per prompt by top-k sampling. Baseline: ``model.generate(do_sample=True,
+num_return_sequences=n)``, which reads every prompt n times. Ours: the prompt is read once and its
+key/value cache repeated n times (:func:`xqglib.generation.sample_shared_prefill`).
+Encoding: passages through the encoder. Baseline: the plain loop (fp32, batches in input order).
+Ours: :meth:`xqglib.encoding.DenseEncoder.encode` (bf16 autocast where the profile uses it,
+batches of similar length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from xqglib.config import load_profile
+from xqglib.data import build_b1
+from xqglib.encoding import DenseEncoder, passage_text
+from xqglib.generation import QueryGenerator
+from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per generation batch")
+    parser.add_argument("--passages", type=int, default=64, help="passages per encoding trial")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    cfg = load_profile(args.profile)
+    torch.manual_seed(cfg.seed)
+    b1 = build_b1(cfg)
+    passages = b1.corpus[: max(args.prompts, args.passages)]
+    print(f"profile {cfg.name}; torch threads {torch.get_num_threads()}; bf16 {cfg.use_bf16}; medians of {args.repeats}")
+
+    name = cfg.primary_generator
+    kind = generator_kind(name)
+    gen = QueryGenerator(load_generator(name, kind), load_tokenizer(name), kind,
+                         cfg.gen_max_input_len, cfg.gen_max_target_len)
+    gen.model.eval()
+    prompts = [gen.prompt_ids("th", p.title, p.text) for p in passages[: args.prompts]]
+    n, k, new = cfg.gen_n_per_language, cfg.gen_top_k, cfg.gen_max_new_tokens
+    queries = len(prompts) * n
+
+    def generate(shared: bool):
+        return lambda: gen.sample(prompts, n, k, new, seed=0, bf16=cfg.use_bf16, shared_prefill=shared)
+
+    base = median_time(generate(False), args.repeats)
+    ours = median_time(generate(True), args.repeats)
+    print(f"generation ({name}, {len(prompts)} prompts x n={n}, top-k {k}, <= {new} new tokens):")
+    print(f"  HF generate        {queries / base:8.1f} queries/s")
+    print(f"  shared prefill     {queries / ours:8.1f} queries/s   ratio {base / ours:.2f}x")
+
+    model, tok = load_encoder(cfg.encoder), load_tokenizer(cfg.encoder)
+    model.eval()
+    spec = encoder_spec(cfg.encoder)
+    texts = [passage_text(p.title, p.text) for p in passages[: args.passages]]
+    bs = cfg.encode_batch_size
+
+    @torch.no_grad()
+    def plain_loop():
+        for start in range(0, len(texts), bs):
+            batch = tok([spec.passage_prefix + t for t in texts[start:start + bs]], padding=True,
+                        truncation=True, max_length=cfg.ret_passage_max_len, return_tensors="pt")
+            model(**batch)
+
+    encoder = DenseEncoder(model, tok, spec, cfg.ret_query_max_len, cfg.ret_passage_max_len, cfg.use_bf16)
+    base = median_time(plain_loop, args.repeats)
+    ours = median_time(lambda: encoder.encode(texts, False, bs), args.repeats)
+    print(f"encoding ({cfg.encoder}, {len(texts)} passages, <= {cfg.ret_passage_max_len} tokens, batch {bs}):")
+    print(f"  HF loop (fp32)     {len(texts) / base:8.1f} passages/s")
+    print(f"  DenseEncoder       {len(texts) / ours:8.1f} passages/s   ratio {base / ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
