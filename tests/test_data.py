@@ -95,7 +95,8 @@ def test_unknown_language_is_a_clear_error(real_data):
 
 @pytest.fixture(scope="module")
 def b1_cpu(real_data):
-    return D.build_b1(load_profile("cpu"), real_data)
+    """B1 with the cpu profile's split and the whole corpus (the profile itself caps it)."""
+    return D.build_b1(load_profile("cpu", {"max_corpus": None}), real_data)
 
 
 def test_b1_split_is_article_level_and_seeded(b1_cpu, real_data):
@@ -120,11 +121,13 @@ def test_b1_corpus_and_gold(b1_cpu):
         assert b1_cpu.xquad_questions["en"][qid] == b1_cpu.english_questions[qid]
 
 
-def test_b1_capped_corpus_keeps_every_gold(real_data):
-    cfg = load_profile("smoke")
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_b1_capped_corpus_keeps_every_gold(real_data, profile):
+    cfg = load_profile(profile)
     b1 = D.build_b1(cfg, real_data)
     assert len(b1.corpus) == cfg.max_corpus
-    assert len(b1.test_qids) == cfg.max_test_questions
+    if cfg.max_test_questions is not None:
+        assert len(b1.test_qids) == cfg.max_test_questions
     assert {b1.qid_to_docid[q] for q in b1.test_qids} <= {p.docid for p in b1.corpus}
 
 
@@ -148,3 +151,22 @@ def test_english_rows_use_squad_questions(b1_cpu):
     # all English SQuAD questions of the 30 train articles, far more than XQuAD's
     assert len(rows) > 5000
     assert all(r["query_id"].endswith("-en") for r in rows)
+
+
+def test_xor_counted_questions_match_the_papers(real_data):
+    dev = D.load_xor_retrieve("dev", real_data)
+    assert D.xor_counted_questions(dev) == {"ar": 309, "bn": 304, "fi": 314, "ja": 241, "ko": 285,
+                                            "ru": 237, "te": 238}
+
+
+def test_xor_corpus_tsv_and_missing_message(tmp_path):
+    with pytest.raises(UserError, match="XOR-Retrieve passage collection is missing.*2019-02-01"):
+        D.load_xor_corpus(tmp_path / "absent.tsv")
+    path = tmp_path / "psgs.tsv"
+    path.write_text('id\ttext\ttitle\n1\tAaron is a prophet.\tAaron\n2\t"Quoted" text\tB\n', encoding="utf-8")
+    passages = D.load_xor_corpus(path)
+    assert [(p.docid, p.title, p.text) for p in passages] == [("1", "Aaron", "Aaron is a prophet."),
+                                                               ("2", "B", "Quoted text")]
+    path.write_text("docid\tbody\n", encoding="utf-8")
+    with pytest.raises(UserError, match="expected a header line"):
+        D.load_xor_corpus(path)

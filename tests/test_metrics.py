@@ -128,3 +128,34 @@ def test_standard_measures_by_hand():
     assert values["nDCG@10"]["q2"] == pytest.approx(0.5)  # 1/log2(3+1)
     # a query of the qrels the run does not answer at all scores 0
     assert standard_measures({"q1": run["q1"]}, qrels, ["R@5"])["R@5"]["q3"] == 0.0
+
+
+def test_word_tokenize_is_nltks_with_punkt_sentence_splitting():
+    from xqglib.metrics import tokenizer_description, xor_word_tokenize
+
+    text = "Mr. Smith went to Washington on Jan. 5. He arrived at 5 p.m. and left."
+    # Punkt keeps abbreviations whole and splits the sentence-final periods off
+    assert xor_word_tokenize(text) == ["Mr.", "Smith", "went", "to", "Washington", "on", "Jan.", "5", ".",
+                                       "He", "arrived", "at", "5", "p.m.", "and", "left", "."]
+    assert tokenizer_description().startswith("nltk.word_tokenize with NLTK's English punkt_tab")
+
+
+def test_punkt_tab_files_load_with_nltks_own_loader(tmp_path, monkeypatch):
+    import nltk
+    from nltk.tokenize.punkt import load_punkt_params
+    from punkt.data import english
+
+    from xqglib.metrics import install_punkt_tab
+
+    root = install_punkt_tab(tmp_path)
+    # found and read the way NLTK finds and reads its own downloaded data (NLTK only opens files
+    # under nltk.data.path, where the library puts its own copy too)
+    monkeypatch.setattr(nltk.data, "path", [str(root)] + list(nltk.data.path))
+    params = load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/", paths=[str(root)]))
+    assert params.abbrev_types == set(english.ABBREV_TYPES)
+    assert params.sent_starters == set(english.SENT_STARTERS)
+    assert params.collocations == set(english.COLLOCATIONS)
+    assert dict(params.ortho_context) == dict(english.ORTHO_CONTEXT)
+    mtimes = [p.stat().st_mtime_ns for p in sorted(root.rglob("*.t*"))]
+    install_punkt_tab(tmp_path)  # idempotent: unchanged files are not rewritten
+    assert [p.stat().st_mtime_ns for p in sorted(root.rglob("*.t*"))] == mtimes

@@ -89,3 +89,25 @@ def test_cli_user_errors_have_no_traceback():
     result = subprocess.run([sys.executable, "-m", "xqglib", "run", "--profile", "smoke", "--overrides",
                              '{"bogus": 1}'], capture_output=True, text=True, cwd=repo_root(), env=env)
     assert result.returncode == 2 and "unknown profile field(s): ['bogus']" in result.stderr
+
+
+def test_official_prediction_files_score_the_same(smoke_runs):
+    """The official scorer's loop, fed our prediction files, gives the numbers of metrics.json."""
+    from test_metrics import official_loop
+
+    from xqglib.metrics import xor_word_tokenize
+
+    rd, _ = smoke_runs
+    folder = rd.root / "eval" / "xor_predictions"
+    answers = {r["id"]: r["answers"] for r in map(json.loads, (folder / "answers.jsonl").read_text().splitlines())}
+    metrics = json.loads(rd.eval_file("metrics.json").read_text())
+    for system in ("base", "xdr+xQG"):
+        predictions = json.loads((folder / f"{system}.json").read_text())
+        ranked = {p["id"]: p["ctxs"] for p in predictions}
+        langs = {p["id"]: p["lang"] for p in predictions}
+        for n in (2, 5):
+            reference = official_loop(ranked, answers, langs, n * 1000, xor_word_tokenize)
+            assert reference == pytest.approx(metrics[system]["per_language"][f"R@{n}kt"])
+    significance = json.loads(rd.eval_file("significance.json").read_text())
+    assert set(significance) == {"base|R@2kt", "base|R@5kt", "xdr|R@2kt", "xdr|R@5kt"}
+    assert set(significance["xdr|R@2kt"]) == {"ar", "de", "th", "all", "bonferroni"}

