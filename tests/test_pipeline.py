@@ -111,3 +111,17 @@ def test_official_prediction_files_score_the_same(smoke_runs):
     significance = json.loads(rd.eval_file("significance.json").read_text())
     assert set(significance) == {"base|R@2kt", "base|R@5kt", "xdr|R@2kt", "xdr|R@5kt"}
     assert set(significance["xdr|R@2kt"]) == {"ar", "de", "th", "all", "bonferroni"}
+
+
+def test_n_sweep_and_rank_changes_agree_with_the_main_run(smoke_runs):
+    rd, _ = smoke_runs
+    metrics = json.loads(rd.eval_file("metrics.json").read_text())
+    sweep = json.loads(rd.eval_file("n_sweep_xdr.json").read_text())
+    assert [r["n"] for r in sweep] == [1, 2]
+    # fusing all n queries per language is exactly the xdr+xQG system of the main table
+    assert sweep[-1]["R@2kt"] == pytest.approx(metrics["xdr+xQG"]["R@2kt"])
+    assert sweep[-1]["R@5kt"] == pytest.approx(metrics["xdr+xQG"]["R@5kt"])
+    ranks = json.loads(rd.eval_file("gold_rank_changes_xdr.json").read_text())
+    assert [r["lang"] for r in ranks] == ["ar", "de", "th"]
+    for r in ranks:
+        assert r["improved %"] + r["worsened %"] + r["unchanged %"] == pytest.approx(100.0)

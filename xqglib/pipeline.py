@@ -273,6 +273,53 @@ def xqg_significance(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]
     return out
 
 
+def n_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]]:
+    """Effectiveness against the number of generated queries per language used (n = 1..N), each
+    tested against the plain retriever (paired t-test over all questions, as the paper's figure)."""
+    evaluator = Evaluator(rd)
+    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
+    query_ids = [q["query_id"] for q in evaluator.queries]
+    emb = load_embeddings(rd, name)
+    plain = evaluator.evaluate(search(emb["passages"], corpus_ids, emb["queries"], query_ids, cfg.search_depth))
+    rows = []
+    for n in range(1, cfg.gen_n_per_language + 1):
+        r = evaluator.evaluate(search(augmented_passages(emb, corpus_ids, cfg.alpha, n=n), corpus_ids,
+                                      emb["queries"], query_ids, cfg.search_depth))
+        row: dict[str, Any] = {"n": n}
+        for measure in ("R@2kt", "R@5kt"):
+            sig = compare_by_language(plain["per_question"][measure], r["per_question"][measure],
+                                      evaluator.lang, seed=cfg.seed)["all"]
+            row[measure] = r[measure]
+            row[f"{measure} p"] = sig.p_ttest
+        rows.append(row)
+    write_json(rd.eval_file(f"n_sweep_{name}.json"), rows)
+    return rows
+
+
+def gold_rank_changes(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]]:
+    """Per language: where each test question's gold passage ranks without and with xQG
+    (a passage beyond the search depth counts as depth + 1)."""
+    qrels = read_qrels(rd.qrels)
+    langs = {q["query_id"]: q["lang"] for q in read_jsonl(rd.test_queries)}
+    runs = [read_trec_run(rd.require(rd.trec_run(s), "search")) for s in (name, f"{name}+xQG")]
+
+    def rank(run: dict[str, dict[str, float]], qid: str) -> int:
+        ranked = ranked_docids(run.get(qid, {}))
+        gold = next(iter(qrels[qid]))
+        return ranked.index(gold) + 1 if gold in ranked else cfg.search_depth + 1
+
+    rows = []
+    for lang in sorted(set(langs.values())):
+        qids = [q for q in qrels if langs[q] == lang]
+        before = np.array([rank(runs[0], q) for q in qids])
+        after = np.array([rank(runs[1], q) for q in qids])
+        rows.append({"lang": lang, "questions": len(qids), "mean rank": before.mean(),
+                     "mean rank +xQG": after.mean(), "improved %": 100 * np.mean(after < before),
+                     "worsened %": 100 * np.mean(after > before), "unchanged %": 100 * np.mean(after == before)})
+    write_json(rd.eval_file(f"gold_rank_changes_{name}.json"), rows)
+    return rows
+
+
 def alpha_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
     """R@2kt / R@5kt of ``name`` as alpha varies (alpha 0 is the plain retriever)."""
     evaluator = Evaluator(rd)

@@ -127,3 +127,42 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     total = df["seconds"].sum()
     df.loc["total", "seconds"] = total
     return df
+
+
+def plot_n_sweep(rows: Sequence[Mapping[str, Any]], title: str):
+    """R@2kt / R@5kt against n, with † where the gain over n = 0 (the plain retriever) is significant."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for measure, marker in (("R@2kt", "o"), ("R@5kt", "s")):
+        xs, ys = [r["n"] for r in rows], [r[measure] for r in rows]
+        ax.plot(xs, ys, marker=marker, label=measure)
+        for x, y, r in zip(xs, ys, rows):
+            if r[f"{measure} p"] < 0.05:
+                ax.annotate(SIGNIFICANCE_MARK, (x, y), textcoords="offset points", xytext=(0, 5), ha="center")
+    ax.set_xlabel("generated queries per language (n)")
+    ax.set_ylabel("score")
+    ax.set_xticks([r["n"] for r in rows])
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_language_bars(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], name: str, measure: str):
+    """Per-language bars of one retriever without and with xQG."""
+    import matplotlib.pyplot as plt
+
+    langs = list(cfg.query_languages)
+    plain = [metrics[name]["per_language"][measure].get(l, 0.0) for l in langs]
+    xqg = [metrics[f"{name}+xQG"]["per_language"][measure].get(l, 0.0) for l in langs]
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(langs) + 2), 3))
+    xs = range(len(langs))
+    ax.bar([x - 0.2 for x in xs], plain, width=0.4, label=name)
+    ax.bar([x + 0.2 for x in xs], xqg, width=0.4, label=f"{name} + xQG")
+    ax.set_xticks(list(xs), langs)
+    ax.set_ylabel(measure)
+    ax.set_title(f"{measure} per query language ({cfg.name} profile)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
