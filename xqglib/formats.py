@@ -35,6 +35,14 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         raise
 
 
+def save_npy(path: str | Path, array: Any) -> None:
+    """``numpy.save`` through a temp file, so that an interrupted write leaves the old file."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, array)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_open(path) as handle:
         json.dump(obj, handle, ensure_ascii=False, indent=1)

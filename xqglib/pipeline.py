@@ -6,7 +6,9 @@ wrote into the run directory, so a stage can be rerun on its own.
 
 from __future__ import annotations
 
+import functools
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,10 @@ from .artifacts import RunDir, safe_name
 from .augmentation import fuse
 from .config import Profile, load_profile
 from .encoding import DenseEncoder, passage_text
-from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, write_json,
-                      write_jsonl, write_qrels, write_trec_run)
+from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, save_npy,
+                      write_json, write_jsonl, write_qrels, write_trec_run)
 from .generation import QueryGenerator, generate_xqg, train_generator
-from .metrics import standard_measures, xor_recall_at_kt
+from .metrics import standard_measures, xor_recall_at_kt, xor_word_tokenize
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from .retrieval_training import train_retriever
 from .search import search
@@ -74,9 +76,14 @@ def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: list[dict[str, float]]) -> None:
-    """A trained model as a Hugging Face folder, and its training log beside it."""
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    """A trained model as a Hugging Face folder (written beside it, then renamed into place),
+    and its training log."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
     write_json(log_path, log)
 
 
@@ -161,12 +168,12 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, int]:
     queries = read_jsonl(rd.test_queries)
     generated = generated_query_table(read_jsonl(rd.require(rd.generated(cfg.primary_generator), "generate")))
     bs = cfg.encode_batch_size
-    np.save(rd.embeddings(name, "passages"),
+    save_npy(rd.embeddings(name, "passages"),
             encoder.encode([passage_text(p["title"], p["text"]) for p in corpus], False, bs, f"{name}: passages"))
-    np.save(rd.embeddings(name, "queries"),
+    save_npy(rd.embeddings(name, "queries"),
             encoder.encode([q["query"] for q in queries], True, bs, f"{name}: test queries"))
     # generated queries are encoded with the query encoder (the official encode.py does the same)
-    np.save(rd.embeddings(name, "generated"),
+    save_npy(rd.embeddings(name, "generated"),
             encoder.encode([g["query"] for g in generated], True, bs, f"{name}: generated queries"))
     write_json(rd.embeddings_meta(name, "generated"), [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])
     return {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
@@ -214,11 +221,13 @@ class Evaluator:
         self.answers = read_json(rd.answers)
         self.qrels = read_qrels(rd.qrels)
         self.texts = {p["docid"]: p["text"] for p in read_jsonl(rd.corpus)}  # text only, no title
+        # every system and sweep point ranks the same passages: tokenise each text once
+        self.tokenize = functools.lru_cache(maxsize=None)(xor_word_tokenize)
 
     def evaluate(self, run: dict[str, dict[str, float]]) -> dict[str, Any]:
         result: dict[str, Any] = {"per_language": {}, "per_question": {}}
         for n in (2, 5):
-            outcome = xor_recall_at_kt(run, self.texts, self.answers, self.lang, n)
+            outcome = xor_recall_at_kt(run, self.texts, self.answers, self.lang, n, self.tokenize)
             result[f"R@{n}kt"] = outcome.macro_average
             result["per_language"][f"R@{n}kt"] = outcome.per_language
             result["per_question"][f"R@{n}kt"] = {q: (None if h is None else int(h))
