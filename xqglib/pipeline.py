@@ -282,22 +282,36 @@ def xqg_significance(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]
     return out
 
 
+class _Sweep:
+    """One retriever's embeddings and an evaluator: scores the test queries against any variant
+    of its passage vectors (the sweeps over alpha and over n)."""
+
+    def __init__(self, cfg: Profile, rd: RunDir, name: str) -> None:
+        self.cfg, self.evaluator = cfg, Evaluator(rd)
+        self.corpus_ids = list(self.evaluator.texts)  # corpus order
+        self.query_ids = [q["query_id"] for q in self.evaluator.queries]
+        self.emb = load_embeddings(rd, name)
+
+    def evaluate(self, alpha: float | None, n: int | None = None) -> dict[str, Any]:
+        """Scores with xQG at ``alpha`` from the first ``n`` queries per language (None: plain)."""
+        passages = (self.emb["passages"] if alpha is None
+                    else augmented_passages(self.emb, self.corpus_ids, alpha, n=n))
+        return self.evaluator.evaluate(search(passages, self.corpus_ids, self.emb["queries"], self.query_ids,
+                                              self.cfg.search_depth))
+
+
 def n_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]]:
     """Effectiveness against the number of generated queries per language used (n = 1..N), each
     tested against the plain retriever (paired t-test over all questions, as the paper's figure)."""
-    evaluator = Evaluator(rd)
-    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
-    query_ids = [q["query_id"] for q in evaluator.queries]
-    emb = load_embeddings(rd, name)
-    plain = evaluator.evaluate(search(emb["passages"], corpus_ids, emb["queries"], query_ids, cfg.search_depth))
+    sweep = _Sweep(cfg, rd, name)
+    plain = sweep.evaluate(None)
     rows = []
     for n in range(1, cfg.gen_n_per_language + 1):
-        r = evaluator.evaluate(search(augmented_passages(emb, corpus_ids, cfg.alpha, n=n), corpus_ids,
-                                      emb["queries"], query_ids, cfg.search_depth))
+        r = sweep.evaluate(cfg.alpha, n)
         row: dict[str, Any] = {"n": n}
         for measure in ("R@2kt", "R@5kt"):
             sig = compare_by_language(plain["per_question"][measure], r["per_question"][measure],
-                                      evaluator.lang, seed=cfg.seed)["all"]
+                                      sweep.evaluator.lang, seed=cfg.seed)["all"]
             row[measure] = r[measure]
             row[f"{measure} p"] = sig.p_ttest
         rows.append(row)
@@ -331,15 +345,10 @@ def gold_rank_changes(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any
 
 def alpha_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
     """R@2kt / R@5kt of ``name`` as alpha varies (alpha 0 is the plain retriever)."""
-    evaluator = Evaluator(rd)
-    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
-    query_ids = [q["query_id"] for q in evaluator.queries]
-    emb = load_embeddings(rd, name)
+    sweep = _Sweep(cfg, rd, name)
     rows = []
     for alpha in cfg.alpha_sweep:
-        run = search(augmented_passages(emb, corpus_ids, alpha), corpus_ids, emb["queries"], query_ids,
-                     cfg.search_depth)
-        r = evaluator.evaluate(run)
+        r = sweep.evaluate(alpha)
         rows.append({"alpha": alpha, "R@2kt": r["R@2kt"], "R@5kt": r["R@5kt"], "RR@10": r["RR@10"]})
     write_json(rd.eval_file(f"alpha_sweep_{name}.json"), rows)
     return rows
