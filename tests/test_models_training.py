@@ -152,21 +152,46 @@ def test_retriever_training_lowers_loss():
     assert full_batch_loss() < before
 
 
-def test_shared_prefill_sampler_matches_generate():
-    """With top-k = 1 sampling is deterministic: reading each prompt once and copying its cache n
-    times must give exactly what transformers' generate gives, left padding included."""
-    from xqglib.generation import sample_shared_prefill
+def test_shared_prefix_sampler_matches_generate():
+    """With top-k = 1 sampling is deterministic: reading each passage once for every language and
+    copying its cache n times (dropping rows as they stop) must give exactly what transformers'
+    generate gives on the full prompts, left padding included."""
+    from xqglib.generation import sample_shared_prefix
 
     gen = generator("tiny-gemma3", "decoder")
-    prompts = [gen.prompt_ids("th", "Warsaw", "Warsaw is the capital of Poland and its largest city."),
-               gen.prompt_ids("de", "X", "short")]
-    ids, mask = gen._pad(prompts)
-    ours = sample_shared_prefill(gen.model, ids, mask, 3, 1, 10, gen.tok.eos_token_id, gen.pad_id,
-                                 torch.Generator().manual_seed(0))
-    reference = gen.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=1,
-                                   num_return_sequences=3, max_new_tokens=10, pad_token_id=gen.pad_id,
-                                   eos_token_id=gen.tok.eos_token_id)[:, ids.shape[1]:]
-    assert torch.equal(ours, reference[:, : ours.shape[1]])
+    passages = [("Warsaw", "Warsaw is the capital of Poland and its largest city."), ("X", "short")]
+    ids, mask = gen._pad([gen.passage_ids(t, x) for t, x in passages])
+    stops = [gen.tok.eos_token_id, 5, 9]  # extra stop tokens, so rows stop at different steps
+    ours = sample_shared_prefix(gen.model, ids, mask, [gen.instruction_ids("th"), gen.instruction_ids("de")],
+                                3, 1, 10, stops, gen.pad_id, torch.Generator().manual_seed(0))
+    for lang, tokens in zip(["th", "de"], ours):
+        full, full_mask = gen._pad([gen.prompt_ids(lang, t, x) for t, x in passages])
+        reference = gen.model.generate(input_ids=full, attention_mask=full_mask, do_sample=True, top_k=1,
+                                       num_return_sequences=3, max_new_tokens=10, pad_token_id=gen.pad_id,
+                                       eos_token_id=stops)[:, full.shape[1]:]
+        width = reference.shape[1]
+        assert torch.equal(tokens[:, :width], reference)
+        assert bool((tokens[:, width:] == gen.pad_id).all())
+
+
+def test_restricted_vocabulary_sampling_and_its_agreement():
+    from xqglib.generation import data_vocabulary, head_agreement, sample_shared_prefix
+
+    gen = generator("tiny-gemma3", "decoder")
+    pairs = [{"lang": "de", "title": "Warsaw", "text": "Warsaw is the capital of Poland.",
+              "question": "Was ist die Hauptstadt Polens?"}] * 2
+    everything = torch.arange(len(gen.tok))
+    exact = head_agreement(gen, pairs, everything, 5)
+    assert exact["same_top_k"] == 1.0 and exact["total_variation"] < 1e-6 and exact["p_outside"] == 0.0
+    vocabulary = data_vocabulary(gen.tok, ["Was ist die Hauptstadt Polens?"], gen.stop_ids())
+    small = head_agreement(gen, pairs, vocabulary, 5)
+    # a random model spreads its top-5 over the whole vocabulary: the restricted head disagrees
+    assert small["positions"] == exact["positions"] and small["p_outside"] > 0.5
+    assert 0.0 < small["total_variation"] <= 1.0
+    ids, mask = gen._pad([gen.passage_ids("Warsaw", "Warsaw is the capital of Poland.")])
+    [tokens] = sample_shared_prefix(gen.model, ids, mask, [gen.instruction_ids("de")], 8, 5, 6,
+                                    gen.stop_ids(), gen.pad_id, torch.Generator().manual_seed(0), vocabulary)
+    assert set(tokens.flatten().tolist()) <= set(vocabulary.tolist()) | {gen.pad_id}
 
 
 def test_top_k_sampling_stays_in_the_top_k():

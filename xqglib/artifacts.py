@@ -64,6 +64,7 @@ class RunDir:
     def generator_model(self, name: str) -> Path: return self.path("generators", safe_name(name), "model")
     def generator_log(self, name: str) -> Path: return self.path("generators", safe_name(name), "log.json")
     def generated(self, name: str) -> Path: return self.path("generated", f"{safe_name(name)}.jsonl")
+    def generation_report(self, name: str) -> Path: return self.path("generated", f"{safe_name(name)}.report.json")
     def retriever_model(self, name: str) -> Path: return self.path("retrievers", name, "model")
     def retriever_log(self, name: str) -> Path: return self.path("retrievers", name, "log.json")
 

@@ -19,6 +19,7 @@ import random
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,20 @@ def generator_pairs(b1: B1, split: str, languages: list[str] | tuple[str, ...]) 
             pairs.append({"qid": qid, "lang": lang, "docid": p.docid, "title": p.title,
                           "text": p.text, "question": b1.xquad_questions[lang][qid]})
     return pairs
+
+
+def xquad_texts(b1: B1, splits: Sequence[str], languages: Sequence[str],
+                root: Path | None = None) -> list[str]:
+    """The XQuAD paragraphs and questions, in ``languages``, of the articles in ``splits``."""
+    wanted = {title for split in splits for title in b1.articles(split)}
+    texts: list[str] = []
+    for lang in languages:
+        for article in load_xquad(lang, root):
+            if article["title"] in wanted:
+                for paragraph in article["paragraphs"]:
+                    texts.append(paragraph["context"])
+                    texts.extend(qa["question"] for qa in paragraph["qas"])
+    return texts
 
 
 def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[str, ...],

@@ -3,12 +3,20 @@
 Two backends share one interface:
 
 - ``seq2seq`` (mT5, as in the paper): the prompt is the encoder input, the question the target.
-- ``decoder`` (Gemma 3, the offline default): ``<bos> prompt SEP question <eos>``; the loss is taken
-  on the question tokens only, and the LM head is applied only at those positions (computing the
-  262k-way logits over the prompt would be most of the step's cost and is thrown away).
+  Prompt, as the official DSI-QG/xQG code: ``Generate a {Language} question for this passage:
+  {title} {passage}``.
+- ``decoder`` (Gemma 3, the offline default): ``<bos> {title} {passage}`` then ``\nGenerate a
+  {Language} question for this passage:\nQuestion:`` then the question and ``<eos>``. The same
+  words as the paper's prompt, with the passage first: a decoder reads left to right, so with the
+  passage first its key/value cache is computed once and shared by every language's instruction
+  (5 languages: the prompt is read once instead of five times). The loss is taken on the question
+  tokens only, and the LM head is applied only at those positions (the 262k-way logits over the
+  prompt would be most of the step's cost and are thrown away).
 
-Prompt, as the official DSI-QG/xQG code: ``Generate a {Language} question for this passage:
-{title} {passage}``.
+Sampling is top-k (no top-p, temperature 1). Optionally the LM head is restricted to a vocabulary
+(the tokens seen in the data, see :func:`data_vocabulary`): Gemma's 262k-row head is most of each
+decoding step's cost, and a 13k-row head is 20 times cheaper. That is an approximation of top-k
+sampling over the full vocabulary; :func:`head_agreement` measures how close it is.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import copy
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +35,19 @@ from tqdm.auto import tqdm
 
 from .config import LANGUAGE_NAMES
 
-#: What separates the (possibly truncated) passage from the question for decoder-only models,
-#: which, unlike seq2seq ones, have no encoder boundary to tell them where the prompt ends.
+#: What separates the prompt from the question for decoder-only models, which, unlike seq2seq
+#: ones, have no encoder boundary to tell them where the prompt ends.
 DECODER_SEPARATOR = "\nQuestion:"
 
 
 def xqg_prompt(lang: str, title: str, text: str) -> str:
+    """The paper's prompt (the seq2seq backend's input)."""
     return f"Generate a {LANGUAGE_NAMES[lang]} question for this passage: {title} {text}"
+
+
+def decoder_instruction(lang: str) -> str:
+    """What follows the passage in the decoder backend's prompt (the paper's words, passage first)."""
+    return f"\nGenerate a {LANGUAGE_NAMES[lang]} question for this passage:{DECODER_SEPARATOR}"
 
 
 @dataclass
@@ -53,21 +67,45 @@ class QueryGenerator:
         self.model, self.tok, self.kind = model, tokenizer, kind
         self.max_input_len, self.max_target_len = max_input_len, max_target_len
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._sep = tokenizer(DECODER_SEPARATOR, add_special_tokens=False)["input_ids"]
+        #: LM-head rows sampling may choose from (None: the whole vocabulary)
+        self.vocabulary: torch.Tensor | None = None
 
     # ---- tokenisation ------------------------------------------------------------------
-    def prompt_ids(self, lang: str, title: str, text: str) -> list[int]:
-        ids = self.tok(xqg_prompt(lang, title, text), add_special_tokens=False, truncation=True,
-                       max_length=self.max_input_len)["input_ids"]
-        if self.kind == "seq2seq":
-            return ids + [self.tok.eos_token_id]
+    def passage_ids(self, title: str, text: str) -> list[int]:
+        """Decoder backend: ``<bos> title passage``, truncated to ``max_input_len`` tokens."""
         bos = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
-        return bos + ids + self._sep
+        return bos + self.tok(f"{title} {text}", add_special_tokens=False, truncation=True,
+                              max_length=self.max_input_len)["input_ids"]
+
+    def instruction_ids(self, lang: str) -> list[int]:
+        return self.tok(decoder_instruction(lang), add_special_tokens=False)["input_ids"]
+
+    def prompt_ids(self, lang: str, title: str, text: str) -> list[int]:
+        if self.kind == "seq2seq":
+            ids = self.tok(xqg_prompt(lang, title, text), add_special_tokens=False, truncation=True,
+                           max_length=self.max_input_len)["input_ids"]
+            return ids + [self.tok.eos_token_id]
+        return self.passage_ids(title, text) + self.instruction_ids(lang)
 
     def target_ids(self, question: str) -> list[int]:
         ids = self.tok(question, add_special_tokens=False, truncation=True,
                        max_length=self.max_target_len - 1)["input_ids"]
         return ids + [self.tok.eos_token_id]
+
+    def stop_ids(self) -> list[int]:
+        if not hasattr(self, "_stops"):
+            self._stops = self._find_stop_ids()
+        return self._stops
+
+    def _find_stop_ids(self) -> list[int]:
+        """Tokens that end a question: eos, and for decoders any token holding a line break
+        (a decoder may run on past its question; only the first line is kept, so stopping there
+        changes no output and saves the steps)."""
+        stops = {self.tok.eos_token_id}
+        if self.kind == "decoder":
+            pieces = self.tok.convert_ids_to_tokens(list(range(len(self.tok))))
+            stops |= {i for i, piece in enumerate(pieces) if piece and "\n" in piece}
+        return sorted(stops)
 
     def collate(self, pairs: Sequence[dict[str, str]]) -> GeneratorBatch:
         """Right-padded training batch; labels are -100 wherever no loss is taken."""
@@ -93,21 +131,23 @@ class QueryGenerator:
         return GeneratorBatch(ids, mask, lab)
 
     # ---- loss ------------------------------------------------------------------------------
-    def loss(self, batch: GeneratorBatch) -> torch.Tensor:
-        """Mean cross-entropy over the question tokens of the batch."""
-        if self.kind == "seq2seq":
-            return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                              labels=batch.labels).loss
+    def question_hidden(self, batch: GeneratorBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder backend: final hidden states at the positions that predict a question token,
+        and those tokens."""
         hidden = self.model.get_decoder()(input_ids=batch.input_ids,
                                            attention_mask=batch.attention_mask).last_hidden_state
         # position t predicts token t+1: keep only positions whose next token is a question token
         targets = batch.labels[:, 1:]
         keep = targets != -100
-        logits = self.model.get_output_embeddings()(hidden[:, :-1][keep])
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return F.cross_entropy(logits.float(), targets[keep])
+        return hidden[:, :-1][keep], targets[keep]
+
+    def loss(self, batch: GeneratorBatch) -> torch.Tensor:
+        """Mean cross-entropy over the question tokens of the batch."""
+        if self.kind == "seq2seq":
+            return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                              labels=batch.labels).loss
+        hidden, targets = self.question_hidden(batch)
+        return F.cross_entropy(LMHead(self.model).logits(hidden).float(), targets)
 
     # ---- sampling --------------------------------------------------------------------------
     def _pad(self, prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,33 +162,62 @@ class QueryGenerator:
         return ids, mask
 
     @torch.no_grad()
-    def sample(self, prompts: Sequence[list[int]], n: int, top_k: int, max_new_tokens: int,
-               seed: int, bf16: bool = False, shared_prefill: bool = True) -> list[list[str]]:
-        """``n`` questions per prompt by top-k sampling (no top-p, temperature 1), seeded.
+    def sample(self, passages: Sequence[tuple[str, str]], languages: Sequence[str], n: int,
+               top_k: int, max_new_tokens: int, seed: int, bf16: bool = False,
+               shared_prefill: bool = True) -> dict[str, list[list[str]]]:
+        """``n`` questions per (title, text) passage and language by top-k sampling, seeded.
 
-        Decoder-only models use :func:`sample_shared_prefill` (each prompt is read once and its
-        cache copied n times); ``shared_prefill=False`` uses the plain ``generate`` loop, which
-        reads every prompt n times (kept as the benchmark's baseline). Seq2seq models use
-        ``generate``, which already encodes each prompt once.
+        Returns ``{lang: [[n questions] per passage]}``. Decoder-only models use
+        :func:`sample_shared_prefix` (each passage is read once for all languages and samples);
+        ``shared_prefill=False`` runs transformers' ``generate`` on every full prompt, which reads
+        it n times per language (the benchmark's baseline). Seq2seq models use ``generate``, which
+        already encodes each prompt once per language.
         """
-        ids, mask = self._pad(prompts)
+        out: dict[str, list[list[str]]] = {}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             if self.kind == "decoder" and shared_prefill:
-                generator = torch.Generator().manual_seed(seed)
-                out = sample_shared_prefill(self.model, ids, mask, n, top_k, max_new_tokens,
-                                            self.tok.eos_token_id, self.pad_id, generator)
+                ids, mask = self._pad([self.passage_ids(t, x) for t, x in passages])
+                tokens = sample_shared_prefix(
+                    self.model, ids, mask, [self.instruction_ids(lang) for lang in languages], n,
+                    top_k, max_new_tokens, self.stop_ids(), self.pad_id,
+                    torch.Generator().manual_seed(seed), self.vocabulary)
+                out = {lang: self._texts(t, n) for lang, t in zip(languages, tokens)}
             else:
                 torch.manual_seed(seed)
-                out = self.model.generate(
-                    input_ids=ids, attention_mask=mask, do_sample=True, top_k=top_k, top_p=1.0,
-                    temperature=1.0, num_return_sequences=n, max_new_tokens=max_new_tokens,
-                    pad_token_id=self.pad_id, eos_token_id=self.tok.eos_token_id)
-                if self.kind == "decoder":
-                    out = out[:, ids.shape[1]:]
-        texts = self.tok.batch_decode(out, skip_special_tokens=True)
+                for lang in languages:
+                    ids, mask = self._pad([self.prompt_ids(lang, t, x) for t, x in passages])
+                    gen = self.model.generate(
+                        input_ids=ids, attention_mask=mask, do_sample=True, top_k=top_k, top_p=1.0,
+                        temperature=1.0, num_return_sequences=n, max_new_tokens=max_new_tokens,
+                        pad_token_id=self.pad_id, eos_token_id=self.stop_ids())
+                    out[lang] = self._texts(gen[:, ids.shape[1]:] if self.kind == "decoder" else gen, n)
+        return out
+
+    def _texts(self, tokens: torch.Tensor, n: int) -> list[list[str]]:
+        texts = self.tok.batch_decode(tokens, skip_special_tokens=True)
         # a decoder may run on past the question: keep its first line
         texts = [t.strip().split("\n")[0].strip() for t in texts]
-        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+        return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]
+
+
+class LMHead:
+    """A decoder's output projection, optionally restricted to some vocabulary rows."""
+
+    def __init__(self, model: Any, vocabulary: torch.Tensor | None = None) -> None:
+        weight = model.get_output_embeddings().weight
+        self.vocabulary = vocabulary
+        self.weight = weight if vocabulary is None else weight[vocabulary].contiguous()
+        self.cap = getattr(model.config, "final_logit_softcapping", None)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = hidden @ self.weight.to(hidden.dtype).T
+        if self.cap:
+            logits = torch.tanh(logits / self.cap) * self.cap
+        return logits
+
+    def sample(self, hidden: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        tokens = sample_top_k(self.logits(hidden), k, generator)
+        return tokens if self.vocabulary is None else self.vocabulary[tokens]
 
 
 def sample_top_k(logits: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -158,37 +227,110 @@ def sample_top_k(logits: torch.Tensor, k: int, generator: torch.Generator) -> to
     return indices.gather(-1, choice).squeeze(-1)
 
 
-def sample_shared_prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor, n: int, top_k: int,
-                          max_new_tokens: int, eos_id: int, pad_id: int,
-                          generator: torch.Generator) -> torch.Tensor:
-    """Top-k sampling of ``n`` continuations per left-padded prompt, reading each prompt once.
+@torch.no_grad()
+def sample_shared_prefix(model: Any, ids: torch.Tensor, mask: torch.Tensor,
+                         instructions: Sequence[list[int]], n: int, top_k: int, max_new_tokens: int,
+                         stop_ids: Iterable[int], pad_id: int, generator: torch.Generator,
+                         vocabulary: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Top-k sampling of ``n`` continuations of ``passage + instruction`` for each left-padded
+    passage and each instruction, reading every passage once.
 
-    The prompt's key/value cache is computed once and repeated n times, and the LM head is
-    applied only at the last position; decoding then runs on all n x prompts rows at once.
-    Returns the new tokens (rows in prompt-major order, padded with ``pad_id`` after eos).
+    The passages' key/value cache is computed once; for each instruction it is copied, extended by
+    the instruction (the same tokens on every row) and repeated n times, and decoding runs on all
+    rows at once. The LM head is applied only where a token is sampled. Rows that have stopped are
+    dropped from the batch as they accumulate. Returns, per instruction, the new tokens (rows in
+    passage-major order, padded with ``pad_id`` after the stop token).
     """
+    decoder = model.get_decoder()
+    head = LMHead(model, vocabulary)
+    stops = torch.tensor(sorted(set(stop_ids)))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(n)
-    logits = out.logits[:, -1].repeat_interleave(n, 0)
-    mask = mask.repeat_interleave(n, 0)
-    next_position = positions[:, -1:].repeat_interleave(n, 0) + 1
-    finished = torch.zeros(logits.shape[0], dtype=torch.bool)
-    steps = []
-    for _ in range(max_new_tokens):
-        token = torch.where(finished, pad_id, sample_top_k(logits, top_k, generator))
-        steps.append(token)
-        finished |= token == eos_id
-        if bool(finished.all()):
+    cache = decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
+                    use_cache=True).past_key_values
+    results = []
+    for i, instruction in enumerate(instructions):
+        own = cache if i == len(instructions) - 1 else copy.deepcopy(cache)
+        suffix = torch.tensor(instruction).expand(ids.shape[0], -1)
+        suffix_mask = torch.cat([mask, torch.ones_like(suffix)], dim=1)
+        suffix_pos = positions[:, -1:] + 1 + torch.arange(suffix.shape[1])
+        hidden = decoder(input_ids=suffix, attention_mask=suffix_mask, position_ids=suffix_pos,
+                         past_key_values=own, use_cache=True).last_hidden_state[:, -1]
+        own.batch_repeat_interleave(n)
+        results.append(_decode(decoder, head, own, suffix_mask.repeat_interleave(n, 0),
+                               suffix_pos[:, -1:].repeat_interleave(n, 0) + 1,
+                               hidden.repeat_interleave(n, 0), top_k, max_new_tokens, stops,
+                               pad_id, generator))
+    return results
+
+
+def _decode(decoder: Any, head: LMHead, cache: Any, mask: torch.Tensor, position: torch.Tensor,
+            hidden: torch.Tensor, top_k: int, max_new_tokens: int, stops: torch.Tensor, pad_id: int,
+            generator: torch.Generator) -> torch.Tensor:
+    """The decoding loop of :func:`sample_shared_prefix` from a filled cache."""
+    out = torch.full((hidden.shape[0], max_new_tokens), pad_id)
+    rows = torch.arange(hidden.shape[0])  # which output row each batch row is
+    done = torch.zeros(hidden.shape[0], dtype=torch.bool)
+    for step in range(max_new_tokens):
+        token = torch.where(done, pad_id, head.sample(hidden, top_k, generator))
+        out[rows, step] = token
+        done |= torch.isin(token, stops)
+        if bool(done.all()) or step == max_new_tokens - 1:
             break
+        # every row costs a cache copy per step; drop stopped rows once they are an eighth
+        if int(done.sum()) * 8 >= len(done):
+            keep = (~done).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            rows, done, token, mask, position = rows[keep], done[keep], token[keep], mask[keep], position[keep]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position,
-                    past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1]
-        next_position = next_position + 1
-    return torch.stack(steps, dim=1)
+        hidden = decoder(input_ids=token[:, None], attention_mask=mask, position_ids=position,
+                         past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+        position = position + 1
+    return out
+
+
+def data_vocabulary(tokenizer: Any, texts: Iterable[str], extra: Iterable[int] = ()) -> torch.Tensor:
+    """Sorted token ids of ``texts`` (plus ``extra``): a vocabulary to restrict sampling to."""
+    ids: set[int] = set(extra)
+    for text in texts:
+        ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return torch.tensor(sorted(ids))
+
+
+@torch.no_grad()
+def head_agreement(gen: QueryGenerator, pairs: Sequence[dict[str, str]], vocabulary: torch.Tensor,
+                   top_k: int, batch_size: int = 8) -> dict[str, float]:
+    """How close top-k sampling over ``vocabulary`` is to top-k sampling over the full vocabulary.
+
+    At every question position of ``pairs`` (teacher-forced), the two top-k distributions are
+    compared: the share of positions whose top-k token sets are identical, the mean total-variation
+    distance between the two sampling distributions, and the mean probability that exact sampling
+    picks a token outside the vocabulary.
+    """
+    full, restricted = LMHead(gen.model), LMHead(gen.model, vocabulary)
+    inside = torch.zeros(full.weight.shape[0], dtype=torch.bool)
+    inside[vocabulary] = True
+    same = tv = outside = 0.0
+    count = 0
+    gen.model.eval()
+    for start in range(0, len(pairs), batch_size):
+        hidden, _ = gen.question_hidden(gen.collate(pairs[start:start + batch_size]))
+        p_full = _top_k_distribution(full.logits(hidden).float(), top_k, None, inside.shape[0])
+        p_restricted = _top_k_distribution(restricted.logits(hidden).float(), top_k, vocabulary,
+                                           inside.shape[0])
+        same += float(((p_full > 0) == (p_restricted > 0)).all(dim=1).sum())
+        tv += float(0.5 * (p_full - p_restricted).abs().sum(dim=1).sum())
+        outside += float(p_full[:, ~inside].sum(dim=1).sum())
+        count += hidden.shape[0]
+    return {"positions": count, "same_top_k": same / max(count, 1),
+            "total_variation": tv / max(count, 1), "p_outside": outside / max(count, 1)}
+
+
+def _top_k_distribution(logits: torch.Tensor, k: int, vocabulary: torch.Tensor | None,
+                        size: int) -> torch.Tensor:
+    values, indices = torch.topk(logits, k, dim=-1)
+    if vocabulary is not None:
+        indices = vocabulary[indices]
+    return torch.zeros(logits.shape[0], size).scatter_(1, indices, torch.softmax(values, dim=-1))
 
 
 def _freeze_embeddings(model: Any) -> None:
@@ -267,23 +409,20 @@ def generate_xqg(gen: QueryGenerator, passages: Sequence[dict[str, str]], langua
                  bf16: bool) -> list[dict[str, Any]]:
     """Rows of the released xQG jsonl: ``{docid, title, text, generated_queries: {lang: [n]}}``.
 
-    Each (batch, language) call is seeded from ``seed`` and its position, so any part of the
-    output can be regenerated alone and gives the same questions.
+    Each batch of passages is seeded from ``seed`` and its position, so any part of the output
+    can be regenerated alone and gives the same questions.
     """
-    rows = [{"docid": p["docid"], "title": p["title"], "text": p["text"], "generated_queries": {}}
-            for p in passages]
+    rows = [{"docid": p["docid"], "title": p["title"], "text": p["text"],
+             "generated_queries": {lang: [] for lang in languages}} for p in passages]
     gen.model.eval()
     # batches of similar length waste little compute on padding; the order is deterministic
     by_length = sorted(rows, key=lambda r: len(r["title"]) + len(r["text"]))
     n_batches = math.ceil(len(passages) / batch_passages)
-    with tqdm(total=n_batches * len(languages), desc="generate queries") as bar:
-        for b in range(n_batches):
-            chunk = by_length[b * batch_passages:(b + 1) * batch_passages]
-            for li, lang in enumerate(languages):
-                prompts = [gen.prompt_ids(lang, r["title"], r["text"]) for r in chunk]
-                questions = gen.sample(prompts, n, top_k, max_new_tokens,
-                                       seed=seed * 1_000_003 + b * 131 + li, bf16=bf16)
-                for row, qs in zip(chunk, questions):
-                    row["generated_queries"][lang] = qs
-                bar.update(1)
+    for b in tqdm(range(n_batches), desc=f"generate queries ({len(languages)} languages x {n})"):
+        chunk = by_length[b * batch_passages:(b + 1) * batch_passages]
+        questions = gen.sample([(r["title"], r["text"]) for r in chunk], languages, n, top_k,
+                               max_new_tokens, seed=seed * 1_000_003 + b, bf16=bf16)
+        for lang in languages:
+            for row, qs in zip(chunk, questions[lang]):
+                row["generated_queries"][lang] = qs
     return rows

@@ -22,7 +22,7 @@ from .config import Profile, load_profile
 from .encoding import DenseEncoder, passage_text
 from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, save_npy,
                       write_json, write_jsonl, write_qrels, write_trec_run)
-from .generation import QueryGenerator, generate_xqg, train_generator
+from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
 from .metrics import standard_measures, xor_recall_at_kt, xor_word_tokenize
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from .retrieval_training import train_retriever
@@ -113,11 +113,31 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]
     seed_everything(cfg.seed)
     gen = _generator(cfg, name, str(rd.require(rd.generator_model(name), "train generator")))
     corpus = read_jsonl(rd.require(rd.corpus, "data"))
+    report: dict[str, Any] = {"vocabulary": "full", "vocabulary_size": len(gen.tok)}
+    if cfg.gen_vocabulary == "data" and gen.kind == "decoder":
+        gen.vocabulary = sampling_vocabulary(cfg, gen, corpus)
+        dev = read_jsonl(rd.require(rd.generator_pairs("dev"), "data"))
+        random.Random(cfg.seed).shuffle(dev)
+        report = {"vocabulary": "data", "vocabulary_size": len(gen.vocabulary),
+                  "full_vocabulary_size": len(gen.tok),
+                  "agreement_on_dev_questions": head_agreement(gen, dev[: cfg.gen_max_dev_pairs],
+                                                               gen.vocabulary, cfg.gen_top_k)}
+    write_json(rd.generation_report(name), report)
     rows = generate_xqg(gen, corpus, cfg.gen_languages, n=cfg.gen_n_per_language, top_k=cfg.gen_top_k,
                         max_new_tokens=cfg.gen_max_new_tokens, batch_passages=cfg.gen_batch_passages,
                         seed=cfg.seed, bf16=cfg.use_bf16)
     write_jsonl(rd.generated(name), rows)
     return rows
+
+
+def sampling_vocabulary(cfg: Profile, gen: QueryGenerator, corpus: list[dict[str, str]]) -> torch.Tensor:
+    """The tokens of the data a generator may write: XQuAD paragraphs and questions of the train
+    and dev articles in the generation languages, and the corpus (English names and terms), plus
+    the stop tokens. Test-article questions are not looked at."""
+    b1 = D.build_b1(cfg)
+    texts = D.xquad_texts(b1, ("train", "dev"), cfg.gen_languages)
+    texts += [f"{p['title']} {p['text']}" for p in corpus]
+    return data_vocabulary(gen.tok, texts, gen.stop_ids())
 
 
 # --------------------------------------------------------------------------------------------
