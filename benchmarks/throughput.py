@@ -4,9 +4,13 @@ on the same model, measured in the same run (medians of repeated trials, and the
     .venv/bin/python benchmarks/throughput.py                 # the cpu profile's real models
     .venv/bin/python benchmarks/throughput.py --profile smoke # tiny models, seconds
 
-Generation: n questions per prompt by top-k sampling. Baseline: ``model.generate(do_sample=True,
-num_return_sequences=n)``, which reads every prompt n times. Ours: the prompt is read once and its
-key/value cache repeated n times (:func:`xqglib.generation.sample_shared_prefill`).
+Generation: n questions per passage and language by top-k sampling. Baseline:
+``model.generate(do_sample=True, num_return_sequences=n)`` on every full prompt, which reads it n
+times per language. Ours (:func:`xqglib.generation.sample_shared_prefix`): each passage is read
+once for all languages, its key/value cache copied per language and repeated n times, decoding
+stops at the first line break and drops stopped rows; exact top-k over the full vocabulary, and
+again with the LM head restricted to the data's vocabulary (an approximation; see
+:func:`xqglib.generation.head_agreement`).
 Encoding: passages through the encoder. Baseline: the plain loop (fp32, batches in input order).
 Ours: :meth:`xqglib.encoding.DenseEncoder.encode` (bf16 autocast where the profile uses it,
 batches of similar length).
@@ -25,6 +29,7 @@ from xqglib.data import build_b1
 from xqglib.encoding import DenseEncoder, passage_text
 from xqglib.generation import QueryGenerator
 from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
+from xqglib.pipeline import sampling_vocabulary
 
 
 def median_time(fn, repeats: int) -> float:
@@ -39,7 +44,8 @@ def median_time(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--prompts", type=int, default=8, help="prompts per generation batch")
+    parser.add_argument("--prompts", type=int, default=8, help="passages per generation batch")
+    parser.add_argument("--languages", type=int, default=2, help="generation languages (the profile's first ones)")
     parser.add_argument("--passages", type=int, default=64, help="passages per encoding trial")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -54,18 +60,25 @@ def main() -> None:
     gen = QueryGenerator(load_generator(name, kind), load_tokenizer(name), kind,
                          cfg.gen_max_input_len, cfg.gen_max_target_len)
     gen.model.eval()
-    prompts = [gen.prompt_ids("th", p.title, p.text) for p in passages[: args.prompts]]
+    chunk = [(p.title, p.text) for p in passages[: args.prompts]]
+    languages = cfg.gen_languages[: args.languages]
     n, k, new = cfg.gen_n_per_language, cfg.gen_top_k, cfg.gen_max_new_tokens
-    queries = len(prompts) * n
+    queries = len(chunk) * len(languages) * n
+    vocabulary = sampling_vocabulary(cfg, gen, [p.as_tevatron() for p in b1.corpus])
 
-    def generate(shared: bool):
-        return lambda: gen.sample(prompts, n, k, new, seed=0, bf16=cfg.use_bf16, shared_prefill=shared)
+    def generate(shared: bool, restricted: bool):
+        def run():
+            gen.vocabulary = vocabulary if restricted else None
+            gen.sample(chunk, languages, n, k, new, seed=0, bf16=cfg.use_bf16, shared_prefill=shared)
+        return run
 
-    base = median_time(generate(False), args.repeats)
-    ours = median_time(generate(True), args.repeats)
-    print(f"generation ({name}, {len(prompts)} prompts x n={n}, top-k {k}, <= {new} new tokens):")
-    print(f"  HF generate        {queries / base:8.1f} queries/s")
-    print(f"  shared prefill     {queries / ours:8.1f} queries/s   ratio {base / ours:.2f}x")
+    base = median_time(generate(False, False), args.repeats)
+    print(f"generation ({name}, {len(chunk)} passages x {len(languages)} languages x n={n}, top-k {k}, "
+          f"<= {new} new tokens):")
+    print(f"  HF generate              {queries / base:8.2f} queries/s")
+    for label, restricted in (("shared prefix", False), (f"+ {len(vocabulary)}-token head", True)):
+        ours = median_time(generate(True, restricted), args.repeats)
+        print(f"  {label:24} {queries / ours:8.2f} queries/s   ratio {base / ours:.2f}x")
 
     model, tok = load_encoder(cfg.encoder), load_tokenizer(cfg.encoder)
     model.eval()

@@ -29,6 +29,10 @@ LANGUAGE_NAMES = {
 }
 
 
+#: Generated queries per passage in the paper: 7 XOR-TyDi languages x n = 5.
+PAPER_QUERIES_PER_PASSAGE = 35
+
+
 @dataclass(frozen=True)
 class RetrieverSpec:
     """One retriever row of Table 1.
@@ -139,6 +143,12 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def scaled_alpha(self) -> float:
+        """alpha giving the generated queries the paper's total weight: it fused 7 languages x 5
+        queries = 35 with alpha 0.01 on their sum; we fuse fewer, so alpha is scaled up by 35/ours."""
+        return self.alpha * PAPER_QUERIES_PER_PASSAGE / (len(self.gen_languages) * self.gen_n_per_language)
 
     @property
     def primary_generator(self) -> str:

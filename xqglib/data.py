@@ -13,7 +13,6 @@ retrievers learn only from train-article questions, and every paragraph stays in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import urllib.error
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile, data_dir
 from .errors import UserError
-from .formats import atomic_open, read_jsonl
+from .formats import atomic_open, read_jsonl, sha256_file
 
 _XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
 _XQUADR_URL = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master/xquad-r/{}.json"
@@ -77,14 +76,6 @@ KNOWN_FILES.update({f"xquad/xquad.{l}.json": (_XQUAD_URL.format(l), s) for l, s 
 KNOWN_FILES.update({f"xquad-r/{l}.json": (_XQUADR_URL.format(l), s) for l, s in _XQUADR_SHA.items()})
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(url: str, dest: Path, sha256: str) -> Path:
     """Download ``url`` to ``dest`` (temp file, checksum, then rename)."""
     try:
@@ -97,7 +88,7 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(f"could not download {url} ({exc}); put the file at {dest} by hand, or point "
                         "XQG_DATA_DIR at a directory that holds it") from None
-    actual = _sha256(dest)
+    actual = sha256_file(dest)
     if actual != sha256:
         dest.unlink()
         raise UserError(f"{url} downloaded with SHA-256 {actual}, expected {sha256}; the published "

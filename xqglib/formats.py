@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -127,3 +128,11 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
                 raise UserError(f"{path}: not a qrels line: {line.strip()!r}")
             qrels.setdefault(parts[0], {})[parts[2]] = int(parts[3])
     return qrels
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

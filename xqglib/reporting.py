@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .artifacts import RunDir
 from .config import Profile
+from .formats import read_jsonl, sha256_file
 
 #: Paper (SIGIR 2023), XOR-Retrieve dev, average over the 7 languages, R@2kt.
 PAPER_AVERAGES_R2KT = {
@@ -166,3 +169,48 @@ def plot_language_bars(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], n
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _lines(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def data_sizes(cfg: Profile, rd: RunDir) -> pd.DataFrame:
+    """How much data each stage saw, counted from the run directory's files."""
+    rows = {"corpus passages": _lines(rd.corpus), "test queries (question x language)": _lines(rd.test_queries),
+            "generator train pairs": _lines(rd.generator_pairs("train")),
+            "generator dev pairs": _lines(rd.generator_pairs("dev"))}
+    for training in sorted({r.training for r in cfg.retrievers} - {"none"}):
+        rows[f"retriever training rows ({training})"] = _lines(rd.retriever_rows(training))
+    for name in cfg.generators:
+        path = rd.generated(name)
+        if path.exists():
+            rows[f"generated queries ({name})"] = sum(
+                len(qs) for r in read_jsonl(path) for qs in r["generated_queries"].values())
+    return pd.DataFrame({"count": rows})
+
+
+def model_provenance(cfg: Profile) -> pd.DataFrame:
+    """Every model of the profile: its role, where it comes from, and its weights' SHA-256."""
+    from .models import BUILDERS, model_source, resolve
+
+    rows = []
+    for role, name in [("encoder (all retrievers start here)", cfg.encoder)] + \
+                      [("query generator", g) for g in cfg.generators]:
+        weights = Path(resolve(name)) / "model.safetensors" if name in BUILDERS else None
+        rows.append({"role": role, "model": name, "source": model_source(name),
+                     "weights SHA-256": sha256_file(weights)[:16] + "…" if weights and weights.exists() else "-"})
+    return pd.DataFrame(rows).set_index("role")
+
+
+def profile_table(cfg: Profile) -> pd.DataFrame:
+    """The profile's every field (seed included), as the run used it."""
+    values = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) and k != "retrievers" else v)
+              for k, v in cfg.to_dict().items()}
+    values["retrievers"] = "; ".join(f"{r['name']} ({r['training']})" for r in values["retrievers"])
+    values["use_bf16 (resolved)"] = cfg.use_bf16
+    values["scaled_alpha (derived)"] = round(cfg.scaled_alpha, 6)
+    return pd.DataFrame({"value": {k: str(v) for k, v in values.items()}})
