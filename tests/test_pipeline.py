@@ -125,3 +125,23 @@ def test_n_sweep_and_rank_changes_agree_with_the_main_run(smoke_runs):
     assert [r["lang"] for r in ranks] == ["ar", "de", "th"]
     for r in ranks:
         assert r["improved %"] + r["worsened %"] + r["unchanged %"] == pytest.approx(100.0)
+
+
+def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, capsys):
+    from xqglib.config import load_profile
+    from xqglib.pipeline import train_dense_retriever
+
+    rd, _ = smoke_runs
+    weights = rd.retriever_model("xdr") / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    cfg = load_profile("smoke")
+    log = train_dense_retriever(cfg, rd, "xdr")
+    assert "reusing" in capsys.readouterr().out
+    assert weights.stat().st_mtime_ns == before
+    assert log == json.loads(rd.retriever_log("xdr").read_text())
+    # one stage field changed: trained again, and the fingerprint now records the new value
+    changed = load_profile("smoke", {"ret_max_steps": 2})
+    assert len(train_dense_retriever(changed, rd, "xdr")) == 2
+    assert "reusing" not in capsys.readouterr().out
+    assert weights.stat().st_mtime_ns != before
+    assert json.loads((rd.retriever_model("xdr").parent / "fingerprint.json").read_text())["fields"]["ret_max_steps"] == 2

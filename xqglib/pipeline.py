@@ -7,6 +7,7 @@ wrote into the run directory, so a stage can be rerun on its own.
 from __future__ import annotations
 
 import functools
+import json
 import random
 import shutil
 from pathlib import Path
@@ -21,7 +22,7 @@ from .augmentation import fuse
 from .config import Profile, load_profile
 from .encoding import DenseEncoder, passage_text
 from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, save_npy,
-                      write_json, write_jsonl, write_qrels, write_trec_run)
+                      sha256_file, write_json, write_jsonl, write_qrels, write_trec_run)
 from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
 from .metrics import standard_measures, xor_recall_at_kt, xor_word_tokenize
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
@@ -75,9 +76,10 @@ def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
 # 2. generator training, 3. generation
 # --------------------------------------------------------------------------------------------
 
-def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: list[dict[str, float]]) -> None:
+def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: list[dict[str, float]],
+                  fingerprint: dict[str, Any]) -> None:
     """A trained model as a Hugging Face folder (written beside it, then renamed into place),
-    and its training log."""
+    its training log, and the fingerprint of what it was trained from (written last)."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
@@ -85,6 +87,26 @@ def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log:
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     write_json(log_path, log)
+    write_json(_fingerprint_path(folder), fingerprint)
+
+
+def training_fingerprint(cfg: Profile, model: str, prefix: str, inputs: list[Path]) -> dict[str, Any]:
+    """What a trained model depends on: the base model, the seed, the profile's fields of its
+    stage (``prefix``: "gen_" or "ret_") and the SHA-256 of its training data files."""
+    fields = {k: v for k, v in cfg.to_dict().items() if k.startswith(prefix) or k in {"seed", "bf16"}}
+    return json.loads(json.dumps({"model": model, "fields": fields,
+                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
+
+
+def _fingerprint_path(folder: Path) -> Path:
+    return folder.with_name("fingerprint.json")
+
+
+def _reusable(folder: Path, log_path: Path, fingerprint: dict[str, Any]) -> bool:
+    """A model trained earlier from exactly the same inputs: a rerun (say after a later stage
+    failed) reuses it instead of spending the training time again."""
+    path = _fingerprint_path(folder)
+    return folder.is_dir() and log_path.exists() and path.exists() and read_json(path) == fingerprint
 
 
 def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
@@ -94,18 +116,23 @@ def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
 
 
 def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    inputs = [rd.require(rd.generator_pairs("train"), "data"), rd.generator_pairs("dev")]
+    fingerprint = training_fingerprint(cfg, name, "gen_", inputs)
+    if _reusable(rd.generator_model(name), rd.generator_log(name), fingerprint):
+        print(f"reusing {rd.generator_model(name)}: trained earlier from the same data and settings")
+        return read_json(rd.generator_log(name))
     seed_everything(cfg.seed)
     gen = _generator(cfg, name, name)
-    train = read_jsonl(rd.require(rd.generator_pairs("train"), "data"))
+    train = read_jsonl(inputs[0])
     if cfg.gen_max_train_pairs is not None:
         random.Random(cfg.seed).shuffle(train)
         train = train[: cfg.gen_max_train_pairs]
-    dev = read_jsonl(rd.generator_pairs("dev"))
+    dev = read_jsonl(inputs[1])
     log = train_generator(gen, train, dev, steps=cfg.gen_steps, batch_size=cfg.gen_batch_size,
                           lr=cfg.gen_lr, seed=cfg.seed, eval_every=cfg.gen_eval_every, bf16=cfg.use_bf16,
                           freeze_embeddings=cfg.gen_freeze_embeddings,
                           max_dev_pairs=cfg.gen_max_dev_pairs)
-    _save_trained(gen.model, gen.tok, rd.generator_model(name), rd.generator_log(name), log)
+    _save_trained(gen.model, gen.tok, rd.generator_model(name), rd.generator_log(name), log, fingerprint)
     return log
 
 
@@ -159,14 +186,18 @@ def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:
 
 def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
     spec = next(r for r in cfg.retrievers if r.name == name)
+    inputs = [rd.require(rd.retriever_rows(spec.training), "data")]
+    fingerprint = training_fingerprint(cfg, cfg.encoder, "ret_", inputs)
+    if _reusable(rd.retriever_model(name), rd.retriever_log(name), fingerprint):
+        print(f"reusing {rd.retriever_model(name)}: trained earlier from the same data and settings")
+        return read_json(rd.retriever_log(name))
     seed_everything(cfg.seed)
     encoder = _encoder(cfg, cfg.encoder)
-    rows = read_jsonl(rd.require(rd.retriever_rows(spec.training), "data"))
-    log = train_retriever(encoder, rows, epochs=cfg.ret_epochs, max_steps=cfg.ret_max_steps,
+    log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=cfg.ret_epochs, max_steps=cfg.ret_max_steps,
                           batch_size=cfg.ret_batch_size, n_negatives=cfg.ret_negatives, lr=cfg.ret_lr,
                           warmup_ratio=cfg.ret_warmup_ratio, seed=cfg.seed,
                           freeze_embeddings=cfg.ret_freeze_embeddings)
-    _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log)
+    _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
     return log
 
 
