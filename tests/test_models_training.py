@@ -183,14 +183,14 @@ def test_restricted_vocabulary_sampling_and_its_agreement():
     everything = torch.arange(len(gen.tok))
     exact = head_agreement(gen, pairs, everything, 5)
     assert exact["same_top_k"] == 1.0 and exact["total_variation"] < 1e-6 and exact["p_outside"] == 0.0
-    vocabulary = data_vocabulary(gen.tok, ["Was ist die Hauptstadt Polens?"], gen.stop_ids())
+    vocabulary = data_vocabulary(gen.tok, ["Was ist die Hauptstadt Polens?"], gen.stop_ids)
     small = head_agreement(gen, pairs, vocabulary, 5)
     # a random model spreads its top-5 over the whole vocabulary: the restricted head disagrees
     assert small["positions"] == exact["positions"] and small["p_outside"] > 0.5
     assert 0.0 < small["total_variation"] <= 1.0
     ids, mask = gen._pad([gen.passage_ids("Warsaw", "Warsaw is the capital of Poland.")])
     [tokens] = sample_shared_prefix(gen.model, ids, mask, [gen.instruction_ids("de")], 8, 5, 6,
-                                    gen.stop_ids(), gen.pad_id, torch.Generator().manual_seed(0), vocabulary)
+                                    gen.stop_ids, gen.pad_id, torch.Generator().manual_seed(0), vocabulary)
     assert set(tokens.flatten().tolist()) <= set(vocabulary.tolist()) | {gen.pad_id}
 
 

@@ -127,11 +127,18 @@ def test_n_sweep_and_rank_changes_agree_with_the_main_run(smoke_runs):
         assert r["improved %"] + r["worsened %"] + r["unchanged %"] == pytest.approx(100.0)
 
 
-def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, capsys):
+def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, tmp_path, capsys):
+    import shutil
+
+    from xqglib.artifacts import RunDir
     from xqglib.config import load_profile
     from xqglib.pipeline import train_dense_retriever
 
-    rd, _ = smoke_runs
+    # a copy of the run's training data and retriever, so the shared smoke run stays as it was
+    source, _ = smoke_runs
+    for part in ("data", "retrievers"):
+        shutil.copytree(source.root / part, tmp_path / part)
+    rd = RunDir(tmp_path)
     weights = rd.retriever_model("xdr") / "model.safetensors"
     before = weights.stat().st_mtime_ns
     cfg = load_profile("smoke")

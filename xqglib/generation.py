@@ -22,6 +22,7 @@ sampling over the full vocabulary; :func:`head_agreement` measures how close it 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import random
 import time
@@ -92,12 +93,8 @@ class QueryGenerator:
                        max_length=self.max_target_len - 1)["input_ids"]
         return ids + [self.tok.eos_token_id]
 
+    @functools.cached_property
     def stop_ids(self) -> list[int]:
-        if not hasattr(self, "_stops"):
-            self._stops = self._find_stop_ids()
-        return self._stops
-
-    def _find_stop_ids(self) -> list[int]:
         """Tokens that end a question: eos, and for decoders any token holding a line break
         (a decoder may run on past its question; only the first line is kept, so stopping there
         changes no output and saves the steps)."""
@@ -179,7 +176,7 @@ class QueryGenerator:
                 ids, mask = self._pad([self.passage_ids(t, x) for t, x in passages])
                 tokens = sample_shared_prefix(
                     self.model, ids, mask, [self.instruction_ids(lang) for lang in languages], n,
-                    top_k, max_new_tokens, self.stop_ids(), self.pad_id,
+                    top_k, max_new_tokens, self.stop_ids, self.pad_id,
                     torch.Generator().manual_seed(seed), self.vocabulary)
                 out = {lang: self._texts(t, n) for lang, t in zip(languages, tokens)}
             else:
@@ -189,7 +186,7 @@ class QueryGenerator:
                     gen = self.model.generate(
                         input_ids=ids, attention_mask=mask, do_sample=True, top_k=top_k, top_p=1.0,
                         temperature=1.0, num_return_sequences=n, max_new_tokens=max_new_tokens,
-                        pad_token_id=self.pad_id, eos_token_id=self.stop_ids())
+                        pad_token_id=self.pad_id, eos_token_id=self.stop_ids)
                     out[lang] = self._texts(gen[:, ids.shape[1]:] if self.kind == "decoder" else gen, n)
         return out
 

@@ -102,11 +102,15 @@ def _fingerprint_path(folder: Path) -> Path:
     return folder.with_name("fingerprint.json")
 
 
-def _reusable(folder: Path, log_path: Path, fingerprint: dict[str, Any]) -> bool:
-    """A model trained earlier from exactly the same inputs: a rerun (say after a later stage
-    failed) reuses it instead of spending the training time again."""
+def _earlier_training(folder: Path, log_path: Path,
+                      fingerprint: dict[str, Any]) -> list[dict[str, float]] | None:
+    """The log of a model trained earlier from exactly the same inputs, if there is one: a rerun
+    (say after a later stage failed) reuses it instead of spending the training time again."""
     path = _fingerprint_path(folder)
-    return folder.is_dir() and log_path.exists() and path.exists() and read_json(path) == fingerprint
+    if folder.is_dir() and log_path.exists() and path.exists() and read_json(path) == fingerprint:
+        print(f"reusing {folder}: trained earlier from the same data and settings")
+        return read_json(log_path)
+    return None
 
 
 def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
@@ -118,9 +122,9 @@ def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
 def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
     inputs = [rd.require(rd.generator_pairs("train"), "data"), rd.generator_pairs("dev")]
     fingerprint = training_fingerprint(cfg, name, "gen_", inputs)
-    if _reusable(rd.generator_model(name), rd.generator_log(name), fingerprint):
-        print(f"reusing {rd.generator_model(name)}: trained earlier from the same data and settings")
-        return read_json(rd.generator_log(name))
+    earlier = _earlier_training(rd.generator_model(name), rd.generator_log(name), fingerprint)
+    if earlier is not None:
+        return earlier
     seed_everything(cfg.seed)
     gen = _generator(cfg, name, name)
     train = read_jsonl(inputs[0])
@@ -164,7 +168,7 @@ def sampling_vocabulary(cfg: Profile, gen: QueryGenerator, corpus: list[dict[str
     b1 = D.build_b1(cfg)
     texts = D.xquad_texts(b1, ("train", "dev"), cfg.gen_languages)
     texts += [f"{p['title']} {p['text']}" for p in corpus]
-    return data_vocabulary(gen.tok, texts, gen.stop_ids())
+    return data_vocabulary(gen.tok, texts, gen.stop_ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,9 +192,9 @@ def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     spec = next(r for r in cfg.retrievers if r.name == name)
     inputs = [rd.require(rd.retriever_rows(spec.training), "data")]
     fingerprint = training_fingerprint(cfg, cfg.encoder, "ret_", inputs)
-    if _reusable(rd.retriever_model(name), rd.retriever_log(name), fingerprint):
-        print(f"reusing {rd.retriever_model(name)}: trained earlier from the same data and settings")
-        return read_json(rd.retriever_log(name))
+    earlier = _earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
+    if earlier is not None:
+        return earlier
     seed_everything(cfg.seed)
     encoder = _encoder(cfg, cfg.encoder)
     log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=cfg.ret_epochs, max_steps=cfg.ret_max_steps,
