@@ -140,6 +140,19 @@ def test_word_tokenize_is_nltks_with_punkt_sentence_splitting():
     assert tokenizer_description().startswith("nltk.word_tokenize with NLTK's English punkt_tab")
 
 
+def test_fallback_differs_only_at_inner_sentence_ends():
+    from xqglib.metrics import fallback_word_tokenize, xor_hit, xor_word_tokenize
+
+    text = "It opened in 1905. He arrived at 5 p.m. and left."
+    # without sentence splitting, the period of an inner sentence stays on its word
+    assert fallback_word_tokenize(text) == ["It", "opened", "in", "1905.", "He", "arrived", "at", "5",
+                                            "p.m.", "and", "left", "."]
+    assert xor_word_tokenize(text)[:5] == ["It", "opened", "in", "1905", "."]
+    # so an answer ending a sentence may be a hit under one and not the other
+    assert xor_hit([xor_word_tokenize(text)], ["in 1905 ."], 100)
+    assert not xor_hit([fallback_word_tokenize(text)], ["in 1905 ."], 100)
+
+
 def test_punkt_tab_files_load_with_nltks_own_loader(tmp_path, monkeypatch):
     import nltk
     from nltk.tokenize.punkt import load_punkt_params

@@ -113,6 +113,29 @@ def test_official_prediction_files_score_the_same(smoke_runs):
     assert set(significance["xdr|R@2kt"]) == {"ar", "de", "th", "all", "bonferroni"}
 
 
+def test_fallback_tokenisation_difference_is_what_the_official_loop_gives(smoke_runs):
+    from test_metrics import official_loop
+
+    from xqglib.metrics import fallback_word_tokenize
+
+    rd, _ = smoke_runs
+    folder = rd.root / "eval" / "xor_predictions"
+    answers = {r["id"]: r["answers"] for r in map(json.loads, (folder / "answers.jsonl").read_text().splitlines())}
+    metrics = json.loads(rd.eval_file("metrics.json").read_text())
+    rows = json.loads(rd.eval_file("tokenizer_difference.json").read_text())
+    assert {(r["system"], r["measure"]) for r in rows} == {(s, m) for s in metrics for m in ("R@2kt", "R@5kt")}
+    for row in rows:
+        predictions = json.loads((folder / f"{row['system']}.json").read_text())
+        ranked = {p["id"]: p["ctxs"] for p in predictions}
+        langs = {p["id"]: p["lang"] for p in predictions}
+        n = int(row["measure"][2])
+        fallback = official_loop(ranked, answers, langs, n * 1000, fallback_word_tokenize)
+        assert row["fallback"] == pytest.approx(sum(fallback.values()) / len(fallback))
+        assert row["exact"] == pytest.approx(metrics[row["system"]][row["measure"]])
+        if row["questions changed"] == 0:
+            assert row["fallback"] == pytest.approx(row["exact"])
+
+
 def test_n_sweep_and_rank_changes_agree_with_the_main_run(smoke_runs):
     rd, _ = smoke_runs
     metrics = json.loads(rd.eval_file("metrics.json").read_text())

@@ -54,8 +54,9 @@ def install_punkt_tab(root: Path) -> Path | None:
 
 
 @functools.cache
-def _nltk_ready() -> bool:
-    """Make NLTK's punkt_tab findable; False if only the fallback tokenisation is possible."""
+def exact_tokenizer_available() -> bool:
+    """Make NLTK's punkt_tab findable, so that R@Nkt tokenises exactly as the official scorer;
+    False if only the fallback tokenisation is possible."""
     import nltk
 
     root = install_punkt_tab(model_dir() / "nltk_data")
@@ -77,14 +78,22 @@ def xor_word_tokenize(text: str) -> list[str]:
     """
     from nltk.tokenize import word_tokenize
 
-    if _nltk_ready():
+    if exact_tokenizer_available():
         return word_tokenize(text)
+    return fallback_word_tokenize(text)
+
+
+def fallback_word_tokenize(text: str) -> list[str]:
+    """The fallback of :func:`xor_word_tokenize`: NLTK's Treebank word tokenizer on the whole
+    passage, without Punkt's sentence splitting (needs no downloaded data)."""
+    from nltk.tokenize import word_tokenize
+
     return word_tokenize(text, preserve_line=True)
 
 
 def tokenizer_description() -> str:
     return ("nltk.word_tokenize with NLTK's English punkt_tab (from " + PUNKT_PACKAGE + ")"
-            if _nltk_ready() else "NLTK Treebank tokenizer without sentence splitting (fallback)")
+            if exact_tokenizer_available() else "NLTK Treebank tokenizer without sentence splitting (fallback)")
 
 
 @dataclass

@@ -24,7 +24,8 @@ from .encoding import DenseEncoder, passage_text
 from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, save_npy,
                       sha256_file, write_json, write_jsonl, write_qrels, write_trec_run)
 from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
-from .metrics import standard_measures, xor_recall_at_kt, xor_word_tokenize
+from .metrics import (Tokenizer, exact_tokenizer_available, fallback_word_tokenize, standard_measures,
+                      xor_recall_at_kt, xor_word_tokenize)
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from .retrieval_training import train_retriever
 from .search import search
@@ -270,14 +271,14 @@ def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
 class Evaluator:
     """Scores runs of the test queries: R@2kt / R@5kt per language, and the standard measures."""
 
-    def __init__(self, rd: RunDir) -> None:
+    def __init__(self, rd: RunDir, tokenize: Tokenizer = xor_word_tokenize) -> None:
         self.queries = read_jsonl(rd.require(rd.test_queries, "data"))
         self.lang = {q["query_id"]: q["lang"] for q in self.queries}
         self.answers = read_json(rd.answers)
         self.qrels = read_qrels(rd.qrels)
         self.texts = {p["docid"]: p["text"] for p in read_jsonl(rd.corpus)}  # text only, no title
         # every system and sweep point ranks the same passages: tokenise each text once
-        self.tokenize = functools.lru_cache(maxsize=None)(xor_word_tokenize)
+        self.tokenize = functools.lru_cache(maxsize=None)(tokenize)
 
     def evaluate(self, run: dict[str, dict[str, float]]) -> dict[str, Any]:
         result: dict[str, Any] = {"per_language": {}, "per_question": {}}
@@ -320,6 +321,29 @@ def evaluate_systems(cfg: Profile, rd: RunDir) -> dict[str, dict[str, Any]]:
                                               for s, r in results.items()})
     write_json(rd.eval_file("per_question.json"), {s: r["per_question"] for s, r in results.items()})
     return results
+
+
+def tokenizer_difference(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the fallback tokenisation (:func:`~xqglib.metrics.fallback_word_tokenize`) changes
+    against the exact ``nltk.word_tokenize`` of ``results``: per system and measure, the questions
+    whose hit differs, and the macro averages under both. Empty where the exact tokeniser is not
+    installed (then ``results`` were themselves computed with the fallback)."""
+    if not exact_tokenizer_available():
+        return []
+    fallback = Evaluator(rd, tokenize=fallback_word_tokenize)
+    rows = []
+    for system, result in results.items():
+        run = read_trec_run(rd.require(rd.trec_run(system), "search"))
+        for n in (2, 5):
+            measure = f"R@{n}kt"
+            outcome = xor_recall_at_kt(run, fallback.texts, fallback.answers, fallback.lang, n, fallback.tokenize)
+            exact = result["per_question"][measure]
+            changed = [q for q, hit in outcome.hits.items() if hit is not None and int(hit) != exact[q]]
+            rows.append({"system": system, "measure": measure, "questions changed": len(changed),
+                         "gained by fallback": sum(bool(outcome.hits[q]) for q in changed),
+                         "exact": result[measure], "fallback": outcome.macro_average})
+    write_json(rd.eval_file("tokenizer_difference.json"), rows)
+    return rows
 
 
 def xqg_significance(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]],
