@@ -4,7 +4,7 @@
 # Both set up .venv first (idempotent). XQG_DATA_DIR names the data directory (default:
 # ../shared/data beside the checkout when present).
 
-PROFILE ?= smoke
+PROFILE ?= cpu
 PYTHON ?= .venv/bin/python
 
 .PHONY: setup book run test clean

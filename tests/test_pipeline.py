@@ -113,6 +113,19 @@ def test_official_prediction_files_score_the_same(smoke_runs):
     assert set(significance["xdr|R@2kt"]) == {"ar", "de", "th", "all", "bonferroni"}
 
 
+def test_pairwise_comparisons_cover_every_pair_and_match_the_per_question_hits(smoke_runs):
+    rd, _ = smoke_runs
+    hits = json.loads(rd.eval_file("per_question.json").read_text())
+    pairwise = json.loads(rd.eval_file("pairwise_significance.json").read_text())
+    assert set(pairwise) == {f"base{s} vs xdr{s}|{m}" for s in ("", "+xQG") for m in ("R@2kt", "R@5kt")}
+    for key, tests in pairwise.items():
+        (a, b), measure = key.split("|")[0].split(" vs "), key.split("|")[1]
+        counted = [q for q, h in hits[a][measure].items() if h is not None]
+        assert tests["all"]["n"] == len(counted)
+        assert tests["all"]["mean_a"] == pytest.approx(sum(hits[a][measure][q] for q in counted) / len(counted))
+        assert tests["all"]["mean_b"] == pytest.approx(sum(hits[b][measure][q] for q in counted) / len(counted))
+
+
 def test_fallback_tokenisation_difference_is_what_the_official_loop_gives(smoke_runs):
     from test_metrics import official_loop
 

@@ -356,9 +356,31 @@ def xqg_significance(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]
             out[f"{spec.name}|{measure}"] = compare_by_language(
                 results[spec.name]["per_question"][measure],
                 results[f"{spec.name}+xQG"]["per_question"][measure], langs, seed=cfg.seed)
-    write_json(rd.eval_file("significance.json"),
-               {k: {lang: (vars(r) if hasattr(r, "p_ttest") else r) for lang, r in v.items()} for k, v in out.items()})
+    _write_significance(rd.eval_file("significance.json"), out)
     return out
+
+
+def pairwise_significance(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]],
+                          measures: tuple[str, ...] = ("R@2kt", "R@5kt")) -> dict[str, dict[str, Any]]:
+    """Every pair of retrievers, without and with xQG: paired tests per language (Bonferroni) and
+    over all questions, keyed ``"A vs B|measure"`` (a positive difference favours B)."""
+    langs = {q["query_id"]: q["lang"] for q in read_jsonl(rd.test_queries)}
+    names = [spec.name for spec in cfg.retrievers]
+    out: dict[str, dict[str, Any]] = {}
+    for suffix in ("", "+xQG"):
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                for measure in measures:
+                    out[f"{a}{suffix} vs {b}{suffix}|{measure}"] = compare_by_language(
+                        results[a + suffix]["per_question"][measure],
+                        results[b + suffix]["per_question"][measure], langs, seed=cfg.seed)
+    _write_significance(rd.eval_file("pairwise_significance.json"), out)
+    return out
+
+
+def _write_significance(path: Path, tests: dict[str, dict[str, Any]]) -> None:
+    write_json(path, {key: {lang: (vars(r) if hasattr(r, "p_ttest") else r) for lang, r in by_lang.items()}
+                      for key, by_lang in tests.items()})
 
 
 class _Sweep:

@@ -11,6 +11,7 @@ import pandas as pd
 from .artifacts import RunDir
 from .config import Profile
 from .formats import read_jsonl, sha256_file
+from .statistics import ALPHA
 
 #: Paper (SIGIR 2023), XOR-Retrieve dev, average over the 7 languages, R@2kt.
 PAPER_AVERAGES_R2KT = {
@@ -84,6 +85,22 @@ def significance_table(significance: Mapping[str, Mapping[str, Any]], key: str) 
     return pd.DataFrame.from_dict(rows, orient="index").round(4)
 
 
+def pairwise_table(pairwise: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per pair of systems and measure: the difference B - A over all questions (points),
+    its p-values, and in how many languages it is significant (t-test, Bonferroni-corrected)."""
+    rows = []
+    for key, sig in pairwise.items():
+        pair, measure = key.split("|")
+        a, b = pair.split(" vs ")
+        overall = sig["all"]
+        langs = sig["bonferroni"]
+        rows.append({"A": a, "B": b, "measure": measure, "B - A (points)": round(100 * overall.diff, 2),
+                     "p t-test": overall.p_ttest, "p permutation": overall.p_permutation,
+                     "p McNemar": overall.p_mcnemar,
+                     "languages significant": f"{sum(p < ALPHA for p in langs.values())}/{len(langs)}"})
+    return pd.DataFrame(rows).set_index(["A", "B", "measure"]).round(4)
+
+
 def beside_paper(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Our average R@2kt next to the paper's row that each of our rows stands in for."""
     rows = []
@@ -94,8 +111,8 @@ def beside_paper(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]]) -> pd.D
                          "ours R@2kt": round(metrics[system]["R@2kt"], 2),
                          "ours R@5kt": round(metrics[system]["R@5kt"], 2),
                          "paper row": paper_row or "(no counterpart)",
-                         "paper R@2kt": PAPER_AVERAGES_R2KT.get(paper_row) if paper_row else None})
-    return pd.DataFrame(rows)
+                         "paper R@2kt": PAPER_AVERAGES_R2KT.get(paper_row, "–") if paper_row else "–"})
+    return pd.DataFrame(rows).set_index("ours")
 
 
 def standard_table(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]],
@@ -132,41 +149,51 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def plot_n_sweep(rows: Sequence[Mapping[str, Any]], title: str):
-    """R@2kt / R@5kt against n, with † where the gain over n = 0 (the plain retriever) is significant."""
+def plot_n_sweep(rows: Sequence[Mapping[str, Any]], title: str, plain: Mapping[str, float] | None = None):
+    """R@2kt / R@5kt against n, with † where the difference from n = 0 (the plain retriever, drawn
+    dashed when given) is significant."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
     for measure, marker in (("R@2kt", "o"), ("R@5kt", "s")):
         xs, ys = [r["n"] for r in rows], [r[measure] for r in rows]
-        ax.plot(xs, ys, marker=marker, label=measure)
+        line, = ax.plot(xs, ys, marker=marker, label=measure)
+        if plain is not None:
+            ax.axhline(plain[measure], color=line.get_color(), linestyle="--", linewidth=1,
+                       label=f"{measure}, no xQG")
         for x, y, r in zip(xs, ys, rows):
             if r[f"{measure} p"] < 0.05:
                 ax.annotate(SIGNIFICANCE_MARK, (x, y), textcoords="offset points", xytext=(0, 5), ha="center")
+    ax.margins(y=0.15)  # room for the marks
     ax.set_xlabel("generated queries per language (n)")
     ax.set_ylabel("score")
     ax.set_xticks([r["n"] for r in rows])
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 
 
 def plot_language_bars(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], name: str, measure: str):
-    """Per-language bars of one retriever without and with xQG."""
+    """Per-language bars of one retriever without and with xQG, each pair labelled with the
+    difference; languages that have generated queries are starred."""
     import matplotlib.pyplot as plt
 
     langs = list(cfg.query_languages)
     plain = [metrics[name]["per_language"][measure].get(l, 0.0) for l in langs]
     xqg = [metrics[f"{name}+xQG"]["per_language"][measure].get(l, 0.0) for l in langs]
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(langs) + 2), 3))
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(langs) + 2), 3.2))
     xs = range(len(langs))
     ax.bar([x - 0.2 for x in xs], plain, width=0.4, label=name)
     ax.bar([x + 0.2 for x in xs], xqg, width=0.4, label=f"{name} + xQG")
-    ax.set_xticks(list(xs), langs)
+    for x, a, b in zip(xs, plain, xqg):
+        ax.annotate(f"{b - a:+.1f}", (x, max(a, b)), textcoords="offset points", xytext=(0, 3),
+                    ha="center", fontsize=7)
+    ax.set_xticks(list(xs), [f"{l}*" if l in cfg.gen_languages else l for l in langs])
     ax.set_ylabel(measure)
+    ax.set_ylim(0, 110)
     ax.set_title(f"{measure} per query language ({cfg.name} profile)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.38), ncol=2)
     fig.tight_layout()
     return fig
 

@@ -106,7 +106,10 @@ def build_book(profile: str, rerun: bool = False) -> Path:
         _check_executed(source)
         shutil.copy2(source, executed / source.name)
     jb = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--warningiserror", "--keep-going"]
+    # --all: pages paste outputs of the notebooks (glue), a dependency Sphinx does not track, so
+    # an incremental build after another run or profile would keep the previous numbers
+    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--all",
+               "--warningiserror", "--keep-going"]
     result = subprocess.run(command, cwd=root)
     if result.returncode != 0:
         raise UserError(f"jupyter-book build failed (exit {result.returncode}); its messages are above")
