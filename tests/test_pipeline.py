@@ -65,18 +65,22 @@ def test_a_stage_without_its_inputs_says_which_to_run(tmp_path, real_data):
     assert not (tmp_path / "empty" / "notebooks" / "02_train_generator.ipynb").exists()
 
 
-def test_book_builds_from_the_executed_notebooks(smoke_runs, monkeypatch):
+def test_book_builds_from_the_executed_notebooks(smoke_runs, monkeypatch, tmp_path):
     rd, _ = smoke_runs
+    published = repo_root() / "_build" / "html" / "book" / "results.html"
+    before = published.stat().st_mtime_ns if published.exists() else None
     monkeypatch.setenv("XQG_RUNS_DIR", str(rd.root.parent))
     # the run directory for the profile is runs/<profile>: point it at the first run
     target = rd.root.parent / "smoke"
     if not target.exists():
         target.symlink_to(rd.root)
-    index = build_book("smoke")
+    index = build_book("smoke", root=tmp_path / "book-build")
     results = (index.parent / "book" / "results.html").read_text(encoding="utf-8")
     metrics = json.loads(rd.eval_file("metrics.json").read_text())
     assert "cross-lingual xDR + xQG" in results
     assert f"{metrics['xdr+xQG']['R@2kt']:.2f}" in results  # the number of this run, pasted
+    # the repository's own book is left as it was
+    assert (published.stat().st_mtime_ns if published.exists() else None) == before
 
 
 def test_cli_user_errors_have_no_traceback():

@@ -91,13 +91,31 @@ def _check_executed(path: Path) -> None:
                 raise UserError(f"{path} holds an error output ({output.get('ename')}); rerun the pipeline")
 
 
-def build_book(profile: str, rerun: bool = False) -> Path:
-    """Run the pipeline if needed, then build the book from its executed notebooks."""
+#: What jupyter-book reads, relative to the repository root.
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+
+
+def build_book(profile: str, rerun: bool = False, root: Path | None = None) -> Path:
+    """Run the pipeline if needed, then build the book from its executed notebooks.
+
+    ``root``: where the book is built (default: the repository). Another folder gets a copy of
+    the book's sources first, so that a test build never overwrites the published book.
+    """
     cfg = load_profile(profile)
     rd = RunDir.for_profile(cfg)
     if rerun or not run_is_complete(rd, cfg):
         run_pipeline(profile)
-    root = repo_root()
+    if root is None:
+        root = repo_root()
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        for name in BOOK_SOURCES:
+            source = repo_root() / name
+            if source.is_dir():
+                shutil.copytree(source, root / name, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("_executed"))
+            else:
+                shutil.copy2(source, root / name)
     executed = root / "book" / "_executed"
     shutil.rmtree(executed, ignore_errors=True)
     executed.mkdir(parents=True)
