@@ -323,7 +323,7 @@ def evaluate_systems(cfg: Profile, rd: RunDir) -> dict[str, dict[str, Any]]:
     return results
 
 
-def tokenizer_difference(cfg: Profile, rd: RunDir, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def tokenizer_difference(rd: RunDir, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """What the fallback tokenisation (:func:`~xqglib.metrics.fallback_word_tokenize`) changes
     against the exact ``nltk.word_tokenize`` of ``results``: per system and measure, the questions
     whose hit differs, and the macro averages under both. Empty where the exact tokeniser is not
