@@ -24,8 +24,8 @@ from .encoding import DenseEncoder, passage_text
 from .formats import (ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, save_npy,
                       sha256_file, write_json, write_jsonl, write_qrels, write_trec_run)
 from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
-from .metrics import (Tokenizer, exact_tokenizer_available, fallback_word_tokenize, standard_measures,
-                      xor_recall_at_kt, xor_word_tokenize)
+from .metrics import (Tokenizer, XorOutcome, exact_tokenizer_available, fallback_word_tokenize,
+                      standard_measures, xor_recall_at_kt, xor_word_tokenize)
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from .retrieval_training import train_retriever
 from .search import search
@@ -280,14 +280,18 @@ class Evaluator:
         # every system and sweep point ranks the same passages: tokenise each text once
         self.tokenize = functools.lru_cache(maxsize=None)(tokenize)
 
+    def xor_outcomes(self, run: dict[str, dict[str, float]]) -> dict[str, XorOutcome]:
+        """R@2kt and R@5kt of a run, keyed by measure."""
+        return {f"R@{n}kt": xor_recall_at_kt(run, self.texts, self.answers, self.lang, n, self.tokenize)
+                for n in (2, 5)}
+
     def evaluate(self, run: dict[str, dict[str, float]]) -> dict[str, Any]:
         result: dict[str, Any] = {"per_language": {}, "per_question": {}}
-        for n in (2, 5):
-            outcome = xor_recall_at_kt(run, self.texts, self.answers, self.lang, n, self.tokenize)
-            result[f"R@{n}kt"] = outcome.macro_average
-            result["per_language"][f"R@{n}kt"] = outcome.per_language
-            result["per_question"][f"R@{n}kt"] = {q: (None if h is None else int(h))
-                                                  for q, h in outcome.hits.items()}
+        for measure, outcome in self.xor_outcomes(run).items():
+            result[measure] = outcome.macro_average
+            result["per_language"][measure] = outcome.per_language
+            result["per_question"][measure] = {q: (None if h is None else int(h))
+                                               for q, h in outcome.hits.items()}
         for measure, values in standard_measures(run, self.qrels).items():
             result[measure] = float(np.mean(list(values.values())))
             result["per_question"][measure] = values
@@ -334,9 +338,7 @@ def tokenizer_difference(rd: RunDir, results: dict[str, dict[str, Any]]) -> list
     rows = []
     for system, result in results.items():
         run = read_trec_run(rd.require(rd.trec_run(system), "search"))
-        for n in (2, 5):
-            measure = f"R@{n}kt"
-            outcome = xor_recall_at_kt(run, fallback.texts, fallback.answers, fallback.lang, n, fallback.tokenize)
+        for measure, outcome in fallback.xor_outcomes(run).items():
             exact = result["per_question"][measure]
             changed = [q for q, hit in outcome.hits.items() if hit is not None and int(hit) != exact[q]]
             rows.append({"system": system, "measure": measure, "questions changed": len(changed),
