@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from xqglib.config import load_profile
+from xqglib.profiles import load_profile
 from xqglib.data import build_b1
 from xqglib.encoding import DenseEncoder, passage_text
 from xqglib.generation import QueryGenerator
@@ -58,11 +58,12 @@ def main() -> None:
     name = cfg.primary_generator
     kind = generator_kind(name)
     gen = QueryGenerator(load_generator(name, kind), load_tokenizer(name), kind,
-                         cfg.gen_max_input_len, cfg.gen_max_target_len)
+                         cfg.generator.max_input_len, cfg.generator.max_target_len)
     gen.model.eval()
     chunk = [(p.title, p.text) for p in passages[: args.prompts]]
-    languages = cfg.gen_languages[: args.languages]
-    n, k, new = cfg.gen_n_per_language, cfg.gen_top_k, cfg.gen_max_new_tokens
+    languages = cfg.generation.languages[: args.languages]
+    g = cfg.generation
+    n, k, new = g.n_per_language, g.top_k, g.max_new_tokens
     queries = len(chunk) * len(languages) * n
     vocabulary = sampling_vocabulary(cfg, gen, [p.as_tevatron() for p in b1.corpus])
 
@@ -80,23 +81,24 @@ def main() -> None:
         ours = median_time(generate(True, restricted), args.repeats)
         print(f"  {label:24} {queries / ours:8.2f} queries/s   ratio {base / ours:.2f}x")
 
-    model, tok = load_encoder(cfg.encoder), load_tokenizer(cfg.encoder)
+    r = cfg.retriever
+    model, tok = load_encoder(r.encoder), load_tokenizer(r.encoder)
     model.eval()
-    spec = encoder_spec(cfg.encoder)
+    spec = encoder_spec(r.encoder)
     texts = [passage_text(p.title, p.text) for p in passages[: args.passages]]
-    bs = cfg.encode_batch_size
+    bs = r.encode_batch_size
 
     @torch.no_grad()
     def plain_loop():
         for start in range(0, len(texts), bs):
             batch = tok([spec.passage_prefix + t for t in texts[start:start + bs]], padding=True,
-                        truncation=True, max_length=cfg.ret_passage_max_len, return_tensors="pt")
+                        truncation=True, max_length=r.passage_max_len, return_tensors="pt")
             model(**batch)
 
-    encoder = DenseEncoder(model, tok, spec, cfg.ret_query_max_len, cfg.ret_passage_max_len, cfg.use_bf16)
+    encoder = DenseEncoder(model, tok, spec, r.query_max_len, r.passage_max_len, cfg.use_bf16)
     base = median_time(plain_loop, args.repeats)
     ours = median_time(lambda: encoder.encode(texts, False, bs), args.repeats)
-    print(f"encoding ({cfg.encoder}, {len(texts)} passages, <= {cfg.ret_passage_max_len} tokens, batch {bs}):")
+    print(f"encoding ({r.encoder}, {len(texts)} passages, <= {r.passage_max_len} tokens, batch {bs}):")
     print(f"  HF loop (fp32)     {len(texts) / base:8.1f} passages/s")
     print(f"  DenseEncoder       {len(texts) / ours:8.1f} passages/s   ratio {base / ours:.2f}x")
 

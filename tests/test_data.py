@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from xqglib import data as D
-from xqglib.config import XQUAD_LANGUAGES, load_profile
+from xqglib.profiles import load_profile
+from xqglib.settings import XQUAD_LANGUAGES
 from xqglib.errors import UserError
 
 
@@ -18,7 +19,7 @@ def _counts(articles):
     return len(articles), len(paragraphs), sum(len(p["qas"]) for p in paragraphs)
 
 
-@pytest.mark.parametrize("lang", XQUAD_LANGUAGES + ["en", "ro"])
+@pytest.mark.parametrize("lang", list(XQUAD_LANGUAGES) + ["en", "ro"])
 def test_xquad_counts_and_parallel_ids(real_data, lang):
     articles = D.load_xquad(lang, real_data)
     assert _counts(articles) == (48, 240, 1190)
@@ -96,7 +97,7 @@ def test_unknown_language_is_a_clear_error(real_data):
 @pytest.fixture(scope="module")
 def b1_cpu(real_data):
     """B1 with the cpu profile's split and the whole corpus (the profile itself caps it)."""
-    return D.build_b1(load_profile("cpu", {"max_corpus": None}), real_data)
+    return D.build_b1(load_profile("cpu", {"data.max_corpus": None}), real_data)
 
 
 def test_b1_split_is_article_level_and_seeded(b1_cpu, real_data):
@@ -104,7 +105,7 @@ def test_b1_split_is_article_level_and_seeded(b1_cpu, real_data):
     assert Counter(split.values()) == {"train": 30, "dev": 6, "test": 12}
     again = D.build_b1(load_profile("cpu"), real_data)
     assert again.split == split
-    other_seed = D.build_b1(load_profile("cpu", {"seed": 1}), real_data)
+    other_seed = D.build_b1(load_profile("cpu", {"run.seed": 1}), real_data)
     assert other_seed.split != split
 
 
@@ -125,9 +126,9 @@ def test_b1_corpus_and_gold(b1_cpu):
 def test_b1_capped_corpus_keeps_every_gold(real_data, profile):
     cfg = load_profile(profile)
     b1 = D.build_b1(cfg, real_data)
-    assert len(b1.corpus) == cfg.max_corpus
-    if cfg.max_test_questions is not None:
-        assert len(b1.test_qids) == cfg.max_test_questions
+    assert len(b1.corpus) == cfg.data.max_corpus
+    if cfg.data.max_test_questions is not None:
+        assert len(b1.test_qids) == cfg.data.max_test_questions
     assert {b1.qid_to_docid[q] for q in b1.test_qids} <= {p.docid for p in b1.corpus}
 
 

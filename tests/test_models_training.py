@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from xqglib.encoding import DenseEncoder, passage_text
 from xqglib.generation import QueryGenerator, generate_xqg, train_generator, xqg_prompt
-from xqglib.models import build_model, encoder_spec, load_encoder, load_generator, load_tokenizer
+from xqglib.model_builds import build_model
+from xqglib.models import encoder_spec, load_encoder, load_generator, load_tokenizer
 from xqglib.retrieval_training import contrastive_loss, train_retriever
 
 PAIRS = [

@@ -1,19 +1,28 @@
-"""The smoke profile end to end: notebooks run in order, each reading what the previous wrote;
-twice with identical metrics; the book builds from the executed notebooks; user errors are clean."""
+"""The smoke profile end to end: the stages of the stage table run in order, each writing what it
+declares and what the next reads; twice with identical results; every table of the book from the
+tidy results table; the book builds; a run never mixes outputs of different settings."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
+import statistics
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from xqglib.config import repo_root
+from xqglib import analysis as A
+from xqglib import experiments as E
+from xqglib import stages as S
+from xqglib.artifacts import RunDir
 from xqglib.errors import UserError
-from xqglib.runner import NOTEBOOKS, build_book, run_pipeline
+from xqglib.evaluation import COLUMNS, load_results
+from xqglib.paths import repo_root
+from xqglib.profiles import load_profile
+from xqglib.runner import book_toc, build_book, run_pipeline
+
+SMOKE = load_profile("smoke")
 
 
 @pytest.fixture(scope="module")
@@ -24,32 +33,67 @@ def smoke_runs(tmp_path_factory, real_data):
     return first, second
 
 
-def test_every_stage_writes_what_the_next_reads(smoke_runs):
+def test_every_stage_writes_what_the_stage_table_declares(smoke_runs):
     rd, _ = smoke_runs
-    for name in NOTEBOOKS:
-        assert (rd.root / "notebooks" / f"{name}.ipynb").exists()
-    corpus = [json.loads(l) for l in rd.corpus.read_text().splitlines()]
-    generated = [json.loads(l) for l in rd.generated("tiny-gemma3").read_text().splitlines()]
+    for stage in S.STAGES:
+        assert (rd.root / "notebooks" / f"{stage.notebook}.ipynb").exists()
+        declared = S.outputs(stage, SMOKE)
+        assert declared and all((rd.root / p).exists() for p in declared), stage.name
+        # what a stage reads, an earlier stage declares it writes
+        for path in S.inputs(stage, SMOKE):
+            assert S.producer(path, SMOKE).number < stage.number
+        assert S.stale_reason(SMOKE, rd, stage) is None
+    assert S.is_complete(SMOKE, rd)
     # the released xQG format: one line per corpus passage, n questions per language
+    corpus = [json.loads(line) for line in rd.corpus.read_text().splitlines()]
+    generated = [json.loads(line) for line in rd.generated("tiny-gemma3").read_text().splitlines()]
     assert [g["docid"] for g in generated] == [c["docid"] for c in corpus]
     assert all(set(g["generated_queries"]) == {"ar", "de", "th"} for g in generated)
     assert all(len(qs) == 2 for g in generated for qs in g["generated_queries"].values())
-    assert rd.generated("tiny-mt5").exists()
-    assert (rd.retriever_model("xdr") / "config.json").exists()
     for system in ("base", "base+xQG", "xdr", "xdr+xQG"):
         lines = rd.trec_run(system).read_text().splitlines()
         assert len(lines) == 3 * 12 * 20  # 3 languages x 12 questions x depth 20
-    metrics = json.loads(rd.eval_file("metrics.json").read_text())
-    assert set(metrics) == {"base", "base+xQG", "xdr", "xdr+xQG"}
-    assert set(metrics["xdr"]["per_language"]["R@2kt"]) == {"ar", "de", "th"}
     timings = json.loads(rd.timings.read_text())
-    assert "1 data" in timings and "6 evaluate" in timings
+    assert {key.split(":")[0] for key in timings} == {f"{s.number} {s.name}" for s in S.STAGES}
+
+
+def test_the_results_table_is_tidy_and_covers_every_condition(smoke_runs):
+    rd, _ = smoke_runs
+    results = load_results(rd)
+    assert list(results.columns) == COLUMNS
+    conditions = E.all_conditions(SMOKE)
+    assert list(dict.fromkeys(results["condition"])) == [c.name for c in conditions]
+    assert not results.duplicated(["condition", "query_id", "measure"]).any()
+    queries = 3 * 12
+    for c in conditions:
+        rows = results[results["condition"] == c.name]
+        assert rows["query_id"].nunique() == queries
+        assert (rows["retriever"] == c.retriever).all() and (rows["augmentation"] == c.augmentation).all()
+        assert rows.groupby("measure").size()["RR@10"] == queries
+    hits = results[results["measure"].isin(["R@2kt", "R@5kt"])]["value"]
+    assert set(hits.unique()) <= {0.0, 1.0}
+    recorded = json.loads(rd.eval_file("conditions.json").read_text())
+    assert [r["name"] for r in recorded] == [c.name for c in conditions]
+
+
+def test_a_run_resumes_where_its_settings_allow(smoke_runs, tmp_path, capsys):
+    source, _ = smoke_runs
+    shutil.copytree(source.root, tmp_path / "run")
+    before = (tmp_path / "run" / "stages" / "04_train-retriever.json").stat().st_mtime_ns
+    run_pipeline("smoke", run_dir=tmp_path / "run")  # nothing changed: nothing runs
+    assert "every stage finished under these settings" in capsys.readouterr().err
+    # a new alpha: stages 1-4 are reused, 5 and 6 run again, under the new setting
+    run_pipeline("smoke", {"augmentation.alpha": 0.05}, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "stages 1-4 finished under these settings: reusing them" in err and "[5/6]" in err and "[4/6]" not in err
+    assert (tmp_path / "run" / "stages" / "04_train-retriever.json").stat().st_mtime_ns == before
+    assert S.is_complete(load_profile("smoke", {"augmentation.alpha": 0.05}), RunDir(tmp_path / "run"))
+    assert not S.is_complete(SMOKE, RunDir(tmp_path / "run"))
 
 
 def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     first, second = smoke_runs
-    for name in ("metrics.json", "per_question.json"):
-        assert first.eval_file(name).read_text() == second.eval_file(name).read_text()
+    pd.testing.assert_frame_equal(load_results(first), load_results(second))
     assert first.generated("tiny-gemma3").read_text() == second.generated("tiny-gemma3").read_text()
 
 
@@ -58,120 +102,109 @@ def test_augmentation_changes_the_ranking(smoke_runs):
     assert rd.trec_run("xdr").read_text() != rd.trec_run("xdr+xQG").read_text()
 
 
-def test_a_stage_without_its_inputs_says_which_to_run(tmp_path, real_data):
-    with pytest.raises(UserError, match="notebook 02_train_generator failed.*run the 'data' stage"):
-        run_pipeline("smoke", run_dir=tmp_path / "empty", start=2, stop=2)
-    assert (tmp_path / "empty" / "notebooks" / "02_train_generator.failed.ipynb").exists()
-    assert not (tmp_path / "empty" / "notebooks" / "02_train_generator.ipynb").exists()
-
-
-def test_book_builds_from_the_executed_notebooks(smoke_runs, monkeypatch, tmp_path):
-    rd, _ = smoke_runs
-    published = repo_root() / "_build" / "html" / "book" / "results.html"
-    before = published.stat().st_mtime_ns if published.exists() else None
-    monkeypatch.setenv("XQG_RUNS_DIR", str(rd.root.parent))
-    # the run directory for the profile is runs/<profile>: point it at the first run
-    target = rd.root.parent / "smoke"
-    if not target.exists():
-        target.symlink_to(rd.root)
-    index = build_book("smoke", root=tmp_path / "book-build")
-    results = (index.parent / "book" / "results.html").read_text(encoding="utf-8")
-    metrics = json.loads(rd.eval_file("metrics.json").read_text())
-    assert "cross-lingual xDR + xQG" in results
-    assert f"{metrics['xdr+xQG']['R@2kt']:.2f}" in results  # the number of this run, pasted
-    # the repository's own book is left as it was
-    assert (published.stat().st_mtime_ns if published.exists() else None) == before
-
-
-def test_cli_user_errors_have_no_traceback():
-    env = dict(os.environ)
-    result = subprocess.run([sys.executable, "-m", "xqglib", "run", "--profile", "nope"],
-                            capture_output=True, text=True, cwd=repo_root(), env=env)
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: unknown profile 'nope'")
-    assert "Traceback" not in result.stderr
-    result = subprocess.run([sys.executable, "-m", "xqglib", "run", "--profile", "smoke", "--overrides",
-                             '{"bogus": 1}'], capture_output=True, text=True, cwd=repo_root(), env=env)
-    assert result.returncode == 2 and "unknown profile field(s): ['bogus']" in result.stderr
-
-
-def test_official_prediction_files_score_the_same(smoke_runs):
-    """The official scorer's loop, fed our prediction files, gives the numbers of metrics.json."""
+def test_official_prediction_files_score_what_the_results_table_holds(smoke_runs):
+    """The official scorer's loop, fed our prediction files, gives the table's per-language R@Nkt."""
     from test_metrics import official_loop
 
-    from xqglib.metrics import xor_word_tokenize
+    from xqglib.metrics import fallback_word_tokenize, xor_word_tokenize
 
     rd, _ = smoke_runs
+    results = load_results(rd)
     folder = rd.root / "eval" / "xor_predictions"
     answers = {r["id"]: r["answers"] for r in map(json.loads, (folder / "answers.jsonl").read_text().splitlines())}
-    metrics = json.loads(rd.eval_file("metrics.json").read_text())
     for system in ("base", "xdr+xQG"):
         predictions = json.loads((folder / f"{system}.json").read_text())
         ranked = {p["id"]: p["ctxs"] for p in predictions}
         langs = {p["id"]: p["lang"] for p in predictions}
         for n in (2, 5):
-            reference = official_loop(ranked, answers, langs, n * 1000, xor_word_tokenize)
-            assert reference == pytest.approx(metrics[system]["per_language"][f"R@{n}kt"])
-    significance = json.loads(rd.eval_file("significance.json").read_text())
-    assert set(significance) == {"base|R@2kt", "base|R@5kt", "xdr|R@2kt", "xdr|R@5kt"}
-    assert set(significance["xdr|R@2kt"]) == {"ar", "de", "th", "all", "bonferroni"}
+            for suffix, tokenize in (("", xor_word_tokenize), (" (fallback tokens)", fallback_word_tokenize)):
+                reference = official_loop(ranked, answers, langs, n * 1000, tokenize)
+                ours = A.per_language(results, f"R@{n}kt{suffix}").loc[system].dropna().to_dict()
+                assert ours == pytest.approx(reference)
 
 
-def test_pairwise_comparisons_cover_every_pair_and_match_the_per_question_hits(smoke_runs):
+def test_significance_from_the_table_matches_the_per_question_hits(smoke_runs):
     rd, _ = smoke_runs
-    hits = json.loads(rd.eval_file("per_question.json").read_text())
-    pairwise = json.loads(rd.eval_file("pairwise_significance.json").read_text())
-    assert set(pairwise) == {f"base{s} vs xdr{s}|{m}" for s in ("", "+xQG") for m in ("R@2kt", "R@5kt")}
-    for key, tests in pairwise.items():
-        (a, b), measure = key.split("|")[0].split(" vs "), key.split("|")[1]
-        counted = [q for q, h in hits[a][measure].items() if h is not None]
-        assert tests["all"]["n"] == len(counted)
-        assert tests["all"]["mean_a"] == pytest.approx(sum(hits[a][measure][q] for q in counted) / len(counted))
-        assert tests["all"]["mean_b"] == pytest.approx(sum(hits[b][measure][q] for q in counted) / len(counted))
+    results = load_results(rd)
+    pairwise = A.pairwise_significance(SMOKE, results)
+    assert set(zip(pairwise["A"], pairwise["B"])) == {("base", "xdr"), ("base+xQG", "xdr+xQG")}
+    for (a, b, measure), group in pairwise.groupby(["A", "B", "measure"]):
+        overall = group.set_index("language").loc["all"]
+        hits_a, hits_b = A.outcomes(results, a, measure), A.outcomes(results, b, measure)
+        assert overall["n"] == len(hits_a)
+        assert overall["mean_a"] == pytest.approx(statistics.mean(hits_a.values()))
+        assert overall["mean_b"] == pytest.approx(statistics.mean(hits_b.values()))
+    xqg = A.xqg_significance(SMOKE, results)
+    assert set(xqg["language"]) == {"ar", "de", "th", "all"}
+    assert set(zip(xqg["A"], xqg["B"])) == {("base", "base+xQG"), ("xdr", "xdr+xQG")}
 
 
-def test_fallback_tokenisation_difference_is_what_the_official_loop_gives(smoke_runs):
-    from test_metrics import official_loop
-
-    from xqglib.metrics import fallback_word_tokenize
-
+def test_sweeps_and_rank_changes_agree_with_table1(smoke_runs):
     rd, _ = smoke_runs
-    folder = rd.root / "eval" / "xor_predictions"
-    answers = {r["id"]: r["answers"] for r in map(json.loads, (folder / "answers.jsonl").read_text().splitlines())}
-    metrics = json.loads(rd.eval_file("metrics.json").read_text())
-    rows = json.loads(rd.eval_file("tokenizer_difference.json").read_text())
-    assert {(r["system"], r["measure"]) for r in rows} == {(s, m) for s in metrics for m in ("R@2kt", "R@5kt")}
-    for row in rows:
-        predictions = json.loads((folder / f"{row['system']}.json").read_text())
-        ranked = {p["id"]: p["ctxs"] for p in predictions}
-        langs = {p["id"]: p["lang"] for p in predictions}
-        n = int(row["measure"][2])
-        fallback = official_loop(ranked, answers, langs, n * 1000, fallback_word_tokenize)
-        assert row["fallback"] == pytest.approx(sum(fallback.values()) / len(fallback))
-        assert row["exact"] == pytest.approx(metrics[row["system"]][row["measure"]])
-        if row["questions changed"] == 0:
-            assert row["fallback"] == pytest.approx(row["exact"])
+    results = load_results(rd)
+    means = A.summary(results, ["R@2kt", "R@5kt"])
+    sweep = A.n_sweep(SMOKE, results)
+    assert list(sweep.index) == [1, 2]
+    # fusing all n queries per language is exactly the xdr+xQG system of Table 1
+    assert sweep.loc[2, "condition"] == "xdr+xQG"
+    assert sweep.loc[2, "R@2kt"] == means.loc["xdr+xQG", "R@2kt"]
+    alphas = A.alpha_sweep(SMOKE, results)
+    assert alphas.loc[0.0, "R@2kt"] == means.loc["xdr", "R@2kt"]  # alpha 0 is the plain retriever
+    assert alphas.loc[0.01, "R@5kt"] == means.loc["xdr+xQG", "R@5kt"]
+    ranks = A.gold_rank_changes(SMOKE, results)
+    assert list(ranks.index) == ["ar", "de", "th"]
+    assert (ranks["improved %"] + ranks["worsened %"] + ranks["unchanged %"]).tolist() == pytest.approx([100.0] * 3)
 
 
-def test_n_sweep_and_rank_changes_agree_with_the_main_run(smoke_runs):
+def test_a_stage_without_its_inputs_is_refused_before_it_starts(tmp_path, real_data):
+    with pytest.raises(UserError, match=r"cannot start stage 2 \(train-generator\): stage 1 \(data\) has not "
+                                        r"finished in .*Run from stage 1"):
+        run_pipeline("smoke", run_dir=tmp_path / "empty", start=2, stop=2)
+    assert not (tmp_path / "empty" / "notebooks").exists()  # no notebook was started
+
+
+def test_a_run_never_mixes_outputs_of_different_settings(smoke_runs, tmp_path):
+    source, _ = smoke_runs
+    shutil.copytree(source.root, tmp_path / "run")
+    rd = RunDir(tmp_path / "run")
+    # alpha only matters from stage 5 on: stages 1-4 stay valid, so --from 5 may run
+    alpha = load_profile("smoke", {"augmentation.alpha": 0.05})
+    S.check_ready(alpha, rd, S.stage(5))
+    with pytest.raises(UserError, match=r"stage 5 \(encode-search\) ran with other settings "
+                                        r"\(augmentation.alpha: 0.01 -> 0.05\)"):
+        S.check_ready(alpha, rd, S.stage(6))
+    # a generator setting invalidates stage 2 and everything after it
+    steps = {"generator.steps": 3}
+    with pytest.raises(UserError, match=r"stage 2 \(train-generator\) ran with other settings "
+                                        r"\(generator.steps: 6 -> 3\)\. Run from stage 2"):
+        run_pipeline("smoke", steps, rd.root, start=5)
+    # a deleted output makes its stage unfinished
+    rd.trec_run("xdr+xQG").unlink()
+    assert "trec/xdr+xQG.trec is gone" in S.stale_reason(SMOKE, rd, S.stage(5))
+
+
+def test_book_toc_lists_the_stage_table():
+    assert (repo_root() / "_toc.yml").read_text(encoding="utf-8") == book_toc()
+    assert [line.split("/")[-1] for line in book_toc().splitlines() if "_executed" in line] == \
+           [s.notebook for s in S.STAGES]
+
+
+def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     rd, _ = smoke_runs
-    metrics = json.loads(rd.eval_file("metrics.json").read_text())
-    sweep = json.loads(rd.eval_file("n_sweep_xdr.json").read_text())
-    assert [r["n"] for r in sweep] == [1, 2]
-    # fusing all n queries per language is exactly the xdr+xQG system of the main table
-    assert sweep[-1]["R@2kt"] == pytest.approx(metrics["xdr+xQG"]["R@2kt"])
-    assert sweep[-1]["R@5kt"] == pytest.approx(metrics["xdr+xQG"]["R@5kt"])
-    ranks = json.loads(rd.eval_file("gold_rank_changes_xdr.json").read_text())
-    assert [r["lang"] for r in ranks] == ["ar", "de", "th"]
-    for r in ranks:
-        assert r["improved %"] + r["worsened %"] + r["unchanged %"] == pytest.approx(100.0)
+    published = repo_root() / "_build" / "html" / "book" / "results.html"
+    before = published.stat().st_mtime_ns if published.exists() else None
+    index = build_book("smoke", root=tmp_path / "book-build", run_dir=rd.root)
+    results = (index.parent / "book" / "results.html").read_text(encoding="utf-8")
+    average = A.summary(load_results(rd), ["R@2kt"]).loc["xdr+xQG", "R@2kt"]
+    assert "cross-lingual xDR + xQG" in results
+    assert f"{average:.2f}" in results  # the number of this run, pasted
+    repro = (index.parent / "book" / "reproducibility.html").read_text(encoding="utf-8")
+    assert "train-generator" in repro  # the stage table
+    # the repository's own book is left as it was
+    assert (published.stat().st_mtime_ns if published.exists() else None) == before
 
 
 def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, tmp_path, capsys):
-    import shutil
-
-    from xqglib.artifacts import RunDir
-    from xqglib.config import load_profile
     from xqglib.pipeline import train_dense_retriever
 
     # a copy of the run's training data and retriever, so the shared smoke run stays as it was
@@ -181,14 +214,17 @@ def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, tm
     rd = RunDir(tmp_path)
     weights = rd.retriever_model("xdr") / "model.safetensors"
     before = weights.stat().st_mtime_ns
-    cfg = load_profile("smoke")
-    log = train_dense_retriever(cfg, rd, "xdr")
+    log = train_dense_retriever(SMOKE, rd, "xdr")
     assert "reusing" in capsys.readouterr().out
     assert weights.stat().st_mtime_ns == before
     assert log == json.loads(rd.retriever_log("xdr").read_text())
-    # one stage field changed: trained again, and the fingerprint now records the new value
-    changed = load_profile("smoke", {"ret_max_steps": 2})
+    # a setting of another section leaves the trained model valid
+    train_dense_retriever(load_profile("smoke", {"augmentation.alpha": 0.5}), rd, "xdr")
+    assert "reusing" in capsys.readouterr().out
+    # one retriever setting changed: trained again, and the fingerprint records the new value
+    changed = load_profile("smoke", {"retriever.max_steps": 2})
     assert len(train_dense_retriever(changed, rd, "xdr")) == 2
     assert "reusing" not in capsys.readouterr().out
     assert weights.stat().st_mtime_ns != before
-    assert json.loads((rd.retriever_model("xdr").parent / "fingerprint.json").read_text())["fields"]["ret_max_steps"] == 2
+    fingerprint = json.loads((rd.retriever_model("xdr").parent / "fingerprint.json").read_text())
+    assert fingerprint["settings"]["retriever.max_steps"] == 2

@@ -9,23 +9,22 @@
     ``trec/``        TREC run files, one per system (retriever, retriever+xQG)
     ``eval/``        metrics, per-question outcomes, result tables
     ``notebooks/``   the executed notebooks (what the book renders)
+    ``stages/``      one record per finished stage: the fingerprint of the settings it ran under
     ``timings.json`` wall time and peak memory of every stage
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import platform
-import resource
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import Profile, runs_dir
 from .errors import UserError
-from .formats import read_json, write_json
+from .formats import read_json
+from .paths import runs_dir
+
+if TYPE_CHECKING:
+    from .settings import Profile
 
 
 def safe_name(name: str) -> str:
@@ -38,7 +37,7 @@ class RunDir:
         self.root = Path(root)
 
     @classmethod
-    def for_profile(cls, profile: Profile) -> "RunDir":
+    def for_profile(cls, profile: "Profile") -> "RunDir":
         return cls(runs_dir() / profile.name)
 
     def path(self, *parts: str) -> Path:
@@ -81,28 +80,14 @@ class RunDir:
             raise UserError(f"{path} is missing: run the '{stage}' stage (notebook) for this profile first")
         return path
 
-    # ---- stage timing ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def stage(self, name: str, **details: Any) -> Iterator[dict[str, Any]]:
-        """Record the wall time and the process's peak resident memory of a stage."""
-        record: dict[str, Any] = dict(details)
-        started = time.perf_counter()
-        yield record
-        record["seconds"] = round(time.perf_counter() - started, 2)
-        # ru_maxrss is in KiB on Linux: the peak of this (notebook kernel) process so far
-        record["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-        timings = read_json(self.timings) if self.timings.exists() else {}
-        timings[name] = record
-        write_json(self.timings, timings)
+    def load_embeddings(self, retriever: str) -> dict[str, Any]:
+        """A retriever's passage, test-query and generated-query vectors (stage 5's output)."""
+        import numpy as np
 
-
-def machine_description() -> dict[str, Any]:
-    import os
-
-    import torch
-
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpus": os.cpu_count(), "threads": torch.get_num_threads()}
+        return {"passages": np.load(self.require(self.embeddings(retriever, "passages"), "encode-search")),
+                "queries": np.load(self.embeddings(retriever, "queries")),
+                "generated": np.load(self.embeddings(retriever, "generated")),
+                "generated_meta": read_json(self.embeddings_meta(retriever, "generated"))}
 
 
 def dump(obj: Any) -> str:

@@ -11,7 +11,8 @@ Queries at search time are untouched, so search costs exactly what it did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,3 +49,17 @@ def fuse(passage_emb: np.ndarray, passage_ids: Sequence[str], query_emb: np.ndar
         raise UserError(f"{missing} passages have no generated queries; generate for the whole "
                         "corpus before augmenting (the official code requires it too)")
     return ((1.0 - alpha) * passage_emb + alpha * sums).astype(np.float32)
+
+
+def passage_vectors(emb: Mapping[str, Any], passage_ids: Sequence[str], alpha: float | None,
+                    languages: set[str] | None = None, n: int | None = None) -> np.ndarray:
+    """A retriever's passage vectors as a condition uses them: as they are (``alpha`` None), or
+    xQG-augmented from the generated queries of some ``languages`` (None: all) and the first ``n``
+    per language (None: all). ``emb`` holds "passages", "generated" and "generated_meta" (one
+    ``{"docid", "lang", "slot"}`` per generated vector), as the encoding stage writes them."""
+    if alpha is None:
+        return emb["passages"]
+    meta = emb["generated_meta"]
+    keep = [i for i, m in enumerate(meta)
+            if (languages is None or m["lang"] in languages) and (n is None or m["slot"] < n)]
+    return fuse(emb["passages"], passage_ids, emb["generated"][keep], [meta[i]["docid"] for i in keep], alpha)

@@ -1,62 +1,109 @@
-"""Command line: ``python -m xqglib {run,book,build-model,profiles}``."""
+"""Command line: ``python -m xqglib {run,book,profiles,stages,build-model}``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from .errors import UserError
+
+
+def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="replace one setting, e.g. --set generator.steps=200 (repeatable; "
+                             "`python -m xqglib profiles` lists them)")
+    parser.add_argument("--overrides", default="{}",
+                        help='settings to replace as a JSON object, e.g. \'{"augmentation": {"alpha": 0.05}}\'')
+    parser.add_argument("--run-dir", default=None, help="default: runs/<profile>")
+
+
+def _overrides(args: argparse.Namespace) -> tuple[dict, bool]:
+    from .settings import parse_assignments, parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    assigned = parse_assignments(args.assignments)
+    return {**overrides, **assigned}, bool(assigned)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xqglib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="execute the notebooks of a profile in order (papermill)")
-    run.add_argument("--profile", default="cpu")
-    run.add_argument("--overrides", default="{}", help="JSON object of profile fields to replace")
-    run.add_argument("--run-dir", default=None, help="default: runs/<profile>")
-    run.add_argument("--from", dest="start", type=int, default=1, help="first notebook (1-6)")
-    run.add_argument("--to", dest="stop", type=int, default=None, help="last notebook (1-6)")
+    run = sub.add_parser("run", help="execute the stages' notebooks in order (papermill)")
+    _add_settings_arguments(run)
+    run.add_argument("--from", dest="start", default=None,
+                     help="first stage: number (1-6) or name (default: the first one not finished "
+                          "under these settings; --from 1 runs them all)")
+    run.add_argument("--to", dest="stop", default=None, help="last stage: number (1-6) or name")
 
-    book = sub.add_parser("book", help="build the book from a profile's executed notebooks")
-    book.add_argument("--profile", default="cpu")
-    book.add_argument("--rerun", action="store_true", help="rerun the pipeline even if its run is complete")
+    book = sub.add_parser("book", help="run what a profile's book still needs, then build the book")
+    _add_settings_arguments(book)
+    book.add_argument("--rerun", action="store_true", help="rerun every stage even if its outputs are current")
+
+    profiles = sub.add_parser("profiles", help="print the profiles' settings, grouped by section")
+    profiles.add_argument("name", nargs="?", help="one profile (default: all)")
+    profiles.add_argument("--explain", action="store_true", help="with each setting's meaning")
+
+    sub.add_parser("stages", help="print the stage table")
 
     build = sub.add_parser("build-model", help="build a local model folder (idempotent)")
     build.add_argument("name")
     build.add_argument("--force", action="store_true")
 
-    sub.add_parser("profiles", help="print the profiles")
-
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
-            from .runner import run_pipeline
+        if args.command in ("run", "book"):
+            from .profiles import load_profile
 
-            rd = run_pipeline(args.profile, json.loads(args.overrides), args.run_dir, args.start, args.stop)
-            print(f"run directory: {rd.root}")
-        elif args.command == "book":
-            from .runner import build_book
+            overrides, from_text = _overrides(args)
+            # every setting is checked here, before anything starts
+            load_profile(args.profile, overrides, from_text=from_text)
+            if from_text:  # canonical values (e.g. "ar,de" -> ["ar", "de"]) for the notebooks
+                overrides = _canonical(args.profile, overrides)
+            if args.command == "run":
+                from .runner import run_pipeline
 
-            build_book(args.profile, rerun=args.rerun)
+                rd = run_pipeline(args.profile, overrides, args.run_dir, args.start, args.stop)
+                print(f"run directory: {rd.root}")
+            else:
+                from .runner import build_book
+
+                build_book(args.profile, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
+        elif args.command == "profiles":
+            from .profiles import PROFILES
+            from .settings import describe
+
+            if args.name is not None and args.name not in PROFILES:
+                raise UserError(f"unknown profile {args.name!r}; choose one of {', '.join(PROFILES)}")
+            chosen = [PROFILES[args.name]] if args.name else list(PROFILES.values())
+            print("\n\n".join(describe(p, with_help=args.explain) for p in chosen))
+        elif args.command == "stages":
+            from .stages import STAGES
+
+            for s in STAGES:
+                print(f"{s.number} {s.name:<16} {s.notebook}\n    reads:    {', '.join(s.reads) or '-'}\n"
+                      f"    writes:   {', '.join(s.writes)}\n    settings: {', '.join(s.settings)}")
         elif args.command == "build-model":
-            from .models import build_model
+            from .model_builds import build_model
 
             print(build_model(args.name, force=args.force))
-        elif args.command == "profiles":
-            from .config import PROFILES
-
-            for profile in PROFILES.values():
-                print(json.dumps(profile.to_dict(), indent=1))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except json.JSONDecodeError as exc:
-        print(f"error: --overrides is not valid JSON ({exc.msg})", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished stages are kept, and `run --from N` resumes", file=sys.stderr)
+        return 130
     return 0
+
+
+def _canonical(profile: str, overrides: dict) -> dict:
+    """Overrides with the values as the settings hold them (lists for list settings)."""
+    from .profiles import load_profile
+    from .settings import flatten_overrides
+
+    settings = load_profile(profile, overrides, from_text=True).flat()
+    return {path: settings[path] for path in flatten_overrides(overrides)}
 
 
 if __name__ == "__main__":

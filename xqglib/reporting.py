@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import analysis as A
+from . import experiments as E
 from .artifacts import RunDir
-from .config import Profile
 from .formats import read_jsonl, sha256_file
-from .statistics import ALPHA
+from .settings import Profile
+from .significance import ALPHA
 
 #: Paper (SIGIR 2023), XOR-Retrieve dev, average over the 7 languages, R@2kt.
 PAPER_AVERAGES_R2KT = {
@@ -43,86 +45,79 @@ SIGNIFICANCE_CAPTION = ("† marks a +xQG score that differs from the same retri
                         "Bonferroni-corrected over the languages; Avg: over all questions).")
 
 
-def table1(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], measure: str,
-           significance: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+def _label(cfg: Profile, condition: E.Condition) -> str:
+    spec = cfg.retriever_spec(condition.retriever)
+    return (spec.label or spec.name) + (" + xQG" if condition.augmentation == "xqg" else "")
+
+
+def table1(cfg: Profile, results: pd.DataFrame, measure: str,
+           significance: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table 1 layout: one row per system, one column per query language, and the average.
 
-    With ``significance`` (from :func:`xqglib.pipeline.xqg_significance`), +xQG cells whose
-    difference is significant carry :data:`SIGNIFICANCE_MARK`.
+    With ``significance`` (:func:`xqglib.analysis.xqg_significance`), +xQG cells whose difference
+    from the same retriever without xQG is significant carry :data:`SIGNIFICANCE_MARK`.
     """
-    rows = {}
-    for spec in cfg.retrievers:
-        for system in (spec.name, f"{spec.name}+xQG"):
-            per_lang = metrics[system]["per_language"][measure]
-            row: dict[str, Any] = {lang: per_lang.get(lang) for lang in cfg.query_languages}
-            row["Avg"] = metrics[system][measure]
-            if significance is not None and system.endswith("+xQG"):
-                sig = significance[f"{spec.name}|{measure}"]
-                marks = {lang: sig["bonferroni"].get(lang, 1.0) < 0.05 for lang in cfg.query_languages}
-                marks["Avg"] = sig["all"].p_ttest < 0.05
-                row = {k: _fmt(v) + (SIGNIFICANCE_MARK if marks.get(k) else "") for k, v in row.items()}
-            elif significance is not None:
-                row = {k: _fmt(v) for k, v in row.items()}
-            label = f"{spec.label or spec.name}" + (" + xQG" if system.endswith("+xQG") else "")
-            rows[label] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    return table if significance is not None else table.astype(float).round(2)
+    conditions = E.experiment(cfg, "table1")
+    table = A.scores(results, [c.name for c in conditions], measure, cfg.data.query_languages)
+    table.index = [_label(cfg, c) for c in conditions]
+    if significance is None:
+        return table.astype(float).round(2)
+    marked = table.map(_fmt).astype(object)
+    for row, c in zip(table.index, conditions):
+        if c.augmentation != "xqg":
+            continue
+        sig = significance[(significance["B"] == c.name) & (significance["measure"] == measure)].set_index("language")
+        for column in table.columns:
+            key = "all" if column == "Avg" else column
+            if key in sig.index and sig.loc[key, "significant"]:
+                marked.loc[row, column] += SIGNIFICANCE_MARK
+    return marked
 
 
 def _fmt(value: Any) -> str:
-    return "" if value is None else f"{value:.2f}"
+    return "" if value is None or pd.isna(value) else f"{value:.2f}"
 
 
-def significance_table(significance: Mapping[str, Mapping[str, Any]], key: str) -> pd.DataFrame:
+def significance_table(significance: pd.DataFrame, b: str, measure: str) -> pd.DataFrame:
     """Per language: mean difference (points), t-test p (raw and Bonferroni), permutation and McNemar p."""
-    sig = significance[key]
-    rows = {}
-    for lang, r in sig.items():
-        if lang == "bonferroni":
-            continue
-        rows[lang] = {"n": r.n, "diff (points)": 100 * r.diff, "p t-test": r.p_ttest,
-                      "p t-test (Bonferroni)": sig["bonferroni"].get(lang, r.p_ttest),
-                      "p permutation": r.p_permutation, "p McNemar": r.p_mcnemar}
-    return pd.DataFrame.from_dict(rows, orient="index").round(4)
+    sig = significance[(significance["B"] == b) & (significance["measure"] == measure)].set_index("language")
+    return pd.DataFrame({"n": sig["n"], "diff (points)": 100 * sig["diff"], "p t-test": sig["p_ttest"],
+                         "p t-test (Bonferroni)": sig["p_ttest_corrected"], "p permutation": sig["p_permutation"],
+                         "p McNemar": sig["p_mcnemar"]}).round(4)
 
 
-def pairwise_table(pairwise: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def pairwise_table(pairwise: pd.DataFrame) -> pd.DataFrame:
     """One row per pair of systems and measure: the difference B - A over all questions (points),
     its p-values, and in how many languages it is significant (t-test, Bonferroni-corrected)."""
     rows = []
-    for key, sig in pairwise.items():
-        pair, measure = key.split("|")
-        a, b = pair.split(" vs ")
-        overall = sig["all"]
-        langs = sig["bonferroni"]
-        rows.append({"A": a, "B": b, "measure": measure, "B - A (points)": round(100 * overall.diff, 2),
-                     "p t-test": overall.p_ttest, "p permutation": overall.p_permutation,
-                     "p McNemar": overall.p_mcnemar,
-                     "languages significant": f"{sum(p < ALPHA for p in langs.values())}/{len(langs)}"})
+    for (a, b, measure), group in pairwise.groupby(["A", "B", "measure"], sort=False):
+        overall = group[group["language"] == "all"].iloc[0]
+        langs = group[group["language"] != "all"]
+        rows.append({"A": a, "B": b, "measure": measure, "B - A (points)": round(100 * overall["diff"], 2),
+                     "p t-test": overall["p_ttest"], "p permutation": overall["p_permutation"],
+                     "p McNemar": overall["p_mcnemar"],
+                     "languages significant": f"{int((langs['p_ttest_corrected'] < ALPHA).sum())}/{len(langs)}"})
     return pd.DataFrame(rows).set_index(["A", "B", "measure"]).round(4)
 
 
-def beside_paper(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Our average R@2kt next to the paper's row that each of our rows stands in for."""
+def beside_paper(cfg: Profile, results: pd.DataFrame) -> pd.DataFrame:
+    """Our averages next to the paper's row that each of our rows stands in for."""
+    means = A.summary(results, ["R@2kt", "R@5kt"])
     rows = []
-    for spec in cfg.retrievers:
-        counterpart = PAPER_COUNTERPART.get(spec.training, (None, None))
-        for system, paper_row in zip((spec.name, f"{spec.name}+xQG"), counterpart):
-            rows.append({"ours": f"{spec.label or spec.name}" + (" + xQG" if "+xQG" in system else ""),
-                         "ours R@2kt": round(metrics[system]["R@2kt"], 2),
-                         "ours R@5kt": round(metrics[system]["R@5kt"], 2),
-                         "paper row": paper_row or "(no counterpart)",
-                         "paper R@2kt": PAPER_AVERAGES_R2KT.get(paper_row, "–") if paper_row else "–"})
+    for c in E.experiment(cfg, "table1"):
+        counterpart = PAPER_COUNTERPART.get(cfg.retriever_spec(c.retriever).training)
+        paper_row = counterpart[c.augmentation == "xqg"] if counterpart else None
+        rows.append({"ours": _label(cfg, c), "ours R@2kt": round(means.loc[c.name, "R@2kt"], 2),
+                     "ours R@5kt": round(means.loc[c.name, "R@5kt"], 2),
+                     "paper row": paper_row or "(no counterpart)",
+                     "paper R@2kt": PAPER_AVERAGES_R2KT.get(paper_row, "–") if paper_row else "–"})
     return pd.DataFrame(rows).set_index("ours")
 
 
-def standard_table(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]],
+def standard_table(cfg: Profile, results: pd.DataFrame,
                    measures: Sequence[str] = ("R@2kt", "R@5kt", "R@2", "R@5", "R@20", "RR@10", "nDCG@10")) -> pd.DataFrame:
-    rows = {}
-    for spec in cfg.retrievers:
-        for system in (spec.name, f"{spec.name}+xQG"):
-            rows[system] = {m: metrics[system][m] for m in measures}
-    return pd.DataFrame.from_dict(rows, orient="index").round(3)
+    names = [c.name for c in E.experiment(cfg, "table1")]
+    return A.summary(results, list(measures)).reindex(names).round(3)
 
 
 def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str):
@@ -147,6 +142,7 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Stage records, with a total of the work done: where a rerun reused a trained model, its
     training time (from the training log) counts instead of the seconds the reuse took."""
     df = pd.DataFrame.from_dict(timings, orient="index")
+    df = df.loc[sorted(df.index, key=lambda k: int(k.split(" ", 1)[0]))]  # stage order
     work = df["seconds"]
     if "training seconds" in df:
         work = np.fmax(work, df["training seconds"])  # fmax: a missing training time is ignored
@@ -154,11 +150,12 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def plot_n_sweep(rows: Sequence[Mapping[str, Any]], title: str, plain: Mapping[str, float] | None = None):
-    """R@2kt / R@5kt against n, with † where the difference from n = 0 (the plain retriever, drawn
-    dashed when given) is significant."""
+def plot_n_sweep(sweep: pd.DataFrame, title: str, plain: Mapping[str, float] | None = None):
+    """R@2kt / R@5kt against n (:func:`xqglib.analysis.n_sweep`), with † where the difference from
+    the plain retriever (drawn dashed when given) is significant."""
     import matplotlib.pyplot as plt
 
+    rows = sweep.reset_index().to_dict("records")
     fig, ax = plt.subplots(figsize=(5, 3))
     for measure, marker in (("R@2kt", "o"), ("R@5kt", "s")):
         xs, ys = [r["n"] for r in rows], [r[measure] for r in rows]
@@ -179,14 +176,15 @@ def plot_n_sweep(rows: Sequence[Mapping[str, Any]], title: str, plain: Mapping[s
     return fig
 
 
-def plot_language_bars(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], name: str, measure: str):
+def plot_language_bars(cfg: Profile, results: pd.DataFrame, name: str, measure: str):
     """Per-language bars of one retriever without and with xQG, each pair labelled with the
     difference; languages that have generated queries are starred."""
     import matplotlib.pyplot as plt
 
-    langs = list(cfg.query_languages)
-    plain = [metrics[name]["per_language"][measure].get(l, 0.0) for l in langs]
-    xqg = [metrics[f"{name}+xQG"]["per_language"][measure].get(l, 0.0) for l in langs]
+    langs = list(cfg.data.query_languages)
+    table = A.per_language(results, measure).reindex(columns=langs).fillna(0.0)
+    plain = table.loc[E.plain(cfg, name).name].tolist()
+    xqg = table.loc[E.xqg(cfg, name, cfg.augmentation.alpha).name].tolist()
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(langs) + 2), 3.2))
     xs = range(len(langs))
     ax.bar([x - 0.2 for x in xs], plain, width=0.4, label=name)
@@ -194,7 +192,7 @@ def plot_language_bars(cfg: Profile, metrics: Mapping[str, Mapping[str, Any]], n
     for x, a, b in zip(xs, plain, xqg):
         ax.annotate(f"{b - a:+.1f}", (x, max(a, b)), textcoords="offset points", xytext=(0, 3),
                     ha="center", fontsize=7)
-    ax.set_xticks(list(xs), [f"{l}*" if l in cfg.gen_languages else l for l in langs])
+    ax.set_xticks(list(xs), [f"{l}*" if l in cfg.generation.languages else l for l in langs])
     ax.set_ylabel(measure)
     ax.set_ylim(0, 110)
     ax.set_title(f"{measure} per query language ({cfg.name} profile)")
@@ -217,7 +215,7 @@ def data_sizes(cfg: Profile, rd: RunDir) -> pd.DataFrame:
             "generator dev pairs": _lines(rd.generator_pairs("dev"))}
     for training in sorted({r.training for r in cfg.retrievers} - {"none"}):
         rows[f"retriever training rows ({training})"] = _lines(rd.retriever_rows(training))
-    for name in cfg.generators:
+    for name in cfg.generator.models:
         path = rd.generated(name)
         if path.exists():
             rows[f"generated queries ({name})"] = sum(
@@ -227,11 +225,12 @@ def data_sizes(cfg: Profile, rd: RunDir) -> pd.DataFrame:
 
 def model_provenance(cfg: Profile) -> pd.DataFrame:
     """Every model of the profile: its role, where it comes from, and its weights' SHA-256."""
-    from .models import BUILDERS, model_source, resolve
+    from .model_builds import BUILDERS, model_source
+    from .models import resolve
 
     rows = []
-    for role, name in [("encoder (all retrievers start here)", cfg.encoder)] + \
-                      [("query generator", g) for g in cfg.generators]:
+    for role, name in [("encoder (all retrievers start here)", cfg.retriever.encoder)] + \
+                      [("query generator", g) for g in cfg.generator.models]:
         weights = Path(resolve(name)) / "model.safetensors" if name in BUILDERS else None
         rows.append({"role": role, "model": name, "source": model_source(name),
                      "weights SHA-256": sha256_file(weights)[:16] + "…" if weights and weights.exists() else "-"})
@@ -239,10 +238,14 @@ def model_provenance(cfg: Profile) -> pd.DataFrame:
 
 
 def profile_table(cfg: Profile) -> pd.DataFrame:
-    """The profile's every field (seed included), as the run used it."""
-    values = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) and k != "retrievers" else v)
-              for k, v in cfg.to_dict().items()}
-    values["retrievers"] = "; ".join(f"{r['name']} ({r['training']})" for r in values["retrievers"])
-    values["use_bf16 (resolved)"] = cfg.use_bf16
-    values["scaled_alpha (derived)"] = round(cfg.scaled_alpha, 6)
-    return pd.DataFrame({"value": {k: str(v) for k, v in values.items()}})
+    """Every setting of the run (seed included), grouped by section, and the derived values."""
+    values = {}
+    for path, value in cfg.flat().items():
+        if path == "retriever.retrievers":
+            value = "; ".join(f"{r['name']} ({r['training']})" for r in value)
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        values[path] = "null" if value is None else str(value)
+    values["run.bf16 (resolved)"] = str(cfg.use_bf16)
+    values["augmentation.alpha (scaled, derived)"] = f"{cfg.scaled_alpha:.6g}"
+    return pd.DataFrame({"value": values})

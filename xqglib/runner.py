@@ -15,19 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import stages as S
 from .artifacts import RunDir
-from .config import Profile, load_profile, repo_root
 from .errors import UserError
-from .formats import read_json, write_json
+from .formats import write_json
+from .paths import repo_root
+from .profiles import load_profile
+from .settings import Profile, flatten_overrides, parse_overrides
 
-NOTEBOOKS = (
-    "01_data",
-    "02_train_generator",
-    "03_generate_queries",
-    "04_train_retriever",
-    "05_encode_augment_search",
-    "06_evaluate",
-)
 KERNEL = "xqg"
 
 
@@ -37,50 +32,81 @@ def _kernel_name() -> str:
     return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
-def run_notebook(name: str, cfg: Profile, rd: RunDir, overrides: dict[str, Any] | None) -> Path:
+def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, Any] | None) -> Path:
     import papermill as pm
 
-    source = repo_root() / "notebooks" / f"{name}.ipynb"
+    source = repo_root() / "notebooks" / f"{stage.notebook}.ipynb"
     if not source.exists():
         raise UserError(f"{source} is missing; is this a complete checkout?")
-    out = rd.path("notebooks", f"{name}.ipynb")
+    out = rd.path("notebooks", f"{stage.notebook}.ipynb")
     partial = out.with_suffix(".running.ipynb")
+    out.unlink(missing_ok=True)  # an executed copy is only ever the latest, finished one
     try:
         pm.execute_notebook(str(source), str(partial), kernel_name=_kernel_name(), cwd=str(repo_root()),
                             parameters={"profile": cfg.name, "run_dir": str(rd.root),
-                                        "overrides": json.dumps(overrides or {})},
+                                        "overrides": json.dumps(flatten_overrides(overrides or {}))},
                             progress_bar=sys.stderr.isatty())
     except pm.PapermillExecutionError as exc:
         failed = out.with_suffix(".failed.ipynb")
         partial.replace(failed)
-        raise UserError(f"notebook {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+        raise UserError(f"notebook {stage.notebook} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                         f"the executed notebook, with the traceback, is at {failed}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(out)
     return out
 
 
-def run_pipeline(profile: str, overrides: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                 start: int = 1, stop: int | None = None) -> RunDir:
-    """Execute notebooks ``start``..``stop`` (1-based) for a profile; returns the run directory."""
-    cfg = load_profile(profile, overrides)
+def _usable_run_dir(rd: RunDir) -> None:
+    if rd.root.exists() and not rd.root.is_dir():
+        raise UserError(f"the run directory {rd.root} is a file; choose another --run-dir")
+    try:
+        rd.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run directory {rd.root} ({exc.strerror}); choose another --run-dir") from None
+
+
+def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, run_dir: str | Path | None = None,
+                 start: str | int | None = None, stop: str | int | None = None) -> RunDir:
+    """Execute the stages ``start``..``stop`` (numbers or names) for a profile.
+
+    ``start`` None resumes: the first stage that has not finished under these settings (stages
+    before it are reused, and the run says so). Everything is checked before any work starts:
+    the settings, the stage range, the run directory, and that the stages before ``start``
+    finished under these very settings.
+    """
+    given = parse_overrides(overrides)
+    cfg = load_profile(profile, given)
+    chosen = S.select(start, stop)
     rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
-    rd.root.mkdir(parents=True, exist_ok=True)
-    if start == 1:
-        # a fresh run: stale timings of an earlier run must not mix into this one's
-        rd.timings.unlink(missing_ok=True)
-    write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": overrides or {}})
-    for index, name in enumerate(NOTEBOOKS[start - 1: stop], start):
-        print(f"[{index}/{len(NOTEBOOKS)}] {name} ({cfg.name})", file=sys.stderr, flush=True)
-        run_notebook(name, cfg, rd, overrides)
+    _usable_run_dir(rd)
+    if start is None:
+        first = first_unfinished(cfg, rd)
+        chosen = [s for s in chosen if first is not None and s.number >= first.number]
+        if not chosen:
+            print(f"every stage finished under these settings in {rd.root}; nothing to run "
+                  "(--from 1 runs them all again)", file=sys.stderr)
+            return rd
+        if chosen[0].number > 1:
+            print(f"stages 1-{chosen[0].number - 1} finished under these settings: reusing them "
+                  "(--from 1 runs them all again)", file=sys.stderr)
+    S.check_ready(cfg, rd, chosen[0])
+    # stale timings of an earlier run must not mix into this one's
+    S.forget_timings(rd, chosen[0])
+    write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(given)})
+    for stage in chosen:
+        print(f"[{stage.number}/{len(S.STAGES)}] {stage.notebook} ({cfg.name})", file=sys.stderr, flush=True)
+        run_notebook(stage, cfg, rd, given)
     return rd
 
 
-def run_is_complete(rd: RunDir, cfg: Profile) -> bool:
-    """Whether ``rd`` holds every executed notebook, from this very profile."""
-    marker = rd.root / "profile.json"
-    if not marker.exists() or read_json(marker)["profile"] != json.loads(json.dumps(cfg.to_dict())):
-        return False
-    return all((rd.root / "notebooks" / f"{n}.ipynb").exists() for n in NOTEBOOKS)
+def first_unfinished(cfg: Profile, rd: RunDir) -> S.Stage | None:
+    """The first stage whose outputs in ``rd`` are missing or from other settings (None: all done)."""
+    for stage in S.STAGES:
+        if S.stale_reason(cfg, rd, stage) or not (rd.root / "notebooks" / f"{stage.notebook}.ipynb").exists():
+            return stage
+    return None
 
 
 def _check_executed(path: Path) -> None:
@@ -95,16 +121,31 @@ def _check_executed(path: Path) -> None:
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 
 
-def build_book(profile: str, rerun: bool = False, root: Path | None = None) -> Path:
-    """Run the pipeline if needed, then build the book from its executed notebooks.
+def book_toc() -> str:
+    """``_toc.yml``: the study's pages, then one page per stage of the stage table."""
+    lines = ["format: jb-book", "root: book/intro", "parts:", "- caption: The study", "  chapters:"]
+    lines += [f"  - file: book/{page}" for page in BOOK_PAGES]
+    lines += ["- caption: The pipeline, as executed", "  chapters:"]
+    lines += [f"  - file: book/_executed/{s.notebook}" for s in S.STAGES]
+    return "\n".join(lines) + "\n"
 
-    ``root``: where the book is built (default: the repository). Another folder gets a copy of
-    the book's sources first, so that a test build never overwrites the published book.
+
+#: The study's own pages (book/<page>.md), in order.
+BOOK_PAGES = ("method", "results", "reproducibility")
+
+
+def build_book(profile: str, rerun: bool = False, root: Path | None = None,
+               overrides: dict[str, Any] | str | None = None, run_dir: str | Path | None = None) -> Path:
+    """Run what the pipeline still needs, then build the book from its executed notebooks.
+
+    Stages that finished under the same settings are reused; the first one that did not (or all,
+    with ``rerun``) and every later one run again. ``root``: where the book is built (default:
+    the repository). Another folder gets a copy of the book's sources first, so that a test build
+    never overwrites the published book.
     """
-    cfg = load_profile(profile)
-    rd = RunDir.for_profile(cfg)
-    if rerun or not run_is_complete(rd, cfg):
-        run_pipeline(profile)
+    cfg = load_profile(profile, overrides)
+    rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
+    run_pipeline(profile, overrides, rd.root, start=1 if rerun else None)
     if root is None:
         root = repo_root()
     else:
@@ -116,11 +157,12 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None) -> P
                                 ignore=shutil.ignore_patterns("_executed"))
             else:
                 shutil.copy2(source, root / name)
+    (root / "_toc.yml").write_text(book_toc(), encoding="utf-8")
     executed = root / "book" / "_executed"
     shutil.rmtree(executed, ignore_errors=True)
     executed.mkdir(parents=True)
-    for name in NOTEBOOKS:
-        source = rd.root / "notebooks" / f"{name}.ipynb"
+    for stage in S.STAGES:
+        source = rd.root / "notebooks" / f"{stage.notebook}.ipynb"
         _check_executed(source)
         shutil.copy2(source, executed / source.name)
     jb = Path(sys.executable).with_name("jupyter-book")

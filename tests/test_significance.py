@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xqglib.statistics import compare_by_language, paired_test
+from xqglib.significance import compare_by_language, paired_test
 
 
 def test_ttest_and_mcnemar_by_hand():
@@ -44,9 +44,14 @@ def test_bonferroni_over_languages_and_uncounted_questions():
         langs[q] = lang
         a[q] = float(rng.random() < 0.3)
         b[q] = float(rng.random() < (0.6 if lang == "ar" else 0.3))
-    a["skip"], b["skip"], langs["skip"] = None, 1.0, "ar"
+    b["skip"], langs["skip"] = 1.0, "ar"  # a question only one system has an outcome for
     out = compare_by_language(a, b, langs)
-    assert out["ar"].n == 100 and out["all"].n == 300
+    assert list(out.index) == ["ar", "th", "zh", "all"]
+    assert out.loc["ar", "n"] == 100 and out.loc["all", "n"] == 300
     for lang in ("ar", "th", "zh"):
-        assert out["bonferroni"][lang] == pytest.approx(min(1.0, 3 * out[lang].p_ttest))
-    assert out["bonferroni"]["ar"] < 0.05
+        assert out.loc[lang, "p_ttest_corrected"] == pytest.approx(min(1.0, 3 * out.loc[lang, "p_ttest"]))
+        qs = [q for q in a if langs[q] == lang]
+        assert out.loc[lang, "mean_b"] - out.loc[lang, "mean_a"] == pytest.approx(
+            sum(b[q] - a[q] for q in qs) / len(qs))
+    assert out.loc["all", "p_ttest_corrected"] == out.loc["all", "p_ttest"]  # overall: not corrected
+    assert out.loc["ar", "p_ttest_corrected"] < 0.05 and bool(out.loc["ar", "significant"])

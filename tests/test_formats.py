@@ -1,10 +1,9 @@
-"""Atomic writes, file formats and profiles."""
+"""Atomic writes and file formats."""
 
 from __future__ import annotations
 
 import pytest
 
-from xqglib.config import load_profile
 from xqglib.errors import UserError
 from xqglib.formats import atomic_open, read_jsonl, read_qrels, write_jsonl, write_qrels
 
@@ -31,14 +30,3 @@ def test_qrels_roundtrip(tmp_path):
     qrels = {"q1-ar": {"Super_Bowl_50#3": 1}, "q2-th": {"Warsaw#0": 1}}
     write_qrels(tmp_path / "q.txt", qrels)
     assert read_qrels(tmp_path / "q.txt") == qrels
-
-
-def test_profiles_and_overrides():
-    cpu = load_profile("cpu")
-    assert cpu.encoder == "me5-small" and cpu.alpha == 0.01 and cpu.seed == 313
-    smoke = load_profile("smoke", '{"gen_languages": ["ar"], "retrievers": [{"name": "x", "training": "none"}]}')
-    assert smoke.gen_languages == ("ar",) and smoke.retrievers[0].name == "x"
-    with pytest.raises(UserError, match="unknown profile"):
-        load_profile("gpu")
-    with pytest.raises(UserError, match="unknown training"):
-        load_profile("smoke", {"retrievers": [{"name": "x", "training": "magic"}]})

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 ALPHA = 0.05
@@ -57,24 +58,28 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_permutations: int = 10
     return PairedResult(int(d.size), float(x.mean()), float(y.mean()), p_t, p_perm, p_mc)
 
 
-def compare_by_language(outcome_a: Mapping[str, float | None], outcome_b: Mapping[str, float | None],
-                        languages: Mapping[str, str], seed: int = 0) -> dict[str, PairedResult | dict]:
+def compare_by_language(outcome_a: Mapping[str, float], outcome_b: Mapping[str, float],
+                        languages: Mapping[str, str], seed: int = 0) -> pd.DataFrame:
     """Per-language paired tests (Bonferroni over languages) and one over all questions.
 
-    Questions that either system leaves uncounted (``None``, e.g. yes/no answers) are dropped.
-    Returns ``{lang: PairedResult, ..., "all": PairedResult, "bonferroni": {lang: corrected p}}``.
+    Only questions with an outcome in both are compared (e.g. R@Nkt leaves yes/no answers out).
+    One row per language and a last row ``"all"``; ``p_ttest_corrected`` is the Bonferroni-corrected
+    p of a language (the raw p for ``"all"``), and ``significant`` says whether it is below
+    :data:`ALPHA`.
     """
-    qids = [q for q in outcome_a if outcome_a[q] is not None and outcome_b.get(q) is not None]
+    qids = [q for q in outcome_a if q in outcome_b]
     by_lang: dict[str, list[str]] = {}
     for q in qids:
         by_lang.setdefault(languages[q], []).append(q)
-    out: dict[str, PairedResult | dict] = {}
-    for lang, qs in sorted(by_lang.items()):
-        out[lang] = paired_test([outcome_a[q] for q in qs], [outcome_b[q] for q in qs], seed=seed)
-    out["all"] = paired_test([outcome_a[q] for q in qids], [outcome_b[q] for q in qids], seed=seed)
     m = len(by_lang)
-    out["bonferroni"] = {lang: min(1.0, out[lang].p_ttest * m) for lang in by_lang}  # type: ignore[union-attr]
-    return out
+    rows = {}
+    for lang, qs in sorted(by_lang.items()) + [("all", qids)]:
+        r = paired_test([outcome_a[q] for q in qs], [outcome_b[q] for q in qs], seed=seed)
+        corrected = r.p_ttest if lang == "all" else min(1.0, r.p_ttest * m)
+        rows[lang] = {"n": r.n, "mean_a": r.mean_a, "mean_b": r.mean_b, "diff": r.diff, "p_ttest": r.p_ttest,
+                      "p_ttest_corrected": corrected, "p_permutation": r.p_permutation,
+                      "p_mcnemar": r.p_mcnemar, "significant": corrected < ALPHA}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def significant(result: PairedResult, corrected_p: float | None = None) -> bool:

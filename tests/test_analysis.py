@@ -1,0 +1,56 @@
+"""The book's tables from a hand-made results table with known values."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from xqglib import analysis as A
+from xqglib import reporting as R
+from xqglib.evaluation import COLUMNS
+from xqglib.profiles import load_profile
+
+CFG = load_profile("smoke", {"retriever.retrievers": [{"name": "xdr", "training": "crosslingual", "label": "xDR"}],
+                             "data.query_languages": ["ar", "de"]})
+
+
+def hand_made() -> pd.DataFrame:
+    """Two conditions, 2 languages: ar has 4 questions, de 2 (so macro != micro average)."""
+    hits = {  # query -> (xdr hit, xdr+xQG hit) for R@2kt; RR@10 = hit / 2
+        "q1-ar": (1, 1), "q2-ar": (0, 1), "q3-ar": (0, 1), "q4-ar": (0, 0),
+        "q1-de": (1, 1), "q2-de": (1, 0),
+    }
+    rows = []
+    for condition, aug, alpha, column in (("xdr", "none", None, 0), ("xdr+xQG", "xqg", 0.01, 1)):
+        for qid, pair in hits.items():
+            for measure, value in (("R@2kt", float(pair[column])), ("RR@10", pair[column] / 2)):
+                rows.append({"benchmark": "b1", "condition": condition, "retriever": "xdr", "augmentation": aug,
+                             "alpha": alpha, "n": None, "language": qid[-2:], "query_id": qid,
+                             "measure": measure, "value": value})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_averages_follow_the_official_scorers():
+    results = hand_made()
+    per_lang = A.per_language(results, "R@2kt")
+    assert per_lang.loc["xdr", "ar"] == 25.0 and per_lang.loc["xdr", "de"] == 100.0
+    assert per_lang.loc["xdr+xQG", "ar"] == 75.0 and per_lang.loc["xdr+xQG", "de"] == 50.0
+    # R@Nkt: macro over languages, in percent; other measures: mean over all questions
+    assert A.average(results, "R@2kt").to_dict() == {"xdr": 62.5, "xdr+xQG": 62.5}
+    assert A.average(results, "RR@10").to_dict() == pytest.approx({"xdr": 3 / 12, "xdr+xQG": 4 / 12})
+
+
+def test_table1_from_the_results_table():
+    results = hand_made()
+    table = R.table1(CFG, results, "R@2kt")
+    assert list(table.index) == ["xDR", "xDR + xQG"]
+    assert list(table.columns) == ["ar", "de", "Avg"]
+    assert table.loc["xDR + xQG"].tolist() == [75.0, 50.0, 62.5]
+    sig = A.xqg_significance(CFG, results, ["R@2kt"]).set_index("language")
+    # ar: differences (0, 1, 1, 0): mean 0.5; de: (0, -1); all six: (0, 1, 1, 0, 0, -1)
+    assert sig.loc["ar", "diff"] == 0.5 and sig.loc["de", "diff"] == -0.5
+    assert sig.loc["all", "diff"] == pytest.approx(1 / 6) and sig.loc["all", "n"] == 6
+    assert sig.loc["ar", "p_mcnemar"] == pytest.approx(0.5)  # 2 discordant, both for B: 2 * 0.5^2
+    marked = R.table1(CFG, results, "R@2kt", A.xqg_significance(CFG, results, ["R@2kt"]))
+    assert marked.loc["xDR + xQG", "Avg"] == "62.50"  # not significant: no mark
+    assert marked.loc["xDR", "ar"] == "25.00"

@@ -1,0 +1,120 @@
+"""Experiments declared as data: conditions, and the experiments that group them.
+
+A :class:`Condition` is one system to evaluate: a benchmark, a retriever, and how the retriever's
+passage vectors are augmented (``"none"``, or ``"xqg"``: fusion with the generated queries'
+vectors at some alpha, from all or the first *n* queries per language). Evaluation
+(:mod:`xqglib.evaluation`) turns every condition of a profile into rows of one tidy results
+table; every table, test and figure of the book is a function of that table
+(:mod:`xqglib.analysis`).
+
+:data:`EXPERIMENTS` names the groups of conditions the study reports: Table 1, the alpha sweep,
+the n sweep, and alpha scaled to the paper's number of queries. Adding an experiment is adding a
+function of the profile that returns conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .settings import Profile
+
+#: How passage vectors may be augmented (more kinds join with RQ2 and RQ3).
+AUGMENTATIONS = ("none", "xqg")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One system: a retriever on a benchmark, with or without xQG augmentation."""
+
+    benchmark: str
+    retriever: str
+    augmentation: str = "none"
+    #: xQG only: the fusion weight
+    alpha: float | None = None
+    #: xQG only: fuse the first n generated queries per language (None: all of them)
+    n: int | None = None
+    #: the system's name in tables and file names
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augmentation!r}")
+        if (self.augmentation == "none") != (self.alpha is None):
+            raise ValueError("alpha is given exactly when the augmentation is xqg")
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What makes two conditions the same system (the name aside)."""
+        return (self.benchmark, self.retriever, self.augmentation, self.alpha, self.n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plain(cfg: Profile, retriever: str) -> Condition:
+    return Condition(cfg.data.benchmark, retriever, name=retriever)
+
+
+def xqg(cfg: Profile, retriever: str, alpha: float, n: int | None = None) -> Condition:
+    """xQG at ``alpha`` from the first ``n`` queries per language, in canonical form: alpha 0 is
+    the plain retriever (p' = p exactly), and n >= the queries generated means all of them."""
+    if alpha == 0:
+        return plain(cfg, retriever)
+    if n is not None and n >= cfg.generation.n_per_language:
+        n = None
+    options = ([] if alpha == cfg.augmentation.alpha else [f"alpha={alpha:.4g}"]) + \
+              ([] if n is None else [f"n={n}"])
+    name = f"{retriever}+xQG" + (f"({', '.join(options)})" if options else "")
+    return Condition(cfg.data.benchmark, retriever, "xqg", float(alpha), n, name)
+
+
+def main_conditions(cfg: Profile) -> list[Condition]:
+    """Table 1: every retriever without and with xQG at the profile's alpha. Stage 5 searches
+    these and writes their TREC runs."""
+    return [c for spec in cfg.retrievers
+            for c in (plain(cfg, spec.name), xqg(cfg, spec.name, cfg.augmentation.alpha))]
+
+
+def alpha_sweep(cfg: Profile) -> list[Condition]:
+    """The sweep retriever at every alpha of ``augmentation.alpha_sweep``."""
+    return [xqg(cfg, cfg.sweep_retriever, a) for a in cfg.augmentation.alpha_sweep]
+
+
+def n_sweep(cfg: Profile) -> list[Condition]:
+    """The sweep retriever with the first n = 1..N generated queries per language."""
+    return [xqg(cfg, cfg.sweep_retriever, cfg.augmentation.alpha, n)
+            for n in range(1, cfg.generation.n_per_language + 1)]
+
+
+def scaled_alpha(cfg: Profile) -> list[Condition]:
+    """Every retriever without xQG, at the paper's alpha, and at alpha scaled to the paper's total
+    query weight (:attr:`~xqglib.settings.Profile.scaled_alpha`)."""
+    return [c for spec in cfg.retrievers
+            for c in (plain(cfg, spec.name), xqg(cfg, spec.name, cfg.augmentation.alpha),
+                      xqg(cfg, spec.name, cfg.scaled_alpha))]
+
+
+#: The study's experiments, each a function of the profile.
+EXPERIMENTS: dict[str, Callable[[Profile], list[Condition]]] = {
+    "table1": main_conditions,
+    "alpha_sweep": alpha_sweep,
+    "n_sweep": n_sweep,
+    "scaled_alpha": scaled_alpha,
+}
+
+
+def all_conditions(cfg: Profile) -> list[Condition]:
+    """Every condition of every experiment, each once (the first name of a system is kept)."""
+    seen: dict[tuple[Any, ...], Condition] = {}
+    for experiment in EXPERIMENTS.values():
+        for c in experiment(cfg):
+            seen.setdefault(c.key, c)
+    return list(seen.values())
+
+
+def experiment(cfg: Profile, name: str) -> list[Condition]:
+    """The conditions of one experiment, under the names :func:`all_conditions` gave them."""
+    canonical = {c.key: c for c in all_conditions(cfg)}
+    return [canonical[c.key] for c in EXPERIMENTS[name](cfg)]
