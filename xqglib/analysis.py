@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import experiments as E
 from .evaluation import FALLBACK, GOLD_RANK, XOR_MEASURES
-from .settings import Profile
+from .settings import PAPER_ALPHA, Profile
 from .significance import compare_by_language
 
 
@@ -154,7 +154,9 @@ def alpha_sweep(cfg: Profile, results: pd.DataFrame,
 
 def scaled_alpha(cfg: Profile, results: pd.DataFrame, measures: Sequence[str] = XOR_MEASURES) -> pd.DataFrame:
     """Every retriever without xQG, at the paper's alpha and at the scaled alpha."""
-    labels = ("no xQG", f"alpha {cfg.augmentation.alpha:g} (paper)", f"alpha {cfg.scaled_alpha:.4g} (scaled)")
+    alpha = cfg.augmentation.alpha
+    labels = ("no xQG", f"alpha {alpha:g} (" + ("the paper's" if alpha == PAPER_ALPHA else "this run's") + ")",
+              f"alpha {cfg.scaled_alpha:.4g} (scaled)")
     conditions = E.experiment(cfg, "scaled_alpha")
     means = summary(results, measures)
     rows = [{"retriever": c.retriever, "xQG": labels[i % 3], **means.loc[c.name].to_dict()}

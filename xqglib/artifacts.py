@@ -64,6 +64,7 @@ class RunDir:
     def generator_log(self, name: str) -> Path: return self.path("generators", safe_name(name), "log.json")
     def generated(self, name: str) -> Path: return self.path("generated", f"{safe_name(name)}.jsonl")
     def generation_report(self, name: str) -> Path: return self.path("generated", f"{safe_name(name)}.report.json")
+    def generation_fingerprint(self, name: str) -> Path: return self.path("generated", f"{safe_name(name)}.fingerprint.json")
     def retriever_model(self, name: str) -> Path: return self.path("retrievers", name, "model")
     def retriever_log(self, name: str) -> Path: return self.path("retrievers", name, "log.json")
 
@@ -80,14 +81,36 @@ class RunDir:
             raise UserError(f"{path} is missing: run the '{stage}' stage (notebook) for this profile first")
         return path
 
-    def load_embeddings(self, retriever: str) -> dict[str, Any]:
-        """A retriever's passage, test-query and generated-query vectors (stage 5's output)."""
+    def save_embeddings(self, retriever: str, what: str, vectors: Any, ids: list[Any]) -> None:
+        """A matrix and, beside it, the id of every row (a docid, a query id, or a generated
+        query's ``{"docid", "lang", "slot"}``)."""
+        from .formats import save_npy, write_json
+
+        if len(vectors) != len(ids):
+            raise ValueError(f"{len(vectors)} vectors but {len(ids)} ids")
+        save_npy(self.embeddings(retriever, what), vectors)
+        write_json(self.embeddings_meta(retriever, what), ids)
+
+    def load_embeddings(self, retriever: str, passage_ids: list[str] | None = None,
+                        query_ids: list[str] | None = None) -> dict[str, Any]:
+        """A retriever's passage, test-query and generated-query vectors (stage 5's output), each
+        checked against the ids stored with it, and against the expected ids where given."""
         import numpy as np
 
-        return {"passages": np.load(self.require(self.embeddings(retriever, "passages"), "encode-search")),
-                "queries": np.load(self.embeddings(retriever, "queries")),
-                "generated": np.load(self.embeddings(retriever, "generated")),
-                "generated_meta": read_json(self.embeddings_meta(retriever, "generated"))}
+        out: dict[str, Any] = {}
+        for what, expected in (("passages", passage_ids), ("queries", query_ids), ("generated", None)):
+            path = self.require(self.embeddings(retriever, what), "encode-search")
+            vectors = np.load(path)
+            ids = read_json(self.require(self.embeddings_meta(retriever, what), "encode-search"))
+            if len(ids) != len(vectors) or (expected is not None and ids != expected):
+                raise UserError(f"{path} is out of step with the ids it was written for "
+                                f"({len(vectors)} rows, {len(ids)} stored ids"
+                                + ("" if expected is None else f", {len(expected)} expected") +
+                                "): rerun from stage 5 (python -m xqglib run --from 5 ...)")
+            out[what] = vectors
+            out[f"{what}_ids"] = ids
+        out["generated_meta"] = out.pop("generated_ids")
+        return out
 
 
 def dump(obj: Any) -> str:

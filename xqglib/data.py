@@ -1,9 +1,9 @@
 """Data layer: loaders for the public files and the B1 benchmark built from them.
 
-Files are read from the data directory (``$XQG_DATA_DIR``; see :func:`xqglib.config.data_dir`).
+Files are read from the data directory (``$XQG_DATA_DIR``; see :func:`xqglib.paths.data_dir`).
 A file that is absent there is downloaded once from its canonical public URL and checked against
 its SHA-256; if that is impossible (offline), the error says which file is missing and where it is
-published. Nothing from the data directory is ever written into the project.
+published. A file that is there is checked against the same SHA-256 whenever it is loaded. Nothing from the data directory is ever written into the project.
 
 Benchmark B1 ("XQuAD -> English Wikipedia", the XOR-Retrieve analogue): questions in the non-English
 XQuAD languages are answered from the English paragraphs of SQuAD v1.1 dev (with their titles). The
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from .progress import progress
 
-from .paths import data_dir
+from .paths import cache_dir, data_dir
 from .settings import Profile
 from .errors import UserError
-from .formats import atomic_open, read_jsonl, sha256_file
+from .formats import atomic_open, read_jsonl, sha256_file, write_json
 
 _XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
 _XQUADR_URL = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master/xquad-r/{}.json"
@@ -82,7 +82,7 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, atomic_open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+            with progress(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
@@ -97,12 +97,40 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     return dest
 
 
+def verify(path: Path, relpath: str) -> Path:
+    """``path`` if its SHA-256 is the published file's; otherwise a :class:`UserError` saying so.
+
+    Digests are cached by (path, size, modification time), so a run start costs a stat per file.
+    """
+    expected = KNOWN_FILES[relpath][1]
+    cache_file = cache_dir() / "data-digests.json"
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    actual = cache.get(key) or sha256_file(path)
+    if actual != expected:
+        raise UserError(f"{path} is not the published {relpath} (SHA-256 {actual[:12]}…, expected "
+                        f"{expected[:12]}…): replace it with the published file, or delete it so that "
+                        "it is downloaded again")
+    if key not in cache:
+        cache[key] = actual
+        try:
+            write_json(cache_file, cache)
+        except OSError:
+            pass  # a read-only cache only costs time
+    return path
+
+
 def data_file(relpath: str, root: Path | None = None) -> Path:
-    """Path of a data file, downloading it from its canonical URL if it is absent."""
+    """Path of a data file, checked against its published SHA-256, downloading it from its
+    canonical URL if it is absent."""
     root = root or data_dir()
     path = root / relpath
     if path.exists():
-        return path
+        return verify(path, relpath) if relpath in KNOWN_FILES else path
     if relpath not in KNOWN_FILES:
         raise UserError(f"{path} is missing and has no known public source; see the data README")
     url, sha = KNOWN_FILES[relpath]
@@ -120,12 +148,22 @@ def _load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); the file is "
                         "damaged: delete it so that it is downloaded again, or replace it") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start}); the file is damaged: delete it "
+                        "so that it is downloaded again, or replace it") from None
 
 
 def _squad_articles(path: Path) -> list[dict[str, Any]]:
     obj = _load_json(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
         raise UserError(f"{path} is not in SQuAD v1.1 format (no top-level 'data' list)")
+    for article in obj["data"]:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                missing = [k for k in ("id", "question", "answers") if k not in qa]
+                if missing:
+                    raise UserError(f"{path}: question {qa.get('id', '?')} has no {', '.join(missing)}; "
+                                    "the file is not in SQuAD v1.1 format")
     return obj["data"]
 
 
@@ -355,12 +393,14 @@ def xquad_texts(b1: B1, splits: Sequence[str], languages: Sequence[str],
 
 
 def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[str, ...],
-                            n_negatives: int, seed: int) -> list[dict[str, Any]]:
+                            n_negatives: int, seed: int, pool_size: int = 0) -> list[dict[str, Any]]:
     """Tevatron-style training rows from train-article questions.
 
-    Hard negatives are the other paragraphs of the gold paragraph's own article (same topic, so
-    hard), sampled with the seed; short articles are topped up with paragraphs of other train
-    articles. Test- and dev-article paragraphs are never used as negatives.
+    Each row's ``negative_passages`` is its pool of max(``pool_size``, ``n_negatives``) hard
+    negatives: other paragraphs of the gold paragraph's own article (same topic, so hard), drawn
+    with the seed; an article with too few others is topped up with paragraphs of other train
+    articles. Training draws ``n_negatives`` of the pool anew each epoch, as Tevatron does. Test- and
+    dev-article paragraphs are never used as negatives.
     """
     if training == "english":
         sources = [("en", b1.english_questions)]
@@ -378,13 +418,14 @@ def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[
     for lang, questions in sources:
         for qid in b1.qids_of("train", questions):
             gold = b1.qid_to_docid[qid]
+            size = max(pool_size, n_negatives)
             same = [d for d in by_article[b1.passages[gold].article] if d != gold]
-            negatives = rng.sample(same, min(n_negatives, len(same)))
-            while len(negatives) < n_negatives:
+            pool = rng.sample(same, min(size, len(same)))
+            while len(pool) < size:
                 d = rng.choice(train_docids)
-                if d != gold and d not in negatives:
-                    negatives.append(d)
+                if d != gold and d not in pool:
+                    pool.append(d)
             rows.append({"query_id": f"{qid}-{lang}", "query": questions[qid],
                          "positive_passages": [b1.passages[gold].as_tevatron()],
-                         "negative_passages": [b1.passages[d].as_tevatron() for d in negatives]})
+                         "negative_passages": [b1.passages[d].as_tevatron() for d in pool]})
     return rows

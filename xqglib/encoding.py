@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .models import EncoderSpec
 
@@ -58,8 +58,8 @@ class DenseEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         dim = self.model.config.hidden_size
         out = np.zeros((len(texts), dim), dtype=np.float32)
-        for start in tqdm(range(0, len(texts), batch_size), desc=desc or "encode",
-                          disable=desc is None and len(texts) < 10 * batch_size):
+        for start in progress(range(0, len(texts), batch_size), desc=desc or "encode", unit="batches",
+                              quiet=desc is None and len(texts) < 10 * batch_size):
             idx = order[start:start + batch_size]
             out[idx] = self.forward([texts[i] for i in idx], is_query).numpy()
         return out

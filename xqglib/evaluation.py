@@ -111,7 +111,7 @@ def evaluate(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None
             write_official_predictions(rd, evaluator, condition.name, run)
         else:
             if condition.retriever not in embeddings:
-                embeddings[condition.retriever] = rd.load_embeddings(condition.retriever)
+                embeddings[condition.retriever] = rd.load_embeddings(condition.retriever, corpus_ids, query_ids)
             emb = embeddings[condition.retriever]
             vectors = passage_vectors(emb, corpus_ids, condition.alpha, n=condition.n)
             run = search(vectors, corpus_ids, emb["queries"], query_ids, cfg.evaluation.search_depth)

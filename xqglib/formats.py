@@ -26,6 +26,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result file is as any other file
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
@@ -34,6 +35,12 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_npy(path: str | Path, array: Any) -> None:
@@ -53,8 +60,14 @@ def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; run the stage that writes it first")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, exc) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); replace it, or rerun "
+                        "the stage that writes it") from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -70,6 +83,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; run the stage that writes it first")
+    try:
+        return _read_jsonl_lines(path)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, exc) from None
+
+
+def _read_jsonl_lines(path: Path) -> list[dict[str, Any]]:
     rows = []
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
@@ -82,21 +102,27 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _decode_error(path: Path, exc: UnicodeDecodeError) -> UserError:
+    return UserError(f"{path} is not UTF-8 text (byte {exc.start}); the file is damaged: replace it, "
+                     "or rerun the stage that writes it")
+
+
 Run = dict[str, dict[str, float]]
 """A ranking: query id -> {docid: score}."""
 
 
 def write_trec_run(path: str | Path, run: Run, tag: str) -> None:
-    """TREC run file, ranks from 1 in descending score order (ties broken by docid)."""
+    """TREC run file, ranks from 1 in descending score order. Scores are written at full
+    precision (the shortest text that reads back as the same float) and ties keep the run's own
+    order (FAISS's, as the official pipeline keeps it), so the file ranks exactly as the run."""
     with atomic_open(path) as handle:
         for qid, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda item: (-item[1], item[0]))
-            for rank, (docid, score) in enumerate(ranked, 1):
-                handle.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+            for rank, docid in enumerate(ranked_docids(docs), 1):
+                handle.write(f"{qid} Q0 {docid} {rank} {docs[docid]!r} {tag}\n")
 
 
 def read_trec_run(path: str | Path) -> Run:
-    run: Run = {}
+    run: Run = {}  # in file order: rank order, ties as written
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             parts = line.split()
@@ -108,8 +134,9 @@ def read_trec_run(path: str | Path) -> Run:
 
 
 def ranked_docids(docs: dict[str, float]) -> list[str]:
-    """Docids of one query's ranking, best first (ties by docid, as in the TREC file)."""
-    return [d for d, _ in sorted(docs.items(), key=lambda item: (-item[1], item[0]))]
+    """Docids of one query's ranking, best first; ties keep the run's own order (a stable sort:
+    FAISS's order for a search, file order for a TREC run)."""
+    return [d for d, _ in sorted(docs.items(), key=lambda item: -item[1])]
 
 
 def write_qrels(path: str | Path, qrels: dict[str, dict[str, int]]) -> None:
@@ -136,3 +163,7 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

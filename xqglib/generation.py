@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .settings import LANGUAGE_NAMES
 
@@ -373,7 +373,7 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
     log: list[dict[str, float]] = []
     best_loss, best_state = math.inf, None
     started = time.perf_counter()
-    for step in tqdm(range(1, steps + 1), desc="train generator"):
+    for step in progress(range(1, steps + 1), desc="train generator", unit="steps"):
         gen.model.train()
         if len(order) < batch_size:
             fresh = list(range(len(train_pairs)))
@@ -415,7 +415,8 @@ def generate_xqg(gen: QueryGenerator, passages: Sequence[dict[str, str]], langua
     # batches of similar length waste little compute on padding; the order is deterministic
     by_length = sorted(rows, key=lambda r: len(r["title"]) + len(r["text"]))
     n_batches = math.ceil(len(passages) / batch_passages)
-    for b in tqdm(range(n_batches), desc=f"generate queries ({len(languages)} languages x {n})"):
+    for b in progress(range(n_batches), desc=f"generate queries ({len(languages)} languages x {n})",
+                      unit="batches"):
         chunk = by_length[b * batch_passages:(b + 1) * batch_passages]
         questions = gen.sample([(r["title"], r["text"]) for r in chunk], languages, n, top_k,
                                max_new_tokens, seed=seed * 1_000_003 + b, bf16=bf16)

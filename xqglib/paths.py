@@ -30,3 +30,9 @@ def model_dir() -> Path:
 def runs_dir() -> Path:
     env = os.environ.get("XQG_RUNS_DIR")
     return Path(env).expanduser().resolve() if env else repo_root() / "runs"
+
+
+def cache_dir() -> Path:
+    """Small caches (data-file digests): ``$XQG_CACHE_DIR``, else ``.cache/`` in the checkout."""
+    env = os.environ.get("XQG_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else repo_root() / ".cache"

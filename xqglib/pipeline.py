@@ -25,7 +25,9 @@ from .artifacts import RunDir
 from .augmentation import passage_vectors
 from .encoding import DenseEncoder, passage_text
 from .experiments import main_conditions
-from .formats import read_json, read_jsonl, save_npy, sha256_file, write_json, write_jsonl, write_qrels, write_trec_run
+from .errors import UserError
+from .formats import (read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl, write_qrels,
+                      write_trec_run)
 from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from .profiles import load_profile
@@ -79,7 +81,8 @@ def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
         write_jsonl(rd.generator_pairs(split), pairs)
         sizes[f"generator {split} pairs"] = len(pairs)
     for training in sorted({r.training for r in cfg.retrievers} - {"none"}):
-        rows = D.retriever_training_rows(b1, training, cfg.data.query_languages, cfg.retriever.negatives, cfg.seed)
+        rows = D.retriever_training_rows(b1, training, cfg.data.query_languages, cfg.retriever.negatives,
+                                         cfg.seed, cfg.retriever.negative_pool)
         write_jsonl(rd.retriever_rows(training), rows)
         sizes[f"retriever training rows ({training})"] = len(rows)
     return sizes
@@ -95,12 +98,20 @@ def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log:
     its training log, and the fingerprint of what it was trained from (written last)."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
+    _fingerprint_path(folder).unlink(missing_ok=True)
+    try:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+    except BaseException as exc:  # a full disk, Ctrl-C: leave no half-written folder behind
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UserError(f"could not save the trained model to {folder} ({exc.strerror or exc}); "
+                            "free some disk space and rerun this stage") from None
+        raise
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     write_json(log_path, log)
-    write_json(_fingerprint_path(folder), fingerprint)
+    write_json(_fingerprint_path(folder), {**fingerprint, "weights": weights_digest(folder)})
 
 
 def training_fingerprint(cfg: Profile, model: str, section: str, inputs: list[Path]) -> dict[str, Any]:
@@ -114,15 +125,33 @@ def _fingerprint_path(folder: Path) -> Path:
     return folder.with_name("fingerprint.json")
 
 
+def weights_digest(folder: Path) -> str:
+    """SHA-256 over a model folder's weight files (what a reuse must find unchanged)."""
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    if not files:
+        return "no weights"
+    return sha256_text(" ".join(f"{f.name}:{sha256_file(f)}" for f in files))
+
+
 def _earlier_training(folder: Path, log_path: Path,
                       fingerprint: dict[str, Any]) -> list[dict[str, float]] | None:
     """The log of a model trained earlier from exactly the same inputs, if there is one: a rerun
-    (say after a later stage failed) reuses it instead of spending the training time again."""
+    (say after a later stage failed) reuses it instead of spending the training time again. A
+    folder whose weights no longer match what was saved (corrupt, changed) is trained again."""
     path = _fingerprint_path(folder)
-    if folder.is_dir() and log_path.exists() and path.exists() and read_json(path) == fingerprint:
-        print(f"reusing {folder}: trained earlier from the same data and settings")
-        return read_json(log_path)
-    return None
+    if not (folder.is_dir() and log_path.exists() and path.exists()):
+        return None
+    recorded = read_json(path)
+    if {k: v for k, v in recorded.items() if k != "weights"} != fingerprint:
+        return None
+    digest = weights_digest(folder)
+    if "weights" not in recorded:  # recorded by a version that kept no digest: keep this one from now on
+        write_json(path, {**recorded, "weights": digest})
+    elif recorded["weights"] != digest:
+        print(f"not reusing {folder}: its weights differ from the ones saved (corrupt or changed); training again")
+        return None
+    print(f"reusing {folder}: trained earlier from the same data and settings")
+    return read_json(log_path)
 
 
 def _generator(cfg: Profile, name: str, source: str) -> QueryGenerator:
@@ -152,7 +181,25 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     return log
 
 
+def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
+    """What a generated-query file depends on: the generator's weights, the generation and run
+    settings, and the corpus and dev pairs (the vocabulary report)."""
+    model = rd.require(rd.generator_model(name), "train-generator")
+    inputs = [rd.require(rd.corpus, "data"), rd.require(rd.generator_pairs("dev"), "data")]
+    return json.loads(json.dumps({"generator": weights_digest(model), "settings": cfg.select(["generation", "run"]),
+                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
+
+
 def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]]:
+    """Generate queries for every corpus passage (released xQG format). A file generated earlier
+    by the same generator weights from the same corpus and settings is reused."""
+    fingerprint = generation_fingerprint(cfg, rd, name)
+    done = rd.generation_fingerprint(name)
+    if rd.generated(name).exists() and rd.generation_report(name).exists() and done.exists() \
+            and read_json(done) == fingerprint:
+        print(f"reusing {rd.generated(name)}: generated earlier by the same generator from the same corpus and settings")
+        return read_jsonl(rd.generated(name))
+    done.unlink(missing_ok=True)
     seed_everything(cfg.seed)
     gen = _generator(cfg, name, str(rd.require(rd.generator_model(name), "train-generator")))
     corpus = read_jsonl(rd.require(rd.corpus, "data"))
@@ -171,6 +218,7 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]
                         max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages,
                         seed=cfg.seed, bf16=cfg.use_bf16)
     write_jsonl(rd.generated(name), rows)
+    write_json(done, fingerprint)
     return rows
 
 
@@ -213,7 +261,8 @@ def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     encoder = _encoder(cfg, r.encoder)
     log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=r.epochs, max_steps=r.max_steps,
                           batch_size=r.batch_size, n_negatives=r.negatives, lr=r.lr,
-                          warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings)
+                          warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
+                          max_grad_norm=r.max_grad_norm)
     _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
     return log
 
@@ -236,14 +285,14 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, int]:
     queries = read_jsonl(rd.test_queries)
     generated = generated_query_table(read_jsonl(rd.require(rd.generated(cfg.primary_generator), "generate")))
     bs = cfg.retriever.encode_batch_size
-    save_npy(rd.embeddings(name, "passages"),
-            encoder.encode([passage_text(p["title"], p["text"]) for p in corpus], False, bs, f"{name}: passages"))
-    save_npy(rd.embeddings(name, "queries"),
-            encoder.encode([q["query"] for q in queries], True, bs, f"{name}: test queries"))
+    rd.save_embeddings(name, "passages", encoder.encode([passage_text(p["title"], p["text"]) for p in corpus],
+                                                        False, bs, f"{name}: passages"), [p["docid"] for p in corpus])
+    rd.save_embeddings(name, "queries", encoder.encode([q["query"] for q in queries], True, bs, f"{name}: test queries"),
+                       [q["query_id"] for q in queries])
     # generated queries are encoded with the query encoder (the official encode.py does the same)
-    save_npy(rd.embeddings(name, "generated"),
-            encoder.encode([g["query"] for g in generated], True, bs, f"{name}: generated queries"))
-    write_json(rd.embeddings_meta(name, "generated"), [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])
+    rd.save_embeddings(name, "generated", encoder.encode([g["query"] for g in generated], True, bs,
+                                                         f"{name}: generated queries"),
+                       [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])
     return {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
 
 
@@ -251,7 +300,7 @@ def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
     """Write the TREC runs of the retriever's Table 1 systems (without and with xQG)."""
     corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
     query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
-    emb = rd.load_embeddings(name)
+    emb = rd.load_embeddings(name, corpus_ids, query_ids)
     systems = [c for c in main_conditions(cfg) if c.retriever == name]
     for c in systems:
         vectors = passage_vectors(emb, corpus_ids, c.alpha, n=c.n)

@@ -4,6 +4,11 @@ Per query one positive and ``n`` hard negatives; the score of a query against ev
 batch (its own group and the other queries' groups: in-batch negatives) is the dot product of the
 pooled vectors, temperature 1; the loss is cross-entropy with the query's own positive as target.
 One encoder is shared by queries and passages.
+
+As Tevatron v1's ``TrainDataset`` and its Hugging Face Trainer: each query's hard negatives are
+drawn anew every epoch from its pool of negatives (the pool shuffled once with a per-query seed,
+then a new window each epoch; sampled with replacement when the pool is smaller than asked), and
+gradients are clipped to a global norm of 1.0 (the Trainer's ``max_grad_norm``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .encoding import DenseEncoder, passage_text
 
@@ -29,9 +34,25 @@ def contrastive_loss(q_reps: torch.Tensor, p_reps: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(scores, target)
 
 
+def epoch_negatives(pool: Sequence[Any], n: int, epoch: int, seed: int) -> list[Any]:
+    """The ``n`` hard negatives of one query in one epoch, as Tevatron v1 draws them: the pool
+    shuffled with the query's own seed, then the window starting at ``epoch * n`` (cyclic), so
+    every epoch sees the next negatives of the pool; with replacement if the pool is too small."""
+    rng = random.Random(seed)
+    if n == 0 or not pool:
+        return []
+    if len(pool) < n:
+        return rng.choices(list(pool), k=n)
+    shuffled = list(pool)
+    rng.shuffle(shuffled)
+    offset = epoch * n % len(shuffled)
+    return (shuffled * 2)[offset: offset + n]
+
+
 def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, epochs: int,
                     max_steps: int | None, batch_size: int, n_negatives: int, lr: float,
-                    warmup_ratio: float, seed: int, freeze_embeddings: bool) -> list[dict[str, float]]:
+                    warmup_ratio: float, seed: int, freeze_embeddings: bool,
+                    max_grad_norm: float | None = 1.0) -> list[dict[str, float]]:
     """Fine-tune ``encoder`` in place on Tevatron-style rows; returns the per-step loss log."""
     from transformers import get_linear_schedule_with_warmup
 
@@ -50,26 +71,29 @@ def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, ep
     started = time.perf_counter()
     model.train()
     step = 0
-    with tqdm(total=steps, desc="train retriever") as bar:
-        for _epoch in range(epochs):
+    with progress(total=steps, desc="train retriever", unit="steps") as bar:
+        for epoch in range(epochs):
             order = list(range(len(rows)))
             rng.shuffle(order)
             for start in range(0, len(order), batch_size):
                 if step >= steps:
                     break
-                batch = [rows[i] for i in order[start:start + batch_size]]
-                queries = [r["query"] for r in batch]
+                batch = [(i, rows[i]) for i in order[start:start + batch_size]]
+                queries = [r["query"] for _, r in batch]
                 passages = []
-                for r in batch:
-                    group = r["positive_passages"][:1] + r["negative_passages"][:n_negatives]
-                    passages += [passage_text(p["title"], p["text"]) for p in group]
+                for i, r in batch:
+                    negatives = epoch_negatives(r["negative_passages"], n_negatives, epoch, seed + i)
+                    passages += [passage_text(p["title"], p["text"]) for p in r["positive_passages"][:1] + negatives]
                 loss = contrastive_loss(encoder.forward(queries, True), encoder.forward(passages, False))
                 loss.backward()
+                grad_norm = (torch.nn.utils.clip_grad_norm_(params, max_grad_norm).item()
+                             if max_grad_norm is not None else float("nan"))
                 optim.step()
                 sched.step()
                 optim.zero_grad(set_to_none=True)
                 step += 1
-                log.append({"step": step, "loss": loss.item(), "seconds": time.perf_counter() - started})
+                log.append({"step": step, "loss": loss.item(), "grad_norm": grad_norm,
+                            "seconds": time.perf_counter() - started})
                 bar.update(1)
     model.eval()
     return log

@@ -9,9 +9,11 @@ from a run with a failed or missing notebook.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,27 @@ from .artifacts import RunDir
 from .errors import UserError
 from .formats import write_json
 from .paths import repo_root
+from .progress import duration
 from .profiles import load_profile
 from .settings import Profile, flatten_overrides, parse_overrides
 
 KERNEL = "xqg"
+
+
+def _kernel_manager_class():
+    """Kernels over local sockets (IPC) rather than TCP: nothing is exposed, and the kernel has no
+    reason to warn six times a run that TCP traffic is not encrypted."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"xqg-kernel-{os.getpid()}"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
 
 
 def _kernel_name() -> str:
@@ -42,10 +61,11 @@ def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, 
     partial = out.with_suffix(".running.ipynb")
     out.unlink(missing_ok=True)  # an executed copy is only ever the latest, finished one
     try:
+        # progress comes from the library itself (xqglib.progress), straight to this terminal
         pm.execute_notebook(str(source), str(partial), kernel_name=_kernel_name(), cwd=str(repo_root()),
                             parameters={"profile": cfg.name, "run_dir": str(rd.root),
                                         "overrides": json.dumps(flatten_overrides(overrides or {}))},
-                            progress_bar=sys.stderr.isatty())
+                            progress_bar=False, kernel_manager_class=_kernel_manager_class())
     except pm.PapermillExecutionError as exc:
         failed = out.with_suffix(".failed.ipynb")
         partial.replace(failed)
@@ -96,8 +116,11 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     S.forget_timings(rd, chosen[0])
     write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(given)})
     for stage in chosen:
-        print(f"[{stage.number}/{len(S.STAGES)}] {stage.notebook} ({cfg.name})", file=sys.stderr, flush=True)
+        print(f"[{stage.number}/{len(S.STAGES)}] {stage.title} ({stage.notebook}, {cfg.name} profile)",
+              file=sys.stderr, flush=True)
+        started = time.perf_counter()
         run_notebook(stage, cfg, rd, given)
+        print(f"      done in {duration(time.perf_counter() - started)}", file=sys.stderr, flush=True)
     return rd
 
 
@@ -146,6 +169,10 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
     cfg = load_profile(profile, overrides)
     rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
     run_pipeline(profile, overrides, rd.root, start=1 if rerun else None)
+    unfinished = first_unfinished(cfg, rd)
+    if unfinished is not None:  # never publish a page of a stage that did not finish under these settings
+        raise UserError(f"{unfinished.label} has not finished under these settings in {rd.root}; "
+                        f"no book is built (python -m xqglib run --from {unfinished.number} ...)")
     if root is None:
         root = repo_root()
     else:
@@ -168,10 +195,14 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
     jb = Path(sys.executable).with_name("jupyter-book")
     # --all: pages paste outputs of the notebooks (glue), a dependency Sphinx does not track, so
     # an incremental build after another run or profile would keep the previous numbers
-    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--all",
+    # --quiet: no Sphinx status dump; warnings still show, and fail the build
+    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--all", "--quiet",
                "--warningiserror", "--keep-going"]
-    result = subprocess.run(command, cwd=root)
+    print("building the book (jupyter-book)", file=sys.stderr, flush=True)
+    # its banner goes to stdout: shown only when the build fails; warnings (stderr) always show
+    result = subprocess.run(command, cwd=root, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
+        sys.stderr.write(result.stdout)
         raise UserError(f"jupyter-book build failed (exit {result.returncode}); its messages are above")
     index = root / "_build" / "html" / "index.html"
     print(f"book: {index}", file=sys.stderr)

@@ -41,6 +41,9 @@ LANGUAGE_NAMES = {
 #: The articles XQuAD and SQuAD v1.1 dev share, split into train / dev / test.
 SHARED_ARTICLES = 48
 
+#: The paper's fusion weight.
+PAPER_ALPHA = 0.01
+
 #: Generated queries per passage in the paper: 7 XOR-TyDi languages x n = 5.
 PAPER_QUERIES_PER_PASSAGE = 35
 
@@ -132,7 +135,11 @@ class RetrieverSettings:
     epochs: int = setting(1, "passes over the training rows", low=1)
     max_steps: int | None = setting(None, "cap on optimizer steps (null: epochs decide)", low=1)
     batch_size: int = setting(32, "queries per step", low=1)
-    negatives: int = setting(7, "hard negatives per query", low=0)
+    negatives: int = setting(7, "hard negatives per query and step", low=0)
+    negative_pool: int = setting(8, "hard negatives kept per query; each epoch draws `negatives` of them "
+                                    "anew, as Tevatron does (the pool is at least `negatives`)", low=0)
+    max_grad_norm: float | None = setting(1.0, "gradient clipping (global norm; null: none), as the "
+                                               "Hugging Face Trainer Tevatron uses", above=0)
     lr: float = setting(1e-5, "learning rate", above=0, high=1)
     warmup_ratio: float = setting(0.1, "share of steps with a linear warm-up", low=0, high=1)
     query_max_len: int = setting(32, "query tokens kept", low=4)

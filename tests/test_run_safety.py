@@ -1,0 +1,248 @@
+"""A run that never lies: each defect found by trying (issue 14) ends in a clear error or the
+right result. Fast: tiny models, hand-made files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xqglib.artifacts import RunDir
+from xqglib.errors import UserError
+from xqglib.formats import ranked_docids, read_trec_run, write_json, write_trec_run
+
+
+def test_word_tokenize_keeps_dashed_ranges_as_the_paper_era_nltk():
+    """NLTK 3.10 splits en/em dashes, so an answer "60–100 bpm" could never match a passage;
+    3.9.2 (pinned) tokenises as 3.8.1 did."""
+    from xqglib.metrics import exact_tokenizer_available, xor_hit, xor_word_tokenize
+
+    assert exact_tokenizer_available()
+    tokens = xor_word_tokenize("A resting heart rate of 60–100 bpm is normal.")
+    assert "60–100" in tokens
+    assert xor_hit([tokens], ["60–100 bpm"], 2000) is True
+
+
+def test_trec_runs_keep_full_precision_and_the_search_order(tmp_path):
+    # two distinct scores that 6 decimals would make equal, and a true tie in FAISS's order
+    run = {"q": {"b": 0.8000004, "a": 0.8000001, "z": 0.5, "c": 0.5}}
+    write_trec_run(tmp_path / "r.trec", run, "t")
+    back = read_trec_run(tmp_path / "r.trec")
+    assert back == run
+    assert ranked_docids(back["q"]) == ["b", "a", "z", "c"]  # ties keep the run's order, not docid order
+    assert [line.split()[2] for line in (tmp_path / "r.trec").read_text().splitlines()] == ["b", "a", "z", "c"]
+
+
+def test_result_files_are_written_with_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+
+
+def test_embeddings_out_of_step_with_their_ids_are_refused(tmp_path):
+    rd = RunDir(tmp_path)
+    vectors = np.eye(3, dtype=np.float32)
+    rd.save_embeddings("r", "passages", vectors, ["p1", "p2", "p3"])
+    rd.save_embeddings("r", "queries", vectors[:2], ["q1", "q2"])
+    rd.save_embeddings("r", "generated", vectors, [{"docid": "p1", "lang": "de", "slot": 0}] * 3)
+    assert rd.load_embeddings("r", ["p1", "p2", "p3"], ["q1", "q2"])["passages_ids"] == ["p1", "p2", "p3"]
+    with pytest.raises(UserError, match=r"passages.npy is out of step .*rerun from stage 5"):
+        rd.load_embeddings("r", ["p2", "p1", "p3"], ["q1", "q2"])  # the corpus order changed
+    np.save(rd.embeddings("r", "queries"), vectors)  # a matrix replaced behind its ids' back
+    with pytest.raises(UserError, match=r"queries.npy is out of step .*3 rows, 2 stored ids"):
+        rd.load_embeddings("r")
+
+
+def _trained_copy(tmp_path: Path):
+    """A tiny retriever 'trained' and saved as the pipeline saves it, with its fingerprint."""
+    from xqglib.model_builds import build_model
+    from xqglib.models import load_encoder, load_tokenizer
+    from xqglib.pipeline import _save_trained
+
+    folder = tmp_path / "retrievers" / "x" / "model"
+    tiny = build_model("tiny-bert")
+    fingerprint = {"model": "tiny-bert", "settings": {}, "inputs": {}}
+    _save_trained(load_encoder(str(tiny)), load_tokenizer(str(tiny)), folder, folder.with_name("log.json"),
+                  [{"step": 1}], fingerprint)
+    return folder, fingerprint
+
+
+def test_a_corrupt_model_folder_is_trained_again_not_reused(tmp_path, capsys):
+    from xqglib.pipeline import _earlier_training
+
+    folder, fingerprint = _trained_copy(tmp_path)
+    assert _earlier_training(folder, folder.with_name("log.json"), fingerprint) == [{"step": 1}]
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10:] = b"\0" * 10
+    weights.write_bytes(bytes(data))
+    assert _earlier_training(folder, folder.with_name("log.json"), fingerprint) is None
+    assert "its weights differ from the ones saved" in capsys.readouterr().out
+
+
+def test_a_failed_model_save_leaves_no_partial_folder(tmp_path, monkeypatch):
+    from xqglib.model_builds import build_model
+    from xqglib.models import load_encoder, load_tokenizer
+    from xqglib.pipeline import _save_trained
+
+    model = load_encoder(str(build_model("tiny-bert")))
+
+    def disk_full(*args, **kwargs):
+        Path(args[0]).mkdir(parents=True, exist_ok=True)
+        (Path(args[0]) / "model.safetensors").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save_pretrained", disk_full)
+    folder = tmp_path / "retrievers" / "x" / "model"
+    with pytest.raises(UserError, match="No space left on device.*free some disk space"):
+        _save_trained(model, load_tokenizer(str(build_model("tiny-bert"))), folder, folder.with_name("log.json"),
+                      [], {})
+    assert sorted(p.name for p in folder.parent.iterdir()) == []  # no model.partial, no fingerprint
+
+
+def test_hard_negatives_are_drawn_anew_each_epoch_as_tevatron():
+    from xqglib.retrieval_training import epoch_negatives
+
+    pool = list(range(10))
+    epochs = [epoch_negatives(pool, 3, e, seed=7) for e in range(4)]
+    assert all(len(e) == 3 and set(e) <= set(pool) for e in epochs)
+    # consecutive windows of one shuffled pool: the first three epochs never repeat a negative
+    assert len(set(epochs[0] + epochs[1] + epochs[2])) == 9
+    assert epochs[0] != epochs[1]
+    assert epoch_negatives(pool, 3, 0, seed=7) == epochs[0]  # seeded per query
+    assert len(epoch_negatives([1], 3, 0, seed=1)) == 3  # a small pool: with replacement
+
+
+def test_retriever_training_clips_gradients_to_norm_one(monkeypatch):
+    from xqglib.encoding import DenseEncoder
+    from xqglib.model_builds import build_model
+    from xqglib.models import encoder_spec, load_encoder, load_tokenizer
+    from xqglib.retrieval_training import train_retriever
+
+    seen = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):
+        params = list(params)
+        before = real(params, max_norm, *args, **kwargs)
+        after = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+        seen.append((max_norm, float(before), float(after)))
+        return before
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    path = str(build_model("tiny-bert"))
+    rows = [{"query": f"question {i}", "positive_passages": [{"title": "t", "text": f"passage {i}"}],
+             "negative_passages": [{"title": "t", "text": f"other {i} {j}"} for j in range(3)]} for i in range(4)]
+    enc = DenseEncoder(load_encoder(path), load_tokenizer(path), encoder_spec("tiny-bert"), 16, 16, False)
+    log = train_retriever(enc, rows, epochs=1, max_steps=1, batch_size=4, n_negatives=1, lr=1e-3,
+                          warmup_ratio=0.0, seed=0, freeze_embeddings=False)
+    assert [s[0] for s in seen] == [1.0]  # the Trainer's default, every step
+    assert log[0]["grad_norm"] == seen[0][1]
+    assert seen[0][2] <= 1.0 + 1e-5
+
+
+def _data_copy(tmp_path: Path, real_data: Path) -> Path:
+    root = tmp_path / "data"
+    for rel in ("squad/dev-v1.1.json", "xquad/xquad.ar.json", "xquad/xquad.de.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes((real_data / rel).read_bytes())
+    return root
+
+
+def test_a_data_file_that_is_not_the_published_one_is_refused(tmp_path, real_data, monkeypatch):
+    from xqglib import data as D
+
+    monkeypatch.setenv("XQG_CACHE_DIR", str(tmp_path / "cache"))
+    root = _data_copy(tmp_path, real_data)
+    assert D.load_xquad("ar", root)  # the published file: accepted (and its digest cached)
+    assert (tmp_path / "cache" / "data-digests.json").exists()
+    # a German file saved as the Arabic one
+    (root / "xquad/xquad.ar.json").write_bytes((root / "xquad/xquad.de.json").read_bytes())
+    with pytest.raises(UserError, match=r"xquad.ar.json is not the published xquad/xquad.ar.json"):
+        D.load_xquad("ar", root)
+
+
+def test_damaged_files_name_themselves(tmp_path):
+    from xqglib import data as D
+    from xqglib.formats import read_json, read_jsonl
+
+    (tmp_path / "latin1.jsonl").write_bytes('{"q": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1.jsonl is not UTF-8 text"):
+        read_jsonl(tmp_path / "latin1.jsonl")
+    (tmp_path / "bad.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(UserError, match=r"bad.json is not UTF-8 text"):
+        read_json(tmp_path / "bad.json")
+    (tmp_path / "cut.json").write_text('{"a": ', encoding="utf-8")
+    with pytest.raises(UserError, match=r"cut.json is not valid JSON"):
+        read_json(tmp_path / "cut.json")
+    squad = {"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "1", "answers": []}]}]}]}
+    (tmp_path / "noq.json").write_text(json.dumps(squad), encoding="utf-8")
+    with pytest.raises(UserError, match=r"noq.json: question 1 has no question"):
+        D._squad_articles(tmp_path / "noq.json")
+
+
+def test_an_unusable_run_directory_is_one_clear_line(tmp_path, real_data):
+    from xqglib.runner import run_pipeline
+
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(UserError, match=r"run directory .*file is a file; choose another --run-dir"):
+        run_pipeline("smoke", run_dir=tmp_path / "file")
+    # a run directory that cannot be made (its parent is a file; as root, permissions never stop us)
+    with pytest.raises(UserError, match=r"cannot create the run directory .*file/run \(Not a directory\)"):
+        run_pipeline("smoke", run_dir=tmp_path / "file" / "run")
+
+
+def test_progress_prints_a_line_at_least_every_interval_even_in_a_slow_step(capfd, monkeypatch):
+    import time
+
+    import xqglib.progress as P
+
+    monkeypatch.setattr(P, "LINE_EVERY", 0.5)
+    for _ in P.progress(range(1), desc="slow steps", unit="steps"):
+        time.sleep(2.6)  # one step much longer than the interval
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("slow steps")]
+    during = [line for line in lines if "0/1" in line]
+    assert len(during) >= 3  # 00:00, 00:01, 00:02: the heartbeat fills the silence of the step
+    assert "1/1" in lines[-1]
+    assert len(set(lines)) == len(lines)  # no line repeated
+
+
+def test_a_book_is_never_built_from_a_run_that_did_not_finish(tmp_path, monkeypatch, real_data):
+    """After a failed or killed rerun, the previous executed notebooks must not be published."""
+    import xqglib.runner as runner
+
+    monkeypatch.setattr(runner, "run_pipeline", lambda *args, **kwargs: None)  # a rerun that did nothing
+    (tmp_path / "run" / "notebooks").mkdir(parents=True)
+    for stage in ("01_data", "06_evaluate"):  # old executed copies lying around
+        (tmp_path / "run" / "notebooks" / f"{stage}.ipynb").write_text("{}")
+    with pytest.raises(UserError, match=r"stage 1 \(data\) has not finished under these settings.*no book is built"):
+        runner.build_book("smoke", root=tmp_path / "book", run_dir=tmp_path / "run")
+    assert not (tmp_path / "book" / "_build").exists()
+
+
+def test_a_bare_jupyter_book_build_without_the_executed_notebooks_fails(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from xqglib.paths import repo_root
+    from xqglib.runner import BOOK_SOURCES
+
+    for name in BOOK_SOURCES:
+        source = repo_root() / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("_executed"))
+        else:
+            shutil.copy2(source, tmp_path / name)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jb), "build", str(tmp_path), "--quiet"], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "the executed notebooks are missing" in result.stdout + result.stderr
