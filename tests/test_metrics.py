@@ -172,3 +172,16 @@ def test_punkt_tab_files_load_with_nltks_own_loader(tmp_path, monkeypatch):
     mtimes = [p.stat().st_mtime_ns for p in sorted(root.rglob("*.t*"))]
     install_punkt_tab(tmp_path)  # idempotent: unchanged files are not rewritten
     assert [p.stat().st_mtime_ns for p in sorted(root.rglob("*.t*"))] == mtimes
+
+
+def test_token_window_lays_out_what_xor_hit_decides():
+    from xqglib.metrics import token_window
+
+    ranking = [["a", "b", "c"], ["d", "answer", "x"], ["y", "z"]]
+    rows = token_window(ranking, ["answer x"], 5)
+    # 3 tokens of passage 1, then 2 of passage 2 fit; "answer x" needs the 6th token: no hit
+    assert [(r["inside window"], r["tokens so far"], r["hit so far"]) for r in rows] == [(3, 3, False), (2, 5, False)]
+    assert rows[-1]["hit so far"] == xor_hit(ranking, ["answer x"], 5)
+    rows = token_window(ranking, ["answer x"], 6)
+    assert rows[-1]["hit so far"] is True and xor_hit(ranking, ["answer x"], 6) is True
+    assert token_window(ranking, ["yes"], 6)[-1]["hit so far"] is False  # yes/no answers never count

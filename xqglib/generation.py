@@ -51,6 +51,12 @@ def decoder_instruction(lang: str) -> str:
     return f"\nGenerate a {LANGUAGE_NAMES[lang]} question for this passage:{DECODER_SEPARATOR}"
 
 
+def decoder_prompt(lang: str, title: str, text: str) -> str:
+    """The decoder backend's prompt as text (before ``<bos>`` and truncation): passage first,
+    then the paper's instruction, so one passage's cache serves every language."""
+    return f"{title} {text}{decoder_instruction(lang)}"
+
+
 @dataclass
 class GeneratorBatch:
     input_ids: torch.Tensor

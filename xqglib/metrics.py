@@ -123,6 +123,27 @@ def xor_hit(passage_tokens: Iterable[Sequence[str]], answers: Sequence[str], max
     return any(answer in joined for answer in span_answers)
 
 
+def token_window(passage_tokens: Sequence[Sequence[str]], answers: Sequence[str],
+                 max_tokens: int) -> list[dict[str, object]]:
+    """How the R@Nkt window falls over a ranking, one row per passage (for teaching and checks):
+    its tokens, how many of them fall inside the first ``max_tokens``, and whether an answer
+    occurs in the window's text so far. The last row's ``hit so far`` is :func:`xor_hit`."""
+    rows: list[dict[str, object]] = []
+    tokens: list[str] = []
+    spans = [a for a in answers if a not in ("yes", "no")]
+    for rank, passage in enumerate(passage_tokens, 1):
+        before = len(tokens)
+        tokens += passage
+        inside = max(0, min(len(tokens), max_tokens) - before)
+        window = " ".join(tokens[:max_tokens])
+        rows.append({"rank": rank, "tokens": len(passage), "inside window": inside,
+                     "tokens so far": min(len(tokens), max_tokens),
+                     "hit so far": any(a in window for a in spans)})
+        if len(tokens) >= max_tokens:
+            break
+    return rows
+
+
 def xor_recall_at_kt(run: Run, passage_texts: Mapping[str, str], answers: Mapping[str, Sequence[str]],
                      languages: Mapping[str, str], n_thousand: int,
                      tokenize: Tokenizer = xor_word_tokenize) -> XorOutcome:

@@ -65,7 +65,9 @@ def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, 
         pm.execute_notebook(str(source), str(partial), kernel_name=_kernel_name(), cwd=str(repo_root()),
                             parameters={"profile": cfg.name, "run_dir": str(rd.root),
                                         "overrides": json.dumps(flatten_overrides(overrides or {}))},
-                            progress_bar=False, kernel_manager_class=_kernel_manager_class())
+                            progress_bar=False, kernel_manager_class=_kernel_manager_class(),
+                            # the library's progress lines go to this terminal, not into the notebook
+                            extra_arguments=["--IPKernelApp.capture_fd_output=False"])
     except pm.PapermillExecutionError as exc:
         failed = out.with_suffix(".failed.ipynb")
         partial.replace(failed)
@@ -132,6 +134,22 @@ def first_unfinished(cfg: Profile, rd: RunDir) -> S.Stage | None:
     return None
 
 
+def _execute_worked_example(cfg: Profile, rd: RunDir, out: Path) -> None:
+    """The teaching page: executed against the run (seconds), straight into the book."""
+    import papermill as pm
+
+    print("[book] the worked example", file=sys.stderr, flush=True)
+    try:
+        pm.execute_notebook(str(repo_root() / "notebooks" / f"{WORKED_EXAMPLE}.ipynb"), str(out),
+                            kernel_name=_kernel_name(), cwd=str(repo_root()), progress_bar=False,
+                            parameters={"run_dir": str(rd.root), "profile": cfg.name},
+                            kernel_manager_class=_kernel_manager_class(),
+                            extra_arguments=["--IPKernelApp.capture_fd_output=False"])
+    except pm.PapermillExecutionError as exc:
+        out.unlink(missing_ok=True)
+        raise UserError(f"the worked example failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+
+
 def _check_executed(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
@@ -147,14 +165,16 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 def book_toc() -> str:
     """``_toc.yml``: the study's pages, then one page per stage of the stage table."""
     lines = ["format: jb-book", "root: book/intro", "parts:", "- caption: The study", "  chapters:"]
-    lines += [f"  - file: book/{page}" for page in BOOK_PAGES]
+    lines += [f"  - file: book/{page}" for page in BOOK_PAGES]  # the worked example comes second
     lines += ["- caption: The pipeline, as executed", "  chapters:"]
     lines += [f"  - file: book/_executed/{s.notebook}" for s in S.STAGES]
     return "\n".join(lines) + "\n"
 
 
-#: The study's own pages (book/<page>.md), in order.
-BOOK_PAGES = ("method", "results", "reproducibility")
+#: The study's own pages, in order: book/<page>.md, and the worked example (a notebook executed
+#: against the run when the book is built).
+BOOK_PAGES = ("method", "_executed/worked_example", "results", "reproducibility")
+WORKED_EXAMPLE = "worked_example"
 
 
 def build_book(profile: str, rerun: bool = False, root: Path | None = None,
@@ -192,6 +212,7 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
         source = rd.root / "notebooks" / f"{stage.notebook}.ipynb"
         _check_executed(source)
         shutil.copy2(source, executed / source.name)
+    _execute_worked_example(cfg, rd, executed / f"{WORKED_EXAMPLE}.ipynb")
     jb = Path(sys.executable).with_name("jupyter-book")
     # --all: pages paste outputs of the notebooks (glue), a dependency Sphinx does not track, so
     # an incremental build after another run or profile would keep the previous numbers

@@ -1,0 +1,200 @@
+"""Every number and verdict the results page's prose states, computed from the run.
+
+The results page (``book/results.md``) writes no number by hand: each figure in its prose, and
+each claim that depends on one ("beats", "none is significant"), is a value of :func:`findings`,
+glued into the page by the evaluation notebook. A rerun with other settings, another machine or
+a better generator rewrites the prose with the tables. The paper's own numbers come from the
+constants of :mod:`xqglib.reporting`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import pandas as pd
+
+from . import analysis as A
+from . import experiments as E
+from .artifacts import RunDir
+from .formats import read_json, read_jsonl
+from .metrics import xor_word_tokenize
+from .reporting import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART
+from .settings import Profile
+from .significance import ALPHA
+
+
+def _f(value: float, places: int = 2) -> str:
+    return f"{value:.{places}f}"
+
+
+def _signed(value: float, places: int = 2) -> str:
+    return f"{value:+.{places}f}"
+
+
+def _range(values: list[float], places: int = 1, signed: bool = False) -> str:
+    fmt = _signed if signed else _f
+    lo, hi = min(values), max(values)
+    return fmt(lo, places) if round(lo, places) == round(hi, places) else f"{fmt(lo, places)} to {fmt(hi, places)}"
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def _listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
+    """``{name: text}`` for every value the results page's prose quotes."""
+    out: dict[str, str] = {"profile": cfg.name, "seed": str(cfg.seed), "encoder": cfg.retriever.encoder,
+                           "generator": cfg.primary_generator}
+    means = A.summary(results, ["R@2kt", "R@5kt", "RR@10"])
+    table1 = E.experiment(cfg, "table1")
+    plain = {c.retriever: c.name for c in table1 if c.augmentation == "none"}
+    with_xqg = {c.retriever: c.name for c in table1 if c.augmentation == "xqg"}
+    training = {r.name: r.training for r in cfg.retrievers}
+
+    # --- the generator and the data -------------------------------------------------------------
+    log = read_json(rd.generator_log(cfg.primary_generator))
+    dev = [(int(r["step"]), r["dev_loss"]) for r in log if "dev_loss" in r]
+    out["gen_steps"] = str(cfg.generator.steps)
+    out["gen_train_pairs"] = f"{sum(1 for _ in read_jsonl(rd.generator_pairs('train'))):,}"
+    out["gen_dev_losses"] = (_listing([_f(loss) for _, loss in dev]) + " at steps "
+                             + _listing([str(step) for step, _ in dev]))
+    still_falling = len(dev) >= 2 and (dev[-2][1] - dev[-1][1]) / dev[-2][1] > 0.02
+    out["gen_state"] = ("still falling: the generator is undertrained" if still_falling
+                        else "levelling off (under 2% in the last interval)")
+    corpus = read_jsonl(rd.corpus)
+    out["corpus_size"] = f"{len(corpus):,}"
+    out["query_languages"] = str(len(cfg.data.query_languages))
+    out["gen_languages"] = ", ".join(cfg.generation.languages)
+    out["gen_language_count"] = str(len(cfg.generation.languages))
+    out["gen_n"] = str(cfg.generation.n_per_language)
+    out["queries_per_passage"] = str(len(cfg.generation.languages) * cfg.generation.n_per_language)
+
+    # --- absolute levels --------------------------------------------------------------------------
+    ours = [means.loc[name, "R@2kt"] for name in list(plain.values()) + list(with_xqg.values())]
+    out["ours_r2kt_range"] = _range(ours, 0)
+    out["paper_r2kt_range"] = _range(list(PAPER_AVERAGES_R2KT.values()), 1)
+    tokens = statistics.mean(len(xor_word_tokenize(p["text"])) for p in corpus)
+    out["mean_passage_tokens"] = f"{tokens:.0f}"
+    out["passages_in_2k"] = f"{2000 / tokens:.0f}"
+    out["share_in_2k"] = f"{100 * 2000 / tokens / len(corpus):.1f}"
+
+    # --- fine-tuning the retriever ------------------------------------------------------------------
+    base = next((r for r, t in training.items() if t == "none"), None)
+    trained = [r for r, t in training.items() if t != "none"]
+    if base and trained:
+        pairs = A.comparisons(results, [(plain[base], plain[r]) for r in trained], ["R@2kt"], cfg.seed)
+        overall = pairs[pairs["language"] == "all"]
+        diffs = [100 * d for d in overall["diff"]]
+        out["train_verb"] = ("beat" if min(diffs) > 0 else "fall behind" if max(diffs) < 0 else "move")
+        out["train_gain_range"] = _range([abs(d) for d in diffs], 1)
+        out["train_p"] = _p(max(overall["p_ttest"]))
+        langs = pairs[pairs["language"] != "all"]
+        counts = [int(g["significant"].sum()) for _, g in langs.groupby("B")]
+        out["train_langs_significant"] = _range([float(c) for c in counts], 0)
+    english = next((r for r, t in training.items() if t == "english"), None)
+    xdr = next((r for r, t in training.items() if t == "crosslingual"), None)
+    if english and xdr:
+        for measure in ("R@2kt", "R@5kt"):
+            test = A.compare(results, plain[english], plain[xdr], measure, cfg.seed)
+            key = measure[2]  # "2" or "5"
+            out[f"xdr_minus_english_r{key}kt"] = _signed(100 * test.loc["all", "diff"])
+            out[f"xdr_vs_english_p_r{key}kt"] = _p(test.loc["all", "p_ttest"])
+            if measure == "R@2kt":
+                out["xdr_vs_english_langs"] = str(int(test.drop(index="all")["significant"].sum()))
+        lead = means.loc[plain[xdr], "R@2kt"] - means.loc[plain[english], "R@2kt"]
+        out["xdr_vs_english_verdict"] = (
+            "the cross-lingually trained retriever leads the English-only one, as in the paper" if lead > 0
+            else "the English-only retriever leads the cross-lingually trained one, the reverse of the paper")
+        out["english_r2kt"] = _f(means.loc[plain[english], "R@2kt"])
+        out["xdr_r2kt"] = _f(means.loc[plain[xdr], "R@2kt"])
+        paper = PAPER_AVERAGES_R2KT
+        out["paper_xdr_lead"] = _f(paper[PAPER_COUNTERPART["crosslingual"][0]]
+                                   - paper[PAPER_COUNTERPART["english"][0]], 1)
+
+    # --- xQG ----------------------------------------------------------------------------------------
+    sig = A.xqg_significance(cfg, results)
+    overall = sig[sig["language"] == "all"]
+    out["alpha"] = f"{cfg.augmentation.alpha:g}"
+    out["xqg_diff_range"] = _range([100 * d for d in overall["diff"]], 2, signed=True)
+    significant = sig[sig["significant"]]
+    if significant.empty:
+        out["xqg_significance_verdict"] = ("None of these differences is significant, overall or in any "
+                                           "language after Bonferroni")
+    else:
+        shown = [f"{row.B} {row.measure} ({row.language}, {_signed(100 * row.diff)})" for row in significant.itertuples()]
+        out["xqg_significance_verdict"] = (f"{len(shown)} of the {len(sig)} comparisons are significant: "
+                                           + _listing(shown))
+    smallest = overall.loc[overall["p_ttest"].idxmin()]
+    out["xqg_min_p"] = f"{smallest['p_ttest']:.3f}"
+    out["xqg_min_p_what"] = f"{smallest['B']} {smallest['measure']} ({_signed(100 * smallest['diff'])} points)"
+    paper = PAPER_AVERAGES_R2KT
+    gain = {k: paper[v[1]] - paper[v[0]] for k, v in PAPER_COUNTERPART.items()}
+    out["paper_gain_zero_shot"] = _signed(gain["english"], 1)
+    out["paper_gain_xdr"] = _signed(gain["crosslingual"], 1)
+    out["paper_gain_xlmr"] = _signed(paper["XLM-R xDR + xQG"] - paper["XLM-R xDR"], 1)
+    scaled = E.experiment(cfg, "scaled_alpha")
+    scaled_diffs = [means.loc[scaled[i + 2].name, m] - means.loc[scaled[i].name, m]  # points already
+                    for i in range(0, len(scaled), 3) for m in ("R@2kt", "R@5kt")]
+    out["scaled_alpha"] = f"{cfg.scaled_alpha:.3g}"
+    out["scaled_diff_range"] = _range(scaled_diffs, 2, signed=True)
+
+    # --- the sweeps ---------------------------------------------------------------------------------
+    sweep_retriever = cfg.sweep_retriever
+    out["sweep_retriever"] = sweep_retriever
+    nsweep = A.n_sweep(cfg, results)
+    out["n_sweep_r2kt_range"] = _range(list(nsweep["R@2kt"]), 2)
+    out["n_max"] = str(cfg.generation.n_per_language)
+    plain_means = means.loc[plain[sweep_retriever]]
+    notes = []
+    for measure in ("R@2kt", "R@5kt"):
+        hits = [(n, nsweep.loc[n, measure] - plain_means[measure]) for n in nsweep.index
+                if nsweep.loc[n, f"{measure} p"] < ALPHA]
+        if hits:
+            kind = "gains" if all(d > 0 for _, d in hits) else "losses" if all(d < 0 for _, d in hits) else "changes"
+            notes.append(f"significant {kind} at {measure} for n = {_listing([str(n) for n, _ in hits])} "
+                         f"({_range([d for _, d in hits], 2, signed=True)} points)")
+    out["n_sweep_significance"] = "; ".join(notes) if notes else "no n differs significantly from the plain retriever"
+    alphas = A.alpha_sweep(cfg, results)
+    above = alphas[alphas.index > cfg.augmentation.alpha]
+    falling = above["R@2kt"].is_monotonic_decreasing and len(above) > 1
+    out["alpha_sweep_shape"] = (f"falls monotonically beyond {cfg.augmentation.alpha:g}" if falling
+                                else f"is not monotonic beyond {cfg.augmentation.alpha:g}")
+    out["alpha_sweep_points"] = _listing([f"{_f(v)} at {a:g}" for a, v in above["R@2kt"].items()])
+    out["alpha_sweep_mrr"] = f"{_f(alphas['RR@10'].iloc[0], 3)} to {_f(alphas['RR@10'].iloc[-1], 3)}"
+    ranks = A.gold_rank_changes(cfg, results, sweep_retriever)
+    down = ranks[ranks["worsened %"] > ranks["improved %"]]
+    out["rank_down_languages"] = f"{len(down)} of {len(ranks)}"
+    worst = ranks.loc[(ranks["worsened %"] - ranks["improved %"]).idxmax()]
+    out["rank_worst_language"] = str(worst.name)
+    out["rank_worst_down"] = _f(worst["worsened %"], 1)
+    out["rank_worst_up"] = _f(worst["improved %"], 1)
+    out["gold_mean_rank_range"] = _range(list(ranks["mean rank"]), 0)
+    per_lang = A.per_language(results, "R@2kt")
+    change = per_lang.loc[with_xqg[sweep_retriever]] - per_lang.loc[plain[sweep_retriever]]
+    generated = [l for l in change.index if l in cfg.generation.languages]
+    others = [l for l in change.index if l not in cfg.generation.languages]
+    out["change_generated_langs"] = _signed(change[generated].mean()) if generated else "n/a"
+    out["change_other_langs"] = _signed(change[others].mean()) if others else "n/a"
+
+    # --- tokenisation -------------------------------------------------------------------------------
+    tok = A.tokenizer_difference(cfg, results)
+    if not tok.empty:
+        out["tok_changed_range"] = _range([float(v) for v in tok["questions changed"]], 0)
+        out["tok_shift_range"] = _range(list(tok["fallback"] - tok["exact"]), 1, signed=True)
+        out["tok_all_gains"] = ("every one of them a gain" if (tok["gained by fallback"] == tok["questions changed"]).all()
+                                else "not all of them gains")
+    out["questions"] = f"{results['query_id'].nunique():,}"
+    return out
+
+
+def glue_all(facts: dict[str, Any]) -> None:
+    """Glue every finding (``{glue:text}`name``` in the book's pages)."""
+    from myst_nb import glue
+
+    for name, value in facts.items():
+        glue(name, value, display=False)
