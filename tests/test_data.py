@@ -82,11 +82,15 @@ def test_download_checks_checksum(tmp_path, monkeypatch):
 def test_malformed_file_is_a_clear_error(tmp_path):
     (tmp_path / "xquad").mkdir()
     (tmp_path / "xquad" / "xquad.de.json").write_text('{"data": [', encoding="utf-8")
-    with pytest.raises(UserError, match="not valid JSON"):
+    # a known file is first checked against its published digest
+    with pytest.raises(UserError, match="xquad.de.json is not the published xquad/xquad.de.json"):
         D.load_xquad("de", tmp_path)
+    # the parser's own errors, on a file without a published digest
+    with pytest.raises(UserError, match="not valid JSON"):
+        D._squad_articles(tmp_path / "xquad" / "xquad.de.json")
     (tmp_path / "xquad" / "xquad.de.json").write_text('[1, 2]', encoding="utf-8")
     with pytest.raises(UserError, match="not in SQuAD v1.1 format"):
-        D.load_xquad("de", tmp_path)
+        D._squad_articles(tmp_path / "xquad" / "xquad.de.json")
 
 
 def test_unknown_language_is_a_clear_error(real_data):

@@ -185,7 +185,8 @@ def test_a_run_never_mixes_outputs_of_different_settings(smoke_runs, tmp_path):
 
 def test_book_toc_lists_the_stage_table():
     assert (repo_root() / "_toc.yml").read_text(encoding="utf-8") == book_toc()
-    assert [line.split("/")[-1] for line in book_toc().splitlines() if "_executed" in line] == \
+    pipeline_part = book_toc().split("The pipeline, as executed")[1]
+    assert [line.split("/")[-1] for line in pipeline_part.splitlines() if "file:" in line] == \
            [s.notebook for s in S.STAGES]
 
 
@@ -200,6 +201,17 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     assert f"{average:.2f}" in results  # the number of this run, pasted
     repro = (index.parent / "book" / "reproducibility.html").read_text(encoding="utf-8")
     assert "train-generator" in repro  # the stage table
+    # no number typed into the prose of the pages that report the run: all of them are pasted
+    from xqglib.bookcheck import check_pages
+
+    assert check_pages(index.parent) == {"book/results": [], "book/reproducibility": []}
+    # the worked example was executed against this run; formulas render offline; no local paths
+    example = (index.parent / "book" / "_executed" / "worked_example.html").read_text(encoding="utf-8")
+    assert "contrastive_loss(q, p) =" in example and "The first 2,000 tokens end inside passage" in example
+    assert (index.parent / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert 'src="../_static/mathjax/tex-chtml.js' in (index.parent / "book" / "method.html").read_text(encoding="utf-8")
+    for page in (index.parent / "book" / "_executed").glob("*.html"):
+        assert str(rd.root) not in page.read_text(encoding="utf-8"), page.name
     # the repository's own book is left as it was
     assert (published.stat().st_mtime_ns if published.exists() else None) == before
 

@@ -246,3 +246,43 @@ def test_a_bare_jupyter_book_build_without_the_executed_notebooks_fails(tmp_path
     result = subprocess.run([str(jb), "build", str(tmp_path), "--quiet"], capture_output=True, text=True)
     assert result.returncode != 0
     assert "the executed notebooks are missing" in result.stdout + result.stderr
+
+
+def test_overrides_never_silently_replace_the_profiles_own_run(tmp_path, monkeypatch, real_data):
+    from xqglib import stages as S
+    from xqglib.profiles import load_profile
+    from xqglib.runner import run_pipeline
+
+    monkeypatch.setenv("XQG_RUNS_DIR", str(tmp_path))
+    rd = RunDir(tmp_path / "smoke")
+    cfg = load_profile("smoke")
+    for stage in S.STAGES[:1]:  # a finished data stage in the default run directory
+        for path in S.outputs(stage, cfg):
+            (rd.root / path).parent.mkdir(parents=True, exist_ok=True)
+            (rd.root / path).write_text("{}")
+        S.finish(cfg, rd, stage)
+    with pytest.raises(UserError, match=r"differ from the run in .*smoke from stage 1 \(data\) on.*own --run-dir"):
+        run_pipeline("smoke", {"data.max_corpus": 30})
+    assert S.stale_reason(cfg, rd, S.STAGES[0]) is None  # the default run is untouched
+
+
+def test_ctrl_c_leaves_no_half_notebook_and_one_line(tmp_path, monkeypatch, capsys):
+    import papermill
+
+    from xqglib import cli, runner
+    from xqglib import stages as S
+    from xqglib.profiles import load_profile
+
+    def interrupted(source, partial, **kwargs):
+        Path(partial).write_text("{}")  # papermill had started writing the executed copy
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    rd = RunDir(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_notebook(S.stage("data"), load_profile("smoke"), rd, {})
+    assert list((tmp_path / "notebooks").iterdir()) == []
+    monkeypatch.setattr(runner, "run_pipeline", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert cli.main(["run", "--profile", "smoke", "--run-dir", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted; finished stages are kept, and `run --from N` resumes"

@@ -77,6 +77,12 @@ KNOWN_FILES.update({f"xquad/xquad.{l}.json": (_XQUAD_URL.format(l), s) for l, s 
 KNOWN_FILES.update({f"xquad-r/{l}.json": (_XQUADR_URL.format(l), s) for l, s in _XQUADR_SHA.items()})
 
 
+def files_used(profile: Profile) -> list[str]:
+    """The data files (relative paths) a profile's benchmark reads."""
+    languages = sorted(set(profile.data.query_languages) | set(profile.generation.languages) | {"en"})
+    return ["squad/dev-v1.1.json"] + [f"xquad/xquad.{lang}.json" for lang in languages]
+
+
 def download(url: str, dest: Path, sha256: str) -> Path:
     """Download ``url`` to ``dest`` (temp file, checksum, then rename)."""
     try:

@@ -60,7 +60,9 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     log = read_json(rd.generator_log(cfg.primary_generator))
     dev = [(int(r["step"]), r["dev_loss"]) for r in log if "dev_loss" in r]
     out["gen_steps"] = str(cfg.generator.steps)
-    out["gen_train_pairs"] = f"{sum(1 for _ in read_jsonl(rd.generator_pairs('train'))):,}"
+    pairs = len(read_jsonl(rd.generator_pairs("train")))
+    cap = cfg.generator.max_train_pairs
+    out["gen_train_pairs"] = f"{pairs if cap is None else min(pairs, cap):,}"
     out["gen_dev_losses"] = (_listing([_f(loss) for _, loss in dev]) + " at steps "
                              + _listing([str(step) for step, _ in dev]))
     still_falling = len(dev) >= 2 and (dev[-2][1] - dev[-1][1]) / dev[-2][1] > 0.02
@@ -90,15 +92,31 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
         pairs = A.comparisons(results, [(plain[base], plain[r]) for r in trained], ["R@2kt"], cfg.seed)
         overall = pairs[pairs["language"] == "all"]
         diffs = [100 * d for d in overall["diff"]]
-        out["train_verb"] = ("beat" if min(diffs) > 0 else "fall behind" if max(diffs) < 0 else "move")
+        worst_p = max(overall["p_ttest"])
+        if worst_p < ALPHA:
+            out["train_verb"] = "beat" if min(diffs) > 0 else "fall behind" if max(diffs) < 0 else "differ from"
+            out["train_significance"] = f"every difference significant: paired t-test p {_p(worst_p)} or lower"
+        else:
+            out["train_verb"] = ("score above" if min(diffs) > 0 else "score below" if max(diffs) < 0
+                                 else "differ from")
+            out["train_significance"] = f"not every difference is significant: the largest paired t-test p is {worst_p:.3f}"
         out["train_gain_range"] = _range([abs(d) for d in diffs], 1)
-        out["train_p"] = _p(max(overall["p_ttest"]))
         langs = pairs[pairs["language"] != "all"]
         counts = [int(g["significant"].sum()) for _, g in langs.groupby("B")]
         out["train_langs_significant"] = _range([float(c) for c in counts], 0)
+    else:
+        out.update({"train_verb": "are not compared with", "train_gain_range": "–", "train_significance": "–",
+                    "train_langs_significant": "–"})
     english = next((r for r, t in training.items() if t == "english"), None)
     xdr = next((r for r, t in training.items() if t == "crosslingual"), None)
-    if english and xdr:
+    paper = PAPER_AVERAGES_R2KT
+    out["paper_xdr_lead"] = _f(paper[PAPER_COUNTERPART["crosslingual"][0]] - paper[PAPER_COUNTERPART["english"][0]], 1)
+    if not (english and xdr):
+        out.update({k: "–" for k in ("xdr_minus_english_r2kt", "xdr_vs_english_p_r2kt", "xdr_vs_english_langs",
+                                     "xdr_minus_english_r5kt", "xdr_vs_english_p_r5kt", "english_r2kt", "xdr_r2kt")})
+        out["xdr_vs_english_verdict"] = ("this profile does not train both an English-only and a cross-lingual "
+                                         "retriever, so they are not compared")
+    else:
         for measure in ("R@2kt", "R@5kt"):
             test = A.compare(results, plain[english], plain[xdr], measure, cfg.seed)
             key = measure[2]  # "2" or "5"
@@ -112,9 +130,6 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
             else "the English-only retriever leads the cross-lingually trained one, the reverse of the paper")
         out["english_r2kt"] = _f(means.loc[plain[english], "R@2kt"])
         out["xdr_r2kt"] = _f(means.loc[plain[xdr], "R@2kt"])
-        paper = PAPER_AVERAGES_R2KT
-        out["paper_xdr_lead"] = _f(paper[PAPER_COUNTERPART["crosslingual"][0]]
-                                   - paper[PAPER_COUNTERPART["english"][0]], 1)
 
     # --- xQG ----------------------------------------------------------------------------------------
     sig = A.xqg_significance(cfg, results)
@@ -183,11 +198,16 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
 
     # --- tokenisation -------------------------------------------------------------------------------
     tok = A.tokenizer_difference(cfg, results)
-    if not tok.empty:
+    if tok.empty:
+        out.update({"tok_changed_range": "–", "tok_shift_range": "–",
+                    "tok_all_gains": "not measured: the exact tokeniser is not installed"})
+    else:
         out["tok_changed_range"] = _range([float(v) for v in tok["questions changed"]], 0)
         out["tok_shift_range"] = _range(list(tok["fallback"] - tok["exact"]), 1, signed=True)
-        out["tok_all_gains"] = ("every one of them a gain" if (tok["gained by fallback"] == tok["questions changed"]).all()
-                                else "not all of them gains")
+        changed = int(tok["questions changed"].sum())
+        gained = int(tok["gained by fallback"].sum())
+        out["tok_all_gains"] = ("no question changes" if changed == 0 else "every one of them a gain" if gained == changed
+                                else "every one of them a loss" if gained == 0 else "some gains, some losses")
     out["questions"] = f"{results['query_id'].nunique():,}"
     return out
 

@@ -17,8 +17,54 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+#: The instruction sets that decide this study's speed (see the README's budget section).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+#: The packages whose versions a reproduction must match first.
+KEY_PACKAGES = ("torch", "transformers", "tokenizers", "faiss-cpu", "numpy", "pandas", "scipy", "nltk",
+                "ir-measures", "papermill", "jupyter-book", "myst-nb")
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown", []
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return model, [f for f in ISA_FLAGS if f in flags]
+
+
+def git_commit(root: Path) -> str:
+    """The checkout's commit, marked "+ changes" when the working tree differs from it."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" + changes" if dirty else "")
+
+
 def machine_description() -> dict[str, Any]:
+    """The machine, the software and the checkout a run used."""
+    from importlib import metadata
+
     import torch
 
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpus": os.cpu_count(), "threads": torch.get_num_threads()}
+    from .paths import repo_root
+
+    model, flags = cpu_model_and_flags()
+    out: dict[str, Any] = {"CPU": model, "instruction sets": ", ".join(flags) or "none of " + ", ".join(ISA_FLAGS),
+                           "native bf16": cpu_has_bf16(), "cores": os.cpu_count(),
+                           "torch threads": torch.get_num_threads(), "platform": platform.platform(),
+                           "python": platform.python_version(), "git commit": git_commit(repo_root())}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -52,7 +52,8 @@ def _label(cfg: Profile, condition: E.Condition) -> str:
 
 def table1(cfg: Profile, results: pd.DataFrame, measure: str,
            significance: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Table 1 layout: one row per system, one column per query language, and the average.
+    """Table 1 layout: one row per system, one column per query language, the average, and the
+    paper's average for the row it stands in for ("paper Avg", where the paper gives one).
 
     With ``significance`` (:func:`xqglib.analysis.xqg_significance`), +xQG cells whose difference
     from the same retriever without xQG is significant carry :data:`SIGNIFICANCE_MARK`.
@@ -60,8 +61,9 @@ def table1(cfg: Profile, results: pd.DataFrame, measure: str,
     conditions = E.experiment(cfg, "table1")
     table = A.scores(results, [c.name for c in conditions], measure, cfg.data.query_languages)
     table.index = [_label(cfg, c) for c in conditions]
+    paper = [paper_average(cfg, c, measure) for c in conditions]
     if significance is None:
-        return table.astype(float).round(2)
+        return table.astype(float).round(2).assign(**{"paper Avg": paper})
     marked = table.map(_fmt).astype(object)
     for row, c in zip(table.index, conditions):
         if c.augmentation != "xqg":
@@ -71,7 +73,22 @@ def table1(cfg: Profile, results: pd.DataFrame, measure: str,
             key = "all" if column == "Avg" else column
             if key in sig.index and sig.loc[key, "significant"]:
                 marked.loc[row, column] += SIGNIFICANCE_MARK
+    marked["paper Avg"] = ["" if p is None else f"{p:.2f}" for p in paper]
     return marked
+
+
+#: The paper's averages that are known per measure: R@2kt for every row (the paper's Table 1),
+#: R@5kt only for mBERT (the official repository's README).
+PAPER_AVERAGES = {"R@2kt": PAPER_AVERAGES_R2KT,
+                  "R@5kt": {"mBERT xDR": 51.84, "mBERT xDR + xQG": 53.35}}
+
+
+def paper_average(cfg: Profile, condition: E.Condition, measure: str) -> float | None:
+    """The paper's average for the row that ``condition`` stands in for, where it is known."""
+    counterpart = PAPER_COUNTERPART.get(cfg.retriever_spec(condition.retriever).training)
+    if counterpart is None:
+        return None
+    return PAPER_AVERAGES.get(measure, {}).get(counterpart[condition.augmentation == "xqg"])
 
 
 def _fmt(value: Any) -> str:
@@ -81,9 +98,22 @@ def _fmt(value: Any) -> str:
 def significance_table(significance: pd.DataFrame, b: str, measure: str) -> pd.DataFrame:
     """Per language: mean difference (points), t-test p (raw and Bonferroni), permutation and McNemar p."""
     sig = significance[(significance["B"] == b) & (significance["measure"] == measure)].set_index("language")
-    return pd.DataFrame({"n": sig["n"], "diff (points)": 100 * sig["diff"], "p t-test": sig["p_ttest"],
-                         "p t-test (Bonferroni)": sig["p_ttest_corrected"], "p permutation": sig["p_permutation"],
-                         "p McNemar": sig["p_mcnemar"]}).round(4)
+    return pd.DataFrame({"questions": sig["n"].astype(int), "diff (points)": (100 * sig["diff"]).map(points),
+                         "p t-test": sig["p_ttest"].map(p_value),
+                         "p t-test (Bonferroni)": sig["p_ttest_corrected"].map(p_value),
+                         "p permutation": sig["p_permutation"].map(p_value), "p McNemar": sig["p_mcnemar"].map(p_value)})
+
+
+def points(value: float) -> str:
+    """A difference in points, two decimals with its sign."""
+    return "" if pd.isna(value) else f"{value:+.2f}"
+
+
+def p_value(p: float | None) -> str:
+    """A p-value, three decimals (``< 0.001`` below)."""
+    if p is None or pd.isna(p):
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def pairwise_table(pairwise: pd.DataFrame) -> pd.DataFrame:
@@ -93,11 +123,11 @@ def pairwise_table(pairwise: pd.DataFrame) -> pd.DataFrame:
     for (a, b, measure), group in pairwise.groupby(["A", "B", "measure"], sort=False):
         overall = group[group["language"] == "all"].iloc[0]
         langs = group[group["language"] != "all"]
-        rows.append({"A": a, "B": b, "measure": measure, "B - A (points)": round(100 * overall["diff"], 2),
-                     "p t-test": overall["p_ttest"], "p permutation": overall["p_permutation"],
-                     "p McNemar": overall["p_mcnemar"],
+        rows.append({"A": a, "B": b, "measure": measure, "B - A (points)": points(100 * overall["diff"]),
+                     "p t-test": p_value(overall["p_ttest"]), "p permutation": p_value(overall["p_permutation"]),
+                     "p McNemar": p_value(overall["p_mcnemar"]),
                      "languages significant": f"{int((langs['p_ttest_corrected'] < ALPHA).sum())}/{len(langs)}"})
-    return pd.DataFrame(rows).set_index(["A", "B", "measure"]).round(4)
+    return pd.DataFrame(rows).set_index(["A", "B", "measure"])
 
 
 def beside_paper(cfg: Profile, results: pd.DataFrame) -> pd.DataFrame:
@@ -116,8 +146,14 @@ def beside_paper(cfg: Profile, results: pd.DataFrame) -> pd.DataFrame:
 
 def standard_table(cfg: Profile, results: pd.DataFrame,
                    measures: Sequence[str] = ("R@2kt", "R@5kt", "R@2", "R@5", "R@20", "RR@10", "nDCG@10")) -> pd.DataFrame:
+    """The Table 1 systems' averages, every measure in percent (R@Nkt already is) so that one
+    scale serves the whole table."""
     names = [c.name for c in E.experiment(cfg, "table1")]
-    return A.summary(results, list(measures)).reindex(names).round(3)
+    table = A.summary(results, list(measures)).reindex(names)
+    for measure in table.columns:
+        if not A.is_macro(measure):
+            table[measure] = 100 * table[measure]
+    return table.round(2).rename(columns=lambda m: f"{m} (%)")
 
 
 def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str):
@@ -148,6 +184,27 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         work = np.fmax(work, df["training seconds"])  # fmax: a missing training time is ignored
     df.loc["total", "seconds"] = work.sum()
     return df
+
+
+def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`timings_table` for a reader: named columns, whole seconds, counts as integers and
+    blanks (not NaN) where a detail does not apply to a stage."""
+    names = {"seconds": "wall time (s)", "training seconds": "training time (s)", "peak_rss_gib": "peak memory (GiB)"}
+    out = pd.DataFrame(index=table.index)
+    for column in ["seconds", "training seconds", "peak_rss_gib"] + [c for c in table.columns if c not in names]:
+        if column not in table:
+            continue
+        values = table[column]
+        if column == "peak_rss_gib":
+            shown = values.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+        elif column in ("seconds", "training seconds"):
+            shown = values.map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
+        else:
+            shown = values.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v))
+                               else f"{v:,.0f}" if isinstance(v, (int, float)) and float(v).is_integer() else str(v))
+        out[names.get(column, column)] = shown
+    out.index.name = "stage"
+    return out
 
 
 def plot_n_sweep(sweep: pd.DataFrame, title: str, plain: Mapping[str, float] | None = None):
@@ -221,6 +278,14 @@ def data_sizes(cfg: Profile, rd: RunDir) -> pd.DataFrame:
             rows[f"generated queries ({name})"] = sum(
                 len(qs) for r in read_jsonl(path) for qs in r["generated_queries"].values())
     return pd.DataFrame({"count": rows})
+
+
+def data_files_table(cfg: Profile) -> pd.DataFrame:
+    """Every data file the benchmark read, with the published SHA-256 it was checked against."""
+    from .data import KNOWN_FILES, files_used
+
+    return pd.DataFrame([{"file": rel, "SHA-256 (checked at load)": KNOWN_FILES[rel][1][:16] + "…",
+                          "published at": KNOWN_FILES[rel][0]} for rel in files_used(cfg)]).set_index("file")
 
 
 def model_provenance(cfg: Profile) -> pd.DataFrame:

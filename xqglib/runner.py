@@ -80,6 +80,16 @@ def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, 
     return out
 
 
+def _keep_the_default_run(cfg: Profile, rd: RunDir) -> None:
+    """Overrides without ``--run-dir`` must not silently replace stages of the profile's own run."""
+    replaced = [s for s in S.STAGES if S.record_path(rd, s).exists() and S.stale_reason(cfg, rd, s)]
+    if replaced:
+        raise UserError(f"these settings differ from the run in {rd.root} from {replaced[0].label} on, so its "
+                        "results would be replaced; give this run its own --run-dir (copy that directory "
+                        "there first to reuse its finished stages), or pass --run-dir "
+                        f"{rd.root} to replace them on purpose")
+
+
 def _usable_run_dir(rd: RunDir) -> None:
     if rd.root.exists() and not rd.root.is_dir():
         raise UserError(f"the run directory {rd.root} is a file; choose another --run-dir")
@@ -102,6 +112,8 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     cfg = load_profile(profile, given)
     chosen = S.select(start, stop)
     rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
+    if given and run_dir is None:
+        _keep_the_default_run(cfg, rd)
     _usable_run_dir(rd)
     if start is None:
         first = first_unfinished(cfg, rd)
@@ -148,6 +160,36 @@ def _execute_worked_example(cfg: Profile, rd: RunDir, out: Path) -> None:
     except pm.PapermillExecutionError as exc:
         out.unlink(missing_ok=True)
         raise UserError(f"the worked example failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+
+
+def _copy_for_the_book(source: Path, dest: Path) -> None:
+    """An executed notebook as the book shows it: the parameter cells (a run's local paths, no
+    content) are hidden."""
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    dest.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+
+
+def _install_mathjax(dest: Path) -> None:
+    """MathJax 3 (its tex-chtml component and fonts) into the book's static files, from the
+    PyPI package django-static-mathjax, so that formulas render without a network."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5" if spec else None
+    if es5 is None or not (es5 / "tex-chtml.js").exists():
+        raise UserError("MathJax is missing: the package django-static-mathjax==3.2.2.1 is not installed; run `make setup`")
+    if (dest / "tex-chtml.js").exists():
+        return
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    shutil.copy2(es5 / "tex-chtml.js", partial / "tex-chtml.js")
+    shutil.copytree(es5 / "output" / "chtml" / "fonts", partial / "output" / "chtml" / "fonts")
+    partial.rename(dest)
 
 
 def _check_executed(path: Path) -> None:
@@ -205,14 +247,16 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
             else:
                 shutil.copy2(source, root / name)
     (root / "_toc.yml").write_text(book_toc(), encoding="utf-8")
+    _install_mathjax(root / "book" / "_static" / "mathjax")
     executed = root / "book" / "_executed"
     shutil.rmtree(executed, ignore_errors=True)
     executed.mkdir(parents=True)
     for stage in S.STAGES:
         source = rd.root / "notebooks" / f"{stage.notebook}.ipynb"
         _check_executed(source)
-        shutil.copy2(source, executed / source.name)
+        _copy_for_the_book(source, executed / source.name)
     _execute_worked_example(cfg, rd, executed / f"{WORKED_EXAMPLE}.ipynb")
+    _copy_for_the_book(executed / f"{WORKED_EXAMPLE}.ipynb", executed / f"{WORKED_EXAMPLE}.ipynb")
     jb = Path(sys.executable).with_name("jupyter-book")
     # --all: pages paste outputs of the notebooks (glue), a dependency Sphinx does not track, so
     # an incremental build after another run or profile would keep the previous numbers

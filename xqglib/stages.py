@@ -159,10 +159,22 @@ def producer(path: str, cfg: Profile) -> Stage:
 # Fingerprints and stage records
 # --------------------------------------------------------------------------------------------
 
+def notebook_digest(s: Stage) -> str:
+    """SHA-256 of a stage notebook's cells (sources only: outputs and metadata do not count)."""
+    from .paths import repo_root
+
+    cells = json.loads((repo_root() / "notebooks" / f"{s.notebook}.ipynb").read_text(encoding="utf-8"))["cells"]
+    text = json.dumps([[c["cell_type"], "".join(c["source"])] for c in cells], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
 def covered_settings(cfg: Profile, s: Stage) -> dict[str, Any]:
-    """The settings stage ``s`` depends on: its own and every earlier stage's."""
-    paths = [p for earlier in STAGES if earlier.number <= s.number for p in earlier.settings]
-    return cfg.select(paths)
+    """What stage ``s``'s outputs depend on: its own and every earlier stage's settings, and
+    their notebooks (a changed notebook makes its stage, and every later one, stale)."""
+    earlier = [e for e in STAGES if e.number <= s.number]
+    covered = cfg.select([p for e in earlier for p in e.settings])
+    covered.update({f"notebook {e.notebook}": notebook_digest(e) for e in earlier})
+    return covered
 
 
 def fingerprint(cfg: Profile, s: Stage) -> str:
@@ -265,5 +277,5 @@ def forget_timings(rd: RunDir, first: Stage) -> None:
 
 def table() -> list[dict[str, str]]:
     """The stage table as rows, for the book and ``python -m xqglib stages``."""
-    return [{"stage": f"{s.number} {s.name}", "notebook": s.notebook, "reads": ", ".join(s.reads) or "-",
-             "writes": ", ".join(s.writes), "settings": ", ".join(s.settings)} for s in STAGES]
+    return [{"stage": f"{s.number} {s.name}", "notebook": s.notebook, "reads": "\n".join(s.reads) or "-",
+             "writes": "\n".join(s.writes), "settings": "\n".join(s.settings)} for s in STAGES]
