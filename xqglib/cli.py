@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from .errors import UserError
@@ -53,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--force", action="store_true")
 
     args = parser.parse_args(argv)
-    # a terminated run (kill, a closed terminal) cleans up as an interrupted one does
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command in ("run", "book"):
             from .profiles import load_profile
@@ -98,10 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; finished stages are kept, and `run --from N` resumes", file=sys.stderr)
         return 130
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _canonical(profile: str, overrides: dict) -> dict:

@@ -51,6 +51,21 @@ def _kernel_name() -> str:
     return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
+#: The executed copy being written now (removed if the run is interrupted).
+_RUNNING: list[Path] = []
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C or a kill while a notebook runs: papermill swallows the KeyboardInterrupt, so leave
+    here. The half-executed notebook goes; finished stages stay (their records say so); the
+    kernel, orphaned, exits on its own."""
+    for partial in _RUNNING:
+        partial.unlink(missing_ok=True)
+    sys.stderr.write("\ninterrupted; finished stages are kept, and `run --from N` resumes\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, Any] | None) -> Path:
     import papermill as pm
 
@@ -60,6 +75,7 @@ def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, 
     out = rd.path("notebooks", f"{stage.notebook}.ipynb")
     partial = out.with_suffix(".running.ipynb")
     out.unlink(missing_ok=True)  # an executed copy is only ever the latest, finished one
+    _RUNNING[:] = [partial]
     try:
         # progress comes from the library itself (xqglib.progress), straight to this terminal
         pm.execute_notebook(str(source), str(partial), kernel_name=_kernel_name(), cwd=str(repo_root()),
@@ -76,6 +92,8 @@ def run_notebook(stage: S.Stage, cfg: Profile, rd: RunDir, overrides: dict[str, 
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        _RUNNING.clear()
     partial.replace(out)
     return out
 
@@ -129,6 +147,12 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     # stale timings of an earlier run must not mix into this one's
     S.forget_timings(rd, chosen[0])
     write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(given)})
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _interrupted)
     for stage in chosen:
         print(f"[{stage.number}/{len(S.STAGES)}] {stage.title} ({stage.notebook}, {cfg.name} profile)",
               file=sys.stderr, flush=True)
