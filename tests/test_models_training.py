@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from xqglib.encoding import DenseEncoder, passage_text
-from xqglib.generation import QueryGenerator, generate_xqg, train_generator, xqg_prompt
+from xqglib.generation import QueryGenerator, at_plateau, generate_xqg, train_generator, xqg_prompt
 from xqglib.model_builds import build_model
 from xqglib.models import encoder_spec, load_encoder, load_generator, load_tokenizer
 from xqglib.retrieval_training import contrastive_loss, train_retriever
@@ -90,6 +90,28 @@ def test_training_lowers_loss_and_sampling_is_seeded(name, kind):
     again = generate_xqg(gen, passages, ["ar", "th"], n=3, top_k=10, max_new_tokens=6,
                          batch_passages=2, seed=5, bf16=False)
     assert again == rows
+
+
+def test_plateau_rule_by_hand():
+    """The last 20% of the steps so far improved the dev loss by less than the threshold."""
+    log = lambda *losses: [{"step": 10 * (i + 1), "dev_loss": v} for i, v in enumerate(losses)]  # noqa: E731
+    assert not at_plateau(log(4.0), 0.02)  # nothing 20% back yet
+    # at step 50 the comparison is step 40: 3.00 -> 2.95 is 1.7% < 2%
+    assert at_plateau(log(4.0, 3.5, 3.2, 3.0, 2.95), 0.02)
+    assert not at_plateau(log(4.0, 3.5, 3.2, 3.0, 2.90), 0.02)  # 3.3%
+    # at step 60 the comparison is step 40 (48 lies between): 3.0 -> 2.95
+    assert at_plateau(log(4.0, 3.5, 3.2, 3.0, 2.90, 2.95), 0.02)
+    assert at_plateau(log(4.0, 3.0, 3.1), 0.02)  # a rise is no gain
+
+
+def test_training_stops_at_a_plateau():
+    gen = generator("tiny-gemma3", "decoder")
+    log = train_generator(gen, PAIRS * 4, PAIRS, steps=40, batch_size=4, lr=1e-9, seed=0, eval_every=2,
+                          bf16=False, freeze_embeddings=False, max_dev_pairs=8, plateau=0.02)
+    # a learning rate of 1e-9 changes nothing: the first evaluation with one 20% back (step 4,
+    # comparing step 2) is the plateau
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert at_plateau(log, 0.02)
 
 
 def test_contrastive_loss_matches_manual():

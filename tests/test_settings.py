@@ -124,3 +124,25 @@ def test_profiles_command_prints_the_sections():
     result = _cli("profiles", "smoke", "--explain")
     assert result.returncode == 0
     assert "  [augmentation]\n    alpha              0.01   # weight of the generated queries" in result.stdout
+
+
+@pytest.mark.parametrize("env,capped", [({"ATEN_CPU_CAPABILITY": "avx2"}, True),
+                                        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, True),
+                                        ({"ONEDNN_MAX_CPU_ISA": "AVX2_VNNI"}, True),
+                                        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, False),
+                                        ({}, False)])
+def test_bf16_is_off_under_an_avx2_cap(monkeypatch, tmp_path, env, capped):
+    """The budgets are measured with the instruction set capped at AVX2: there bf16 is emulated,
+    so `run.bf16: null` must not pick it even on a CPU with AVX-512 BF16."""
+    from xqglib import hardware
+
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("flags : avx2 fma avx512f avx512_bf16\n")
+    real_path = hardware.Path
+    monkeypatch.setattr(hardware, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
+    assert hardware.cpu_has_bf16() is (not capped)
+    assert (hardware.forced_isa() is None) is (not env)

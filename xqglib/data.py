@@ -73,6 +73,7 @@ _XQUADR_SHA = {
     "vi": "e35926bf5cc6fc6ecbdfca49467aabeb454f08d152d7818143a906bd31dde995",
     "zh": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
 }
+XQUAD_LANGUAGES: tuple[str, ...] = tuple(sorted(_XQUAD_SHA))
 KNOWN_FILES.update({f"xquad/xquad.{l}.json": (_XQUAD_URL.format(l), s) for l, s in _XQUAD_SHA.items()})
 KNOWN_FILES.update({f"xquad-r/{l}.json": (_XQUADR_URL.format(l), s) for l, s in _XQUADR_SHA.items()})
 

@@ -134,3 +134,24 @@ def write_results(rd: RunDir, results: pd.DataFrame) -> None:
 def load_results(rd: RunDir) -> pd.DataFrame:
     """The results table of a run (stage 6 writes it)."""
     return pd.read_parquet(rd.require(rd.eval_file("results.parquet"), "evaluate"))
+
+
+def generated_query_quality(cfg: Profile, rd: RunDir) -> pd.DataFrame:
+    """Per generation language, the primary generator's queries: the share in the requested
+    language and the round trip through the untrained retriever (:mod:`xqglib.query_quality`);
+    written to ``eval/query_quality.csv``. Without an untrained retriever in the profile the
+    round-trip column is left out."""
+    from . import query_quality as Q
+    from .formats import atomic_open
+
+    rows = read_jsonl(rd.require(rd.generated(cfg.primary_generator), "generate"))
+    table = Q.language_shares(rows)
+    untrained = [r.name for r in cfg.retriever.retrievers if r.training == "none"]
+    if untrained:
+        corpus_ids = [p["docid"] for p in read_jsonl(rd.require(rd.corpus, "data"))]
+        emb = rd.load_embeddings(untrained[0], corpus_ids)
+        trip = Q.round_trip(emb["generated_meta"], emb["generated"], corpus_ids, emb["passages"])
+        table = table.merge(trip.drop(columns="queries"), on="language", how="left")
+    with atomic_open(rd.eval_file("query_quality.csv"), "w") as handle:
+        table.to_csv(handle, index=False)
+    return table

@@ -18,6 +18,7 @@ from . import analysis as A
 from . import experiments as E
 from .artifacts import RunDir
 from .formats import read_json, read_jsonl
+from .generation import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau
 from .metrics import xor_word_tokenize
 from .reporting import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART
 from .settings import Profile
@@ -59,15 +60,19 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     # --- the generator and the data -------------------------------------------------------------
     log = read_json(rd.generator_log(cfg.primary_generator))
     dev = [(int(r["step"]), r["dev_loss"]) for r in log if "dev_loss" in r]
-    out["gen_steps"] = str(cfg.generator.steps)
+    out["gen_steps"] = f"{len(log):,}" + (f" of at most {cfg.generator.steps:,}" if len(log) < cfg.generator.steps else "")
     pairs = len(read_jsonl(rd.generator_pairs("train")))
     cap = cfg.generator.max_train_pairs
     out["gen_train_pairs"] = f"{pairs if cap is None else min(pairs, cap):,}"
     out["gen_dev_losses"] = (_listing([_f(loss) for _, loss in dev]) + " at steps "
                              + _listing([str(step) for step, _ in dev]))
-    still_falling = len(dev) >= 2 and (dev[-2][1] - dev[-1][1]) / dev[-2][1] > 0.02
-    out["gen_state"] = ("still falling: the generator is undertrained" if still_falling
-                        else "levelling off (under 2% in the last interval)")
+    gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
+    if at_plateau(log, gain):
+        out["gen_state"] = (f"at a plateau (the last {PLATEAU_WINDOW:.0%} of its steps improved it by "
+                            f"less than {gain:.0%})")
+    else:
+        out["gen_state"] = (f"still falling (the last {PLATEAU_WINDOW:.0%} of its steps improved it by "
+                            f"{gain:.0%} or more, or too few evaluations to tell): the generator is undertrained")
     corpus = read_jsonl(rd.corpus)
     out["corpus_size"] = f"{len(corpus):,}"
     out["query_languages"] = str(len(cfg.data.query_languages))

@@ -355,11 +355,31 @@ def evaluate_loss(gen: QueryGenerator, pairs: Sequence[dict[str, str]], batch_si
     return total / max(count, 1)
 
 
+#: The share of the steps so far that :func:`at_plateau` looks back over, and the relative gain
+#: below which the study calls a dev loss flat (where the profile sets no other).
+PLATEAU_WINDOW = 0.2
+PLATEAU_GAIN = 0.02
+
+
+def at_plateau(log: Sequence[dict[str, float]], min_gain: float) -> bool:
+    """Whether the dev loss has reached a plateau: the last 20% of the steps so far improved it by
+    less than ``min_gain`` (relative), comparing the last evaluation with the latest one at or
+    before 80% of the steps. False while no evaluation lies that far back."""
+    evaluated = [(row["step"], row["dev_loss"]) for row in log if "dev_loss" in row]
+    if not evaluated:
+        return False
+    step, loss = evaluated[-1]
+    earlier = [past for at, past in evaluated[:-1] if at <= (1 - PLATEAU_WINDOW) * step]
+    return bool(earlier) and (earlier[-1] - loss) / earlier[-1] < min_gain
+
+
 def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
                     dev_pairs: Sequence[dict[str, str]], *, steps: int, batch_size: int, lr: float,
                     seed: int, eval_every: int, bf16: bool, freeze_embeddings: bool,
-                    max_dev_pairs: int) -> list[dict[str, float]]:
-    """Fine-tune with AdamW and linear decay; keep the checkpoint with the lowest dev loss.
+                    max_dev_pairs: int, plateau: float | None = None) -> list[dict[str, float]]:
+    """Fine-tune with AdamW and linear decay over ``steps``; keep the checkpoint with the lowest
+    dev loss. With ``plateau``, stop early at the first evaluation where the dev loss has reached
+    a plateau (:func:`at_plateau`).
 
     Returns the log: one row per step (``train_loss``), with ``dev_loss`` where evaluated.
     """
@@ -401,6 +421,8 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
                 best_loss = row["dev_loss"]
                 best_state = copy.deepcopy(gen.model.state_dict())
         log.append(row)
+        if plateau is not None and "dev_loss" in row and at_plateau(log, plateau):
+            break
     if best_state is not None:
         gen.model.load_state_dict(best_state)
     gen.model.eval()

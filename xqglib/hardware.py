@@ -8,8 +8,23 @@ from pathlib import Path
 from typing import Any
 
 
+def forced_isa() -> str | None:
+    """The instruction-set cap the environment sets for torch (``ATEN_CPU_CAPABILITY``) and oneDNN
+    (``ONEDNN_MAX_CPU_ISA``), as "ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2"; None if none."""
+    caps = [f"{name}={os.environ[name]}" for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+            if os.environ.get(name)]
+    return ", ".join(caps) or None
+
+
 def cpu_has_bf16() -> bool:
-    """Whether this CPU executes bf16 natively (Linux: AVX-512 BF16 or AMX-BF16 flags)."""
+    """Whether bf16 runs natively here: AVX-512 BF16 or AMX-BF16 flags (Linux), and no cap of the
+    instruction set below AVX-512 (the study's budgets are measured with torch and oneDNN capped at
+    AVX2, where bf16 is emulated)."""
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    capped = (os.environ.get("ATEN_CPU_CAPABILITY", "").lower() in {"default", "avx2"}
+              or onednn.startswith(("SSE", "AVX2")) or onednn == "AVX")
+    if capped:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -59,6 +74,7 @@ def machine_description() -> dict[str, Any]:
 
     model, flags = cpu_model_and_flags()
     out: dict[str, Any] = {"CPU": model, "instruction sets": ", ".join(flags) or "none of " + ", ".join(ISA_FLAGS),
+                           "instruction-set cap": forced_isa() or "none",
                            "native bf16": cpu_has_bf16(), "cores": os.cpu_count(),
                            "torch threads": torch.get_num_threads(), "platform": platform.platform(),
                            "python": platform.python_version(), "git commit": git_commit(repo_root())}

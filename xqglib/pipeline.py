@@ -29,7 +29,8 @@ from .errors import UserError
 from .formats import (read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl, write_qrels,
                       write_trec_run)
 from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
-from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
+from .model_builds import BUILDERS, build_stamp
+from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
 from .profiles import load_profile
 from .retrieval_training import train_retriever
 from .search import search
@@ -115,9 +116,12 @@ def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log:
 
 
 def training_fingerprint(cfg: Profile, model: str, section: str, inputs: list[Path]) -> dict[str, Any]:
-    """What a trained model depends on: the base model, its settings section ("generator" or
-    "retriever") and the run settings (seed, bf16), and the SHA-256 of its training data files."""
-    return json.loads(json.dumps({"model": model, "settings": cfg.select([section, "run"]),
+    """What a trained model depends on: the base model (with its builder's version where it is
+    built locally), its settings section ("generator" or "retriever") and the run settings (seed,
+    bf16), and the SHA-256 of its training data files."""
+    base = build_stamp(Path(resolve(model))) if model in BUILDERS else None
+    return json.loads(json.dumps({"model": model, **({"build": base} if base else {}),
+                                  "settings": cfg.select([section, "run"]),
                                   "inputs": {p.name: sha256_file(p) for p in inputs}}))
 
 
@@ -176,7 +180,7 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     dev = read_jsonl(inputs[1])
     log = train_generator(gen, train, dev, steps=g.steps, batch_size=g.batch_size, lr=g.lr, seed=cfg.seed,
                           eval_every=g.eval_every, bf16=cfg.use_bf16, freeze_embeddings=g.freeze_embeddings,
-                          max_dev_pairs=g.max_dev_pairs)
+                          max_dev_pairs=g.max_dev_pairs, plateau=g.plateau)
     _save_trained(gen.model, gen.tok, rd.generator_model(name), rd.generator_log(name), log, fingerprint)
     return log
 

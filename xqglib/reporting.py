@@ -156,6 +156,36 @@ def standard_table(cfg: Profile, results: pd.DataFrame,
     return table.round(2).rename(columns=lambda m: f"{m} (%)")
 
 
+def query_quality_table(quality: pd.DataFrame) -> pd.DataFrame:
+    """:func:`xqglib.evaluation.generated_query_quality` for reading: shares in percent."""
+    table = quality.set_index("language").copy()
+    for column in ("in requested language", "its share", "own passage first"):
+        if column in table:
+            table[column] = (100 * table[column]).round(1)
+    return table.rename(columns={"in requested language": "in requested language (%)",
+                                 "its share": "its share (%)", "own passage first": "own passage first (%)"})
+
+
+def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
+    """One row per trained generator: steps run, whether it stopped at the plateau, train losses,
+    the best dev-article loss and the dev loss's relative fall over the last 20% of the steps."""
+    from .generation import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau
+
+    gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
+    rows = {}
+    for name, log in logs.items():
+        dev = [(r["step"], r["dev_loss"]) for r in log if "dev_loss" in r]
+        earlier = [loss for step, loss in dev[:-1] if step <= (1 - PLATEAU_WINDOW) * dev[-1][0]] if dev else []
+        rows[name] = {"steps": len(log), "of at most": cfg.generator.steps,
+                      "at plateau": "yes" if at_plateau(log, gain) else "no",
+                      "first train loss": round(log[0]["train_loss"], 3),
+                      "last train loss": round(log[-1]["train_loss"], 3),
+                      "best dev-article loss": round(min(loss for _, loss in dev), 3) if dev else None,
+                      f"dev-loss fall, last {PLATEAU_WINDOW:.0%} of steps (%)":
+                          round(100 * (earlier[-1] - dev[-1][1]) / earlier[-1], 2) if earlier else None}
+    return pd.DataFrame(rows).T
+
+
 def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str):
     """Loss curves, one line per model; dev losses as markers where present."""
     import matplotlib.pyplot as plt

@@ -102,6 +102,9 @@ class GeneratorSettings:
     max_target_len: int = setting(48, "question tokens kept", low=1)
     max_train_pairs: int | None = setting(None, "cap on training pairs (null: all)", low=1)
     eval_every: int = setting(50, "steps between dev-loss measurements", low=1)
+    plateau: float | None = setting(None, "stop before `steps` once the last 20% of steps improved the "
+                                    "dev loss by less than this share (null: train all steps)",
+                                    above=0, high=1)
     max_dev_pairs: int = setting(256, "dev-article pairs the dev loss is measured on", low=1)
     freeze_embeddings: bool = setting(True, "keep the (tied) embedding matrix frozen")
 
