@@ -27,6 +27,8 @@ class DenseEncoder:
                  passage_max_len: int, bf16: bool) -> None:
         self.model, self.tok, self.spec = model, tokenizer, spec
         self.query_max_len, self.passage_max_len, self.bf16 = query_max_len, passage_max_len, bf16
+        #: token positions (padding included) :meth:`forward` has run the model on
+        self.positions_run = 0
 
     def tokenize(self, texts: Sequence[str], is_query: bool) -> dict[str, torch.Tensor]:
         prefix = self.spec.query_prefix if is_query else self.spec.passage_prefix
@@ -43,6 +45,7 @@ class DenseEncoder:
     def forward(self, texts: Sequence[str], is_query: bool) -> torch.Tensor:
         """Vectors with gradients (training); float32."""
         batch = self.tokenize(texts, is_query)
+        self.positions_run += batch["input_ids"].numel()  # padded positions: what the FLOPs are spent on
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             hidden = self.model(**batch).last_hidden_state
         return self.pool(hidden.float(), batch["attention_mask"])

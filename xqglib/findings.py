@@ -70,9 +70,38 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     if at_plateau(log, gain):
         out["gen_state"] = (f"at a plateau (the last {PLATEAU_WINDOW:.0%} of its steps improved it by "
                             f"less than {gain:.0%})")
+        out["gen_discussion"] = (
+            "Its dev loss levelled off (above), so more steps of this recipe would not change it "
+            "much; but a 270M-parameter decoder fine-tuned on a few thousand pairs is not the paper's "
+            "fully trained mT5-base, and the query-quality figures above say how often its "
+            "questions miss their language or their passage")
+        out["gen_next"] = ("a larger generator, or more training pairs (the paper's 7 languages of "
+                           "XOR-TyDi questions instead of XQuAD's train articles)")
     else:
         out["gen_state"] = (f"still falling (the last {PLATEAU_WINDOW:.0%} of its steps improved it by "
                             f"{gain:.0%} or more, or too few evaluations to tell): the generator is undertrained")
+        out["gen_discussion"] = (
+            "An undertrained generator writes noisy questions (its dev loss is above, still falling); "
+            "fusing their embeddings pulls passages toward a generic question region rather than "
+            "toward their own questions")
+        out["gen_next"] = ("the generator's training length: `--set generator.steps=N` with a larger N "
+                           "(and `--run-dir`, to keep this run)")
+    quality = rd.eval_file("query_quality.csv")
+    if quality.exists():
+        q = pd.read_csv(quality, keep_default_na=False)
+        worst = q.loc[q["in requested language"].idxmin()]
+        out["lang_id_range"] = _range([100 * v for v in q["in requested language"]], 0)
+        out["lang_id_worst"] = (f"{worst['language']} ({100 * worst['in requested language']:.0f}%; "
+                                f"most often taken for {worst['most common other'] or '–'})")
+        languages_short = q[q["in requested language"] < 0.9]["language"].tolist()
+        out["lang_id_short"] = (f"below 90% for {_listing(languages_short)}" if languages_short
+                                else "at least 90% for every language")
+        if "own passage first" in q:
+            out["round_trip_range"] = _range([100 * v for v in q["own passage first"]], 0)
+        else:
+            out["round_trip_range"] = "not measured (no untrained retriever in this profile)"
+    else:
+        out.update({k: "not measured" for k in ("lang_id_range", "lang_id_worst", "lang_id_short", "round_trip_range")})
     corpus = read_jsonl(rd.corpus)
     out["corpus_size"] = f"{len(corpus):,}"
     out["query_languages"] = str(len(cfg.data.query_languages))

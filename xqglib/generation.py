@@ -414,7 +414,11 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        row = {"step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - started}
+        row = {"step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - started,
+               # what the step's FLOPs are spent on: model positions (padding included), and the
+               # positions where the LM head runs (the question tokens)
+               "positions": batch.input_ids.numel() + (batch.labels.numel() if gen.kind == "seq2seq" else 0),
+               "head_positions": int((batch.labels != -100).sum())}
         if dev and (step % eval_every == 0 or step == steps):
             row["dev_loss"] = evaluate_loss(gen, dev, batch_size, bf16)
             if row["dev_loss"] < best_loss:

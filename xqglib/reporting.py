@@ -186,6 +186,16 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
     return pd.DataFrame(rows).T
 
 
+def cost_table_readable(costs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`xqglib.cost.run_costs` for reading: GFLOP, seconds and shares rounded."""
+    table = costs.set_index(["stage", "what"]).copy()
+    table.insert(0, "GFLOP", (1000 * table.pop("TFLOP")).round(1))
+    for column in ("wall s", "roof s"):
+        table[column] = table[column].round(0).astype("Int64")
+    table["share of roof (%)"] = table["share of roof (%)"].astype(float).round(0).astype("Int64")
+    return table
+
+
 def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str):
     """Loss curves, one line per model; dev losses as markers where present."""
     import matplotlib.pyplot as plt

@@ -79,6 +79,7 @@ def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, ep
                 if step >= steps:
                     break
                 batch = [(i, rows[i]) for i in order[start:start + batch_size]]
+                positions_before = encoder.positions_run
                 queries = [r["query"] for _, r in batch]
                 passages = []
                 for i, r in batch:
@@ -93,6 +94,7 @@ def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, ep
                 optim.zero_grad(set_to_none=True)
                 step += 1
                 log.append({"step": step, "loss": loss.item(), "grad_norm": grad_norm,
+                            "positions": encoder.positions_run - positions_before,
                             "seconds": time.perf_counter() - started})
                 bar.update(1)
     model.eval()

@@ -1,0 +1,79 @@
+"""The FLOP count of xqglib.cost against a hand count and against PyTorch's own FLOP counter on
+tiny models of the real architectures (eager attention, so that the attention products are
+matrix products the counter sees)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import AutoModel, AutoModelForCausalLM
+
+from xqglib.cost import TransformerShape, cost_table, generator_training_flops, measure_roof, stage_row
+from xqglib.generation import QueryGenerator
+from xqglib.model_builds import build_model
+from xqglib.models import load_tokenizer
+
+
+def counted(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def test_shape_by_hand():
+    """tiny-gemma3: 2 layers, hidden 32, 2 heads and 1 key/value head of 16, MLP 64 (gated):
+    per layer q and o 2 x 32 x 32, k and v 2 x 32 x 16, MLP 3 x 32 x 64 = 9,216 weights."""
+    model = AutoModelForCausalLM.from_pretrained(build_model("tiny-gemma3"))
+    shape = TransformerShape.from_config(model.config)
+    assert shape.body_weights == 2 * (2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * 64) == 18_432
+    # 10 positions, the head (250,002 rows) at 4 of them, 55 attended pairs
+    assert shape.forward(10, 4, attended=55) == 2 * 18_432 * 10 + 2 * 32 * 250_002 * 4 + 4 * 2 * 2 * 16 * 55
+
+
+@pytest.mark.parametrize("name", ["tiny-gemma3", "tiny-bert"])
+def test_forward_count_matches_torch(name):
+    cls = AutoModelForCausalLM if name == "tiny-gemma3" else AutoModel
+    model = cls.from_pretrained(build_model(name), attn_implementation="eager").eval()
+    shape = TransformerShape.from_config(model.config)
+    batch, width = 3, 20
+    ids = torch.randint(5, 200, (batch, width))
+    with torch.no_grad():
+        if name == "tiny-gemma3":
+            torch_count = counted(lambda: model(input_ids=ids))  # body and LM head at every position
+            ours = shape.forward(batch * width, head_positions=batch * width, attended=batch * width * width)
+        else:
+            torch_count = counted(lambda: model(input_ids=ids))
+            ours = shape.forward(batch * width, attended=batch * width * width)
+    # what the count leaves out: rotary frequencies (Gemma), the unused pooler (BERT)
+    assert ours == pytest.approx(torch_count, rel=0.01)
+
+
+def test_generator_training_step_matches_torch():
+    """One training step of the real loss (forward and backward, frozen tied embedding): the
+    count from the step's logged positions equals torch's count of the same step."""
+    model = AutoModelForCausalLM.from_pretrained(build_model("tiny-gemma3"), attn_implementation="eager")
+    model.get_input_embeddings().weight.requires_grad_(False)
+    gen = QueryGenerator(model, load_tokenizer("tiny-gemma3"), "decoder", 64, 24)
+    pairs = [{"lang": "de", "title": "Warsaw", "text": "Warsaw is the capital of Poland.",
+              "question": "Was ist die Hauptstadt von Polen?"},
+             {"lang": "th", "title": "Super Bowl 50", "text": "The Broncos defeated the Panthers 24–10.",
+              "question": "ใครชนะซูเปอร์โบวล์ 50"}]
+    batch = gen.collate(pairs)
+    torch_count = counted(lambda: gen.loss(batch).backward())
+    row = {"positions": batch.input_ids.numel(), "head_positions": int((batch.labels != -100).sum())}
+    ours = generator_training_flops(TransformerShape.from_config(model.config), [row], len(pairs), 0, True)
+    assert ours == pytest.approx(torch_count, rel=0.02)
+    assert generator_training_flops(TransformerShape.from_config(model.config), [{"step": 1}], 2, 0, True) is None
+
+
+def test_cost_table_and_roof():
+    roof = measure_roof(seconds=0.2, size=256)
+    assert roof > 1e8  # any machine that runs the study does 0.1 GFLOP/s
+    table = cost_table([stage_row("a", "x", 4e12, 10.0, 1e12), stage_row("b", "y", 2e12, None, 1e12)])
+    assert list(table["stage"]) == ["a", "b", "total"]
+    assert table.loc[0, "roof s"] == 4.0 and table.loc[0, "share of roof (%)"] == 40.0
+    assert pd.isna(table.loc[1, "share of roof (%)"])
+    assert table.loc[2, "TFLOP"] == 6.0 and table.loc[2, "wall s"] == 10.0 and table.loc[2, "roof s"] == 6.0
+    assert table.loc[2, "share of roof (%)"] == 40.0  # over the stages with a wall time

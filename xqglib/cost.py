@@ -1,0 +1,221 @@
+"""What each stage costs, in floating-point operations, against the machine's measured roof.
+
+The count is of the matrix products, which are nearly all of a transformer's work: per token
+position, every linear layer of the body costs 2 x its weights (multiply and add); the LM head,
+2 x hidden x the vocabulary rows it scores, where it runs; attention scores, 4 x heads x
+head_dim x the keys attended. Training counts 3 x the forward pass (the backward pass is two
+products per forward one). Norms, activations, softmax and the optimiser are left out. The
+count is checked against PyTorch's own FLOP counter (``torch.utils.flop_counter``) on tiny
+models (``tests/test_cost.py``).
+
+The **roof** is the fp32 matrix-product rate this machine reaches with the run's threads,
+measured in the same process (:func:`measure_roof`); a stage's *roof time* is its FLOPs over the
+roof, and its wall time over its roof time says how far it is from the machine's limit.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class TransformerShape:
+    """The sizes of a transformer stack that decide its FLOPs."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    gated_mlp: bool  # three MLP matrices (Gemma, T5 v1.1) instead of two (BERT)
+
+    @classmethod
+    def from_config(cls, config: Any) -> TransformerShape:
+        """From a Hugging Face decoder (Gemma, Llama-like) or BERT-like encoder config."""
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        gated = config.model_type not in {"bert", "xlm-roberta", "roberta"}
+        return cls(layers=config.num_hidden_layers, hidden=config.hidden_size,
+                   intermediate=config.intermediate_size, heads=heads,
+                   kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+                   head_dim=head_dim, vocab=config.vocab_size, gated_mlp=gated)
+
+    @property
+    def body_weights(self) -> int:
+        """Weights of the linear layers one token position passes through (biases left out)."""
+        attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)  # q, o; k, v
+        mlp = (3 if self.gated_mlp else 2) * self.hidden * self.intermediate
+        return self.layers * (attention + mlp)
+
+    def forward(self, positions: float, head_positions: float = 0, head_rows: int | None = None,
+                attended: float = 0) -> float:
+        """Forward FLOPs: ``positions`` token positions through the body, the LM head over
+        ``head_rows`` vocabulary rows (default: all) at ``head_positions``, and ``attended``
+        (query position, key) pairs of attention scores, summed over positions."""
+        rows = self.vocab if head_rows is None else head_rows
+        return (2 * self.body_weights * positions + 2 * self.hidden * rows * head_positions
+                + 4 * self.layers * self.heads * self.head_dim * attended)
+
+
+def measure_roof(seconds: float = 2.0, size: int = 1024) -> float:
+    """fp32 FLOP/s of square matrix products with torch's current threads: the median of
+    repeated ``size`` x ``size`` products over about ``seconds``."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):  # warm-up
+        a @ b
+    rates = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rates) < 5:
+        started = time.perf_counter()
+        a @ b
+        rates.append(2 * size**3 / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def stage_row(stage: str, what: str, flops: float, seconds: float | None, roof: float) -> dict[str, Any]:
+    """One row of the cost table: FLOPs, wall time, roof time and the share of the roof reached."""
+    roof_seconds = flops / roof
+    return {"stage": stage, "what": what, "TFLOP": flops / 1e12, "wall s": seconds,
+            "roof s": roof_seconds,
+            "share of roof (%)": 100 * roof_seconds / seconds if seconds else None}
+
+
+def cost_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows of :func:`stage_row`, with a total."""
+    table = pd.DataFrame(rows)
+    total = {"stage": "total", "what": "", "TFLOP": table["TFLOP"].sum(),
+             "wall s": table["wall s"].sum(min_count=1), "roof s": table["roof s"].sum()}
+    timed = table["wall s"].notna()
+    total["share of roof (%)"] = (100 * table.loc[timed, "roof s"].sum() / total["wall s"]
+                                  if total["wall s"] else None)
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The stages of a run
+
+def _config(name: str) -> Any:
+    from transformers import AutoConfig
+
+    from .models import resolve
+
+    return AutoConfig.from_pretrained(resolve(name))
+
+
+def _token_counts(tokenizer: Any, texts: list[str], max_len: int, special: bool = True) -> list[int]:
+    ids = tokenizer(texts, add_special_tokens=special, truncation=True, max_length=max_len)["input_ids"]
+    return [len(i) for i in ids]
+
+
+def generator_training_flops(shape: TransformerShape, log: list[dict[str, Any]], batch_size: int,
+                             dev_pairs: int, freeze_embeddings: bool) -> float | None:
+    """A generator's training: 3 x forward on the body; the LM head 2 x forward with a frozen
+    (tied) embedding (no weight gradient), else 3 x; attention over each batch's padded square;
+    plus the dev-loss evaluations (forward only, at the training batches' mean length).
+    None for a log without position counts (written before they were logged)."""
+    if not log or "positions" not in log[0]:
+        return None
+    head = 2 if freeze_embeddings else 3
+    flops = 0.0
+    for row in log:
+        width = row["positions"] / batch_size
+        flops += 3 * shape.forward(row["positions"], attended=row["positions"] * width)
+        flops += head * 2 * shape.hidden * shape.vocab * row["head_positions"]
+    evaluations = sum(1 for row in log if "dev_loss" in row)
+    per_pair = sum(r["positions"] for r in log) / (len(log) * batch_size)
+    per_pair_head = sum(r["head_positions"] for r in log) / (len(log) * batch_size)
+    flops += evaluations * dev_pairs * shape.forward(per_pair, per_pair_head, attended=per_pair * per_pair)
+    return flops
+
+
+def generation_flops(shape: TransformerShape, passage_tokens: list[int], instruction_tokens: list[int],
+                     query_tokens: list[int], head_rows: int, n_passages: int) -> float:
+    """Shared-prefix sampling: every passage read once; per language its instruction on top; then
+    one decoding step per generated token (the question's tokens and its stop token), each
+    attending to the passage, the instruction and the tokens before it, with the LM head over
+    the sampling vocabulary. ``query_tokens`` are per generated query, languages in the order of
+    ``instruction_tokens`` (equal counts per language)."""
+    prefill = shape.forward(sum(passage_tokens), attended=sum(t * (t + 1) / 2 for t in passage_tokens))
+    mean_passage = sum(passage_tokens) / max(len(passage_tokens), 1)
+    for length in instruction_tokens:
+        prefill += shape.forward(n_passages * length, attended=n_passages * length * (mean_passage + length))
+    per_language = len(query_tokens) // max(len(instruction_tokens), 1)
+    decode = 0.0
+    for index, tokens in enumerate(query_tokens):
+        context = mean_passage + instruction_tokens[min(index // max(per_language, 1), len(instruction_tokens) - 1)]
+        steps = tokens + 1  # the question's tokens and its stop token, each sampled
+        decode += shape.forward(steps - 1, head_positions=steps, head_rows=head_rows,
+                                attended=(steps - 1) * context + (steps - 1) * steps / 2)
+    return prefill + decode
+
+
+def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
+    """The cost table of a finished run (stages 2-5 of the primary generator and every
+    retriever): FLOPs from the run's own logs and outputs, wall times from its timings."""
+    from .formats import read_json, read_jsonl
+    from .generation import decoder_instruction
+    from .models import generator_kind, load_tokenizer
+
+    timings = read_json(rd.timings)
+    rows = []
+    name = cfg.primary_generator
+    if generator_kind(name) == "decoder":
+        shape = TransformerShape.from_config(_config(name))
+        tok = load_tokenizer(name)
+        g = cfg.generator
+        log = read_json(rd.generator_log(name))
+        flops = generator_training_flops(shape, log, g.batch_size, g.max_dev_pairs, g.freeze_embeddings)
+        record = timings.get(f"2 train-generator: {name}", {})
+        if flops is not None:
+            rows.append(stage_row("2 train-generator", f"{name}: {len(log)} steps of {g.batch_size}",
+                                  flops, record.get("training seconds"), roof))
+        generated = read_jsonl(rd.generated(name))
+        passages = _token_counts(tok, [f"{r['title']} {r['text']}" for r in generated], g.max_input_len, False)
+        passages = [t + 1 for t in passages]  # <bos>
+        languages = list(generated[0]["generated_queries"]) if generated else []
+        instructions = [len(tok(decoder_instruction(lang), add_special_tokens=False)["input_ids"]) for lang in languages]
+        queries = [q for lang in languages for r in generated for q in r["generated_queries"][lang]]
+        query_tokens = [min(t, cfg.generation.max_new_tokens - 1)
+                        for t in _token_counts(tok, queries, 10_000, False)]
+        report = read_json(rd.generation_report(name))
+        flops = generation_flops(shape, passages, instructions, query_tokens, report["vocabulary_size"],
+                                 len(generated))
+        rows.append(stage_row("3 generate", f"{name}: {len(queries):,} queries", flops,
+                              timings.get(f"3 generate: {name}", {}).get("seconds"), roof))
+    encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
+    for spec in cfg.retriever.retrievers:
+        if spec.training == "none":
+            continue
+        log = read_json(rd.retriever_log(spec.name))
+        if log and "positions" in log[0]:
+            flops = 3 * encoder_shape.forward(sum(r["positions"] for r in log))
+            rows.append(stage_row("4 train-retriever", f"{spec.name}: {len(log)} steps", flops,
+                                  timings.get(f"4 train-retriever: {spec.name}", {}).get("training seconds"), roof))
+    from .encoding import passage_text
+    from .models import encoder_spec
+    from .pipeline import generated_query_table
+
+    etok, espec, r = load_tokenizer(cfg.retriever.encoder), encoder_spec(cfg.retriever.encoder), cfg.retriever
+    corpus = read_jsonl(rd.corpus)
+    queries = [q["query"] for q in read_jsonl(rd.test_queries)]
+    generated_queries = [g["query"] for g in generated_query_table(read_jsonl(rd.generated(name)))]
+    positions = (sum(_token_counts(etok, [espec.passage_prefix + passage_text(p["title"], p["text"]) for p in corpus],
+                                   r.passage_max_len))
+                 + sum(_token_counts(etok, [espec.query_prefix + q for q in queries + generated_queries], r.query_max_len)))
+    search = 2 * len(queries) * len(corpus) * encoder_shape.hidden
+    for spec in cfg.retriever.retrievers:
+        seconds = [timings.get(f"5 encode-search: {part} {spec.name}", {}).get("seconds") for part in ("encode", "search")]
+        rows.append(stage_row("5 encode-search", f"{spec.name}: {len(corpus):,} passages, "
+                              f"{len(queries) + len(generated_queries):,} queries",
+                              encoder_shape.forward(positions) + search,
+                              sum(s for s in seconds if s is not None) or None, roof))
+    return cost_table(rows)
