@@ -1,35 +1,49 @@
-"""Generation and encoding throughput: this package's paths against the plain Hugging Face loop
-on the same model, measured in the same run (medians of repeated trials, and their ratio).
+"""The roofline benchmark (``make bench``): every stage's throughput, its FLOPs, the share of the
+machine's fp32 matrix-product roof it reaches (the roof measured in the same run), and its ratio
+to the naive baseline, on the profile's real models and real data. Medians of repeated trials.
 
-    .venv/bin/python benchmarks/throughput.py                 # the cpu profile's real models
-    .venv/bin/python benchmarks/throughput.py --profile smoke # tiny models, seconds
+    make bench                                            # the cpu profile's models
+    .venv/bin/python benchmarks/throughput.py --profile smoke   # tiny models, seconds
 
-Generation: n questions per passage and language by top-k sampling. Baseline:
-``model.generate(do_sample=True, num_return_sequences=n)`` on every full prompt, which reads it n
-times per language. Ours (:func:`xqglib.generation.sample_shared_prefix`): each passage is read
-once for all languages, its key/value cache copied per language and repeated n times, decoding
-stops at the first line break and drops stopped rows; exact top-k over the full vocabulary, and
-again with the LM head restricted to the data's vocabulary (an approximation; see
-:func:`xqglib.generation.head_agreement`).
-Encoding: passages through the encoder. Baseline: the plain loop (fp32, batches in input order).
-Ours: :meth:`xqglib.encoding.DenseEncoder.encode` (bf16 autocast where the profile uses it,
-batches of similar length).
+Measure on AVX2 (the study's budget machine): ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``
+(``make bench`` sets both). FLOPs are counted by :mod:`xqglib.cost` from the work each path did
+(its own outputs' token counts), so a share is useful work over the roof.
+
+- **generator training step** (batch of the profile's size): ours takes the LM head only at the
+  question tokens, with the tied embedding frozen; baseline: transformers' own loss
+  (``model(labels=...)``, the head over every position).
+- **generation**: n questions per passage and language by top-k sampling. Baseline:
+  ``model.generate(do_sample=True, num_return_sequences=n)`` on every full prompt (it reads each
+  passage n times per language). Ours (:func:`xqglib.generation.sample_shared_prefix`): each
+  passage read once for all languages, decoding stops at the first line break, with the LM head
+  over the whole vocabulary (exact) and over the data's vocabulary (the profile's choice).
+- **retriever training step**: Tevatron's loss on a batch of the profile's size; no baseline.
+- **encoding**: baseline the plain Hugging Face loop (batches in input order); ours
+  :meth:`xqglib.encoding.DenseEncoder.encode` (batches of similar length).
+- **search**: exact inner-product search of the test queries; baseline numpy (product and a full
+  sort), ours FAISS ``IndexFlatIP``.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
+import numpy as np
+import pandas as pd
 import torch
 
-from xqglib.profiles import load_profile
-from xqglib.data import build_b1
+from xqglib import cost as C
+from xqglib import data as D
 from xqglib.encoding import DenseEncoder, passage_text
-from xqglib.generation import QueryGenerator
+from xqglib.generation import QueryGenerator, decoder_instruction
 from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from xqglib.pipeline import sampling_vocabulary
+from xqglib.profiles import load_profile
+from xqglib.retrieval_training import contrastive_loss
+from xqglib.search import search
 
 
 def median_time(fn, repeats: int) -> float:
@@ -41,66 +55,163 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def row(stage: str, path: str, amount: float, unit: str, seconds: float, flops: float | None, roof: float,
+        baseline_seconds: float | None = None) -> dict:
+    return {"stage": stage, "path": path, "throughput": amount / seconds, "unit": unit,
+            "GFLOP": None if flops is None else flops / 1e9,
+            "GFLOP/s": None if flops is None else flops / seconds / 1e9,
+            "share of roof (%)": None if flops is None else 100 * flops / seconds / roof,
+            "ratio to baseline": None if baseline_seconds is None else baseline_seconds / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--prompts", type=int, default=8, help="passages per generation batch")
+    parser.add_argument("--prompts", type=int, default=8, help="passages per generation trial")
     parser.add_argument("--languages", type=int, default=2, help="generation languages (the profile's first ones)")
     parser.add_argument("--passages", type=int, default=64, help="passages per encoding trial")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     cfg = load_profile(args.profile)
     torch.manual_seed(cfg.seed)
-    b1 = build_b1(cfg)
-    passages = b1.corpus[: max(args.prompts, args.passages)]
-    print(f"profile {cfg.name}; torch threads {torch.get_num_threads()}; bf16 {cfg.use_bf16}; medians of {args.repeats}")
+    b1 = D.build_b1(cfg)
+    roof = C.measure_roof()
+    print(f"profile {cfg.name}; torch threads {torch.get_num_threads()}; bf16 {cfg.use_bf16}; medians of "
+          f"{args.repeats}; fp32 matrix-product roof {roof / 1e9:.1f} GFLOP/s")
+    rows = []
 
+    # ---- the generator: a training step, then generation ---------------------------------------
     name = cfg.primary_generator
     kind = generator_kind(name)
-    gen = QueryGenerator(load_generator(name, kind), load_tokenizer(name), kind,
-                         cfg.generator.max_input_len, cfg.generator.max_target_len)
-    gen.model.eval()
-    chunk = [(p.title, p.text) for p in passages[: args.prompts]]
-    languages = cfg.generation.languages[: args.languages]
-    g = cfg.generation
-    n, k, new = g.n_per_language, g.top_k, g.max_new_tokens
-    queries = len(chunk) * len(languages) * n
-    vocabulary = sampling_vocabulary(cfg, gen, [p.as_tevatron() for p in b1.corpus])
+    g = cfg.generator
+    gen = QueryGenerator(load_generator(name, kind), load_tokenizer(name), kind, g.max_input_len, g.max_target_len)
+    shape = C.TransformerShape.from_config(gen.model.config) if kind == "decoder" else None
+    pairs = random.Random(cfg.seed).sample(D.generator_pairs(b1, "train", cfg.generation.languages), g.batch_size)
+    batch = gen.collate(pairs)
+    if g.freeze_embeddings:
+        gen.model.get_input_embeddings().weight.requires_grad_(False)
+    gen.model.train()
 
-    def generate(shared: bool, restricted: bool):
+    def step(ours: bool):
         def run():
-            gen.vocabulary = vocabulary if restricted else None
-            gen.sample(chunk, languages, n, k, new, seed=0, bf16=cfg.use_bf16, shared_prefill=shared)
+            loss = gen.loss(batch) if ours else gen.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                                          labels=batch.labels).loss
+            loss.backward()
+            gen.model.zero_grad(set_to_none=True)
         return run
 
-    base = median_time(generate(False, False), args.repeats)
-    print(f"generation ({name}, {len(chunk)} passages x {len(languages)} languages x n={n}, top-k {k}, "
-          f"<= {new} new tokens):")
-    print(f"  HF generate              {queries / base:8.2f} queries/s")
-    for label, restricted in (("shared prefix", False), (f"+ {len(vocabulary)}-token head", True)):
-        ours = median_time(generate(True, restricted), args.repeats)
-        print(f"  {label:24} {queries / ours:8.2f} queries/s   ratio {base / ours:.2f}x")
+    log_row = {"positions": batch.input_ids.numel(), "head_positions": int((batch.labels != -100).sum())}
+    flops = C.generator_training_flops(shape, [log_row], g.batch_size, 0, g.freeze_embeddings) if shape else None
+    base = median_time(step(False), args.repeats)
+    ours = median_time(step(True), args.repeats)
+    rows.append(row("generator training step", "HF loss (head everywhere)", g.batch_size, "pairs/s", base, None, roof))
+    rows.append(row("generator training step", "ours (head at the question)", g.batch_size, "pairs/s", ours, flops,
+                    roof, base))
+    gen.model.eval()
 
+    passages = b1.corpus[: max(args.prompts, args.passages)]
+    chunk = [(p.title, p.text) for p in passages[: args.prompts]]
+    languages = cfg.generation.languages[: args.languages]
+    s = cfg.generation
+    vocabulary = sampling_vocabulary(cfg, gen, [p.as_tevatron() for p in b1.corpus])
+    passage_tokens = [len(gen.passage_ids(t, x)) for t, x in chunk]
+    instruction_tokens = [len(gen.tok(decoder_instruction(lang), add_special_tokens=False)["input_ids"])
+                          for lang in languages] if kind == "decoder" else []
+
+    def generate(shared: bool, restricted: bool):
+        out = {}
+
+        def run():
+            gen.vocabulary = vocabulary if restricted else None
+            out["q"] = gen.sample(chunk, languages, s.n_per_language, s.top_k, s.max_new_tokens, seed=0,
+                                  bf16=cfg.use_bf16, shared_prefill=shared)
+        return run, out
+
+    def generation_row(path: str, shared: bool, restricted: bool, baseline: float | None) -> float:
+        run, out = generate(shared, restricted)
+        seconds = median_time(run, args.repeats)
+        texts = [q for lang in languages for qs in out["q"][lang] for q in qs]
+        tokens = [min(len(gen.tok(q, add_special_tokens=False)["input_ids"]), s.max_new_tokens - 1) for q in texts]
+        flops = None
+        if shape is not None:
+            flops = C.generation_flops(shape, passage_tokens, instruction_tokens, tokens,
+                                       len(vocabulary) if restricted else shape.vocab, len(chunk))
+            if not shared:  # generate reads every prompt n times per language
+                flops += C.generation_flops(shape, passage_tokens, instruction_tokens, [], 0, len(chunk)) * (
+                    s.n_per_language * len(languages) - 1)
+        rows.append(row("generation", path, len(texts), "queries/s", seconds, flops, roof, baseline))
+        rows.append(row("generation", path, sum(t + 1 for t in tokens), "tokens/s", seconds, None, roof, baseline))
+        return seconds
+
+    base = generation_row("HF generate", False, False, None)
+    generation_row("ours, shared prefix", True, False, base)
+    generation_row(f"ours, + {len(vocabulary):,}-token head", True, True, base)
+
+    # ---- the retriever: a training step, encoding, search ---------------------------------------
     r = cfg.retriever
     model, tok = load_encoder(r.encoder), load_tokenizer(r.encoder)
-    model.eval()
     spec = encoder_spec(r.encoder)
-    texts = [passage_text(p.title, p.text) for p in passages[: args.passages]]
+    encoder = DenseEncoder(model, tok, spec, r.query_max_len, r.passage_max_len, cfg.use_bf16)
+    eshape = C.TransformerShape.from_config(model.config)
+    training_rows = random.Random(cfg.seed).sample(
+        D.retriever_training_rows(b1, "crosslingual", cfg.data.query_languages, r.negatives, cfg.seed), r.batch_size)
+    if r.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    model.train()
+    queries = [x["query"] for x in training_rows]
+    texts = [passage_text(p["title"], p["text"]) for x in training_rows
+             for p in x["positive_passages"][:1] + x["negative_passages"][: r.negatives]]
+
+    def retriever_step():
+        loss = contrastive_loss(encoder.forward(queries, True), encoder.forward(texts, False))
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    before = encoder.positions_run
+    retriever_step()
+    positions = encoder.positions_run - before
+    seconds = median_time(retriever_step, args.repeats)
+    rows.append(row("retriever training step", "ours (Tevatron loss)", len(queries), "queries/s", seconds,
+                    3 * eshape.forward(positions), roof))
+    model.eval()
+
+    corpus = [passage_text(p.title, p.text) for p in passages[: args.passages]]
     bs = r.encode_batch_size
 
     @torch.no_grad()
     def plain_loop():
-        for start in range(0, len(texts), bs):
-            batch = tok([spec.passage_prefix + t for t in texts[start:start + bs]], padding=True,
+        for start in range(0, len(corpus), bs):
+            batch = tok([spec.passage_prefix + t for t in corpus[start:start + bs]], padding=True,
                         truncation=True, max_length=r.passage_max_len, return_tensors="pt")
             model(**batch)
 
-    encoder = DenseEncoder(model, tok, spec, r.query_max_len, r.passage_max_len, cfg.use_bf16)
+    tokens = sum(len(i) for i in tok([spec.passage_prefix + t for t in corpus], truncation=True,
+                                     max_length=r.passage_max_len)["input_ids"])
     base = median_time(plain_loop, args.repeats)
-    ours = median_time(lambda: encoder.encode(texts, False, bs), args.repeats)
-    print(f"encoding ({r.encoder}, {len(texts)} passages, <= {r.passage_max_len} tokens, batch {bs}):")
-    print(f"  HF loop (fp32)     {len(texts) / base:8.1f} passages/s")
-    print(f"  DenseEncoder       {len(texts) / ours:8.1f} passages/s   ratio {base / ours:.2f}x")
+    ours = median_time(lambda: encoder.encode(corpus, False, bs), args.repeats)
+    rows.append(row("encoding", "HF loop", len(corpus), "passages/s", base, eshape.forward(tokens), roof))
+    rows.append(row("encoding", "DenseEncoder", len(corpus), "passages/s", ours, eshape.forward(tokens), roof, base))
+
+    rng = np.random.default_rng(0)
+    n_passages, n_queries, dim = len(b1.corpus), len(D.test_queries(b1, cfg.data.query_languages)), eshape.hidden
+    p_emb = rng.standard_normal((n_passages, dim), dtype=np.float32)
+    q_emb = rng.standard_normal((n_queries, dim), dtype=np.float32)
+    ids = [str(i) for i in range(n_passages)]
+    depth = cfg.evaluation.search_depth
+
+    def numpy_search():
+        scores = q_emb @ p_emb.T
+        np.argsort(-scores, axis=1)[:, :depth]
+
+    flops = 2 * n_queries * n_passages * dim
+    base = median_time(numpy_search, args.repeats)
+    ours = median_time(lambda: search(p_emb, ids, q_emb, [str(i) for i in range(n_queries)], depth), args.repeats)
+    rows.append(row("search", "numpy (product, full sort)", n_queries, "queries/s", base, flops, roof))
+    rows.append(row("search", "FAISS IndexFlatIP", n_queries, "queries/s", ours, flops, roof, base))
+
+    table = pd.DataFrame(rows).set_index(["stage", "path", "unit"])
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.2f}".format):
+        print(table)
 
 
 if __name__ == "__main__":

