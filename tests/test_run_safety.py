@@ -275,7 +275,8 @@ def test_ctrl_c_outside_a_notebook_is_one_line(tmp_path, monkeypatch, capsys):
     assert err.strip() == "interrupted; finished stages are kept, and `run --from N` resumes"
 
 
-def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data, signal_name):
     """Ctrl-C (SIGINT) or a kill (SIGTERM) during a stage: one line, exit 130, no half-executed
     notebook, the finished stage kept."""
     import signal
@@ -295,7 +296,7 @@ def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data):
         assert proc.poll() is None and time.time() < deadline, "stage 2 never started"
         time.sleep(0.2)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signal_name))
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130
     assert "interrupted; finished stages are kept, and `run --from N` resumes" in err
