@@ -193,6 +193,7 @@ def load_xquad_r(lang: str, root: Path | None = None) -> list[dict[str, Any]]:
     return _squad_articles(data_file(f"xquad-r/{lang}.json", root))
 
 
+XQUADR_LANGUAGES: tuple[str, ...] = tuple(sorted(_XQUADR_SHA))
 XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
 
 
