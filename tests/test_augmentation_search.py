@@ -64,3 +64,27 @@ def test_search_is_exact_inner_product(tmp_path):
     for qid, docs in run.items():
         assert ranked_docids(back[qid]) == list(docs)  # same order
         assert back[qid] == pytest.approx(docs, abs=1e-6)  # scores written with 6 decimals
+
+
+def test_text_augmentation_encodes_exactly_the_documented_text():
+    from xqglib.augmentation import expanded_text, queries_document
+
+    assert expanded_text("Warsaw", "Warsaw is the capital.", ["Wo liegt Warschau?", "ما هي العاصمة؟"]) == \
+        "Warsaw Warsaw is the capital. Wo liegt Warschau? ما هي العاصمة؟"
+    assert expanded_text("T", "x", []) == "T x"
+    assert queries_document(["a?", "b?"]) == "a? b?"
+
+
+def test_dual_index_score_fusion_by_hand():
+    import numpy as np
+    import pytest
+
+    from xqglib.augmentation import fuse_scores
+
+    text, queries = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    assert np.allclose(fuse_scores(text, queries, 0.25), [[0.75, 0.25]])
+    assert np.allclose(fuse_scores(text, queries, 0.0), text)
+    with pytest.raises(ValueError):
+        fuse_scores(text, queries[:, :1], 0.5)
+    with pytest.raises(ValueError):
+        fuse_scores(text, queries, 1.5)

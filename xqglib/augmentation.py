@@ -63,3 +63,32 @@ def passage_vectors(emb: Mapping[str, Any], passage_ids: Sequence[str], alpha: f
     keep = [i for i, m in enumerate(meta)
             if (languages is None or m["lang"] in languages) and (n is None or m["slot"] < n)]
     return fuse(emb["passages"], passage_ids, emb["generated"][keep], [meta[i]["docid"] for i in keep], alpha)
+
+
+# --------------------------------------------------------------------------------------------
+# Text-level passage augmentation, the comparison conditions of the third research question
+
+def expanded_text(title: str, text: str, queries: Sequence[str]) -> str:
+    """doc2query-style expansion: the passage as the encoder reads it (``title text``), then its
+    generated queries, in order, separated by single spaces. The encoder's passage length limit
+    must leave room for them (the condition raises it and says so)."""
+    from .encoding import passage_text
+
+    return " ".join([passage_text(title, text), *queries])
+
+
+def queries_document(queries: Sequence[str]) -> str:
+    """The second index of dual-index fusion: a passage's generated queries as one text."""
+    return " ".join(queries)
+
+
+def fuse_scores(text_scores: np.ndarray, query_scores: np.ndarray, weight: float) -> np.ndarray:
+    """Dual-index score fusion (Doc2Query++, arXiv 2510.09557, as we read it: the passage text and
+    its generated queries encoded separately, their scores fused at search time with a tunable
+    weight): ``(1 - weight) * s(q, text) + weight * s(q, queries)``, for matrices of the same
+    (queries x passages) shape."""
+    if text_scores.shape != query_scores.shape:
+        raise ValueError(f"score matrices differ in shape: {text_scores.shape} vs {query_scores.shape}")
+    if not 0 <= weight <= 1:
+        raise ValueError(f"the fusion weight must lie in [0, 1], not {weight}")
+    return (1 - weight) * text_scores + weight * query_scores
