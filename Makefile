@@ -23,7 +23,7 @@ test: setup
 
 # the roofline benchmark, on AVX2 (the study's budget machine) even where the CPU has more
 bench: setup
-	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(PYTHON) benchmarks/throughput.py --profile $(PROFILE)
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PYTHON) benchmarks/throughput.py --profile $(PROFILE)
 
 clean:
 	rm -rf _build book/_executed runs

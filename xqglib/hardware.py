@@ -9,10 +9,11 @@ from typing import Any
 
 
 def forced_isa() -> str | None:
-    """The instruction-set cap the environment sets for torch (``ATEN_CPU_CAPABILITY``) and oneDNN
-    (``ONEDNN_MAX_CPU_ISA``), as "ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2"; None if none."""
-    caps = [f"{name}={os.environ[name]}" for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
-            if os.environ.get(name)]
+    """The instruction-set cap the environment sets for torch (``ATEN_CPU_CAPABILITY``), oneDNN
+    (``ONEDNN_MAX_CPU_ISA``) and MKL's matrix products (``MKL_ENABLE_INSTRUCTIONS``), as
+    "ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2"; None if none."""
+    caps = [f"{name}={os.environ[name]}" for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                                                      "MKL_ENABLE_INSTRUCTIONS") if os.environ.get(name)]
     return ", ".join(caps) or None
 
 
