@@ -18,7 +18,7 @@ from . import analysis as A
 from . import experiments as E
 from .artifacts import RunDir
 from .formats import read_json, read_jsonl
-from .generation import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau
+from .generation import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, plateau_comparison
 from .metrics import xor_word_tokenize
 from .reporting import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART
 from .settings import Profile
@@ -67,19 +67,27 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     out["gen_dev_losses"] = (_listing([_f(loss) for _, loss in dev]) + " at steps "
                              + _listing([str(step) for step, _ in dev]))
     gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
+    comparison = plateau_comparison(log)
+    fall = "" if comparison is None else (
+        f"it fell by {100 * (comparison[1] - comparison[3]) / comparison[1]:.1f}% from step {comparison[0]} "
+        f"to step {comparison[2]}")
     if at_plateau(log, gain):
-        out["gen_state"] = (f"at a plateau (the last {PLATEAU_WINDOW:.0%} of its steps improved it by "
-                            f"less than {gain:.0%})")
+        out["gen_state"] = (f"{fall}, under the {gain:.0%} the study's plateau rule allows over at least the "
+                            f"last {PLATEAU_WINDOW:.0%} of the steps, so training stopped there. Still falling, "
+                            "slowly: the rule's plateau means that training a quarter longer would gain little, "
+                            "not that more training could not help")
+        seen = len(log) * cfg.generator.batch_size
         out["gen_discussion"] = (
-            "Its dev loss levelled off (above), so more steps of this recipe would not change it "
-            "much; but a 270M-parameter decoder fine-tuned on a few thousand pairs is not the paper's "
-            "fully trained mT5-base, and the query-quality figures above say how often its "
-            "questions miss their language or their passage")
-        out["gen_next"] = ("a larger generator, or more training pairs (the paper's 7 languages of "
-                           "XOR-TyDi questions instead of XQuAD's train articles)")
+            f"Its dev loss falls only slowly by the end (above), but it has seen {seen:,} pairs, "
+            f"{100 * seen / max(pairs, 1):.0f}% of one pass over its training pairs: a 270M-parameter "
+            "decoder this lightly fine-tuned is not the paper's fully trained mT5-base, and the "
+            "query-quality figures above say how often its questions miss their language or their passage")
+        out["gen_next"] = ("the generator: training it for all its steps (`--set generator.plateau=null`, "
+                           "with `--run-dir` to keep this run), a larger generator, or more training pairs")
     else:
-        out["gen_state"] = (f"still falling (the last {PLATEAU_WINDOW:.0%} of its steps improved it by "
-                            f"{gain:.0%} or more, or too few evaluations to tell): the generator is undertrained")
+        out["gen_state"] = ((f"{fall}, " if fall else "too few evaluations to tell a plateau; ")
+                            + f"still falling by the study's rule ({gain:.0%} over the last "
+                            f"{PLATEAU_WINDOW:.0%} of the steps): the generator is undertrained")
         out["gen_discussion"] = (
             "An undertrained generator writes noisy questions (its dev loss is above, still falling); "
             "fusing their embeddings pulls passages toward a generic question region rather than "

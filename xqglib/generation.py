@@ -361,15 +361,25 @@ PLATEAU_WINDOW = 0.2
 PLATEAU_GAIN = 0.02
 
 
-def recent_gain(log: Sequence[Mapping[str, float]]) -> float | None:
-    """The relative fall of the dev loss over the last 20% of the steps so far: the last
-    evaluation against the latest one at or before 80% of the steps (None while there is none)."""
-    evaluated = [(row["step"], row["dev_loss"]) for row in log if "dev_loss" in row]
+def plateau_comparison(log: Sequence[Mapping[str, float]]) -> tuple[int, float, int, float] | None:
+    """What the plateau rule compares: (earlier step, its dev loss, last step, its dev loss), the
+    earlier one being the latest evaluation at or before 80% of the last evaluated step (so the
+    span covers at least the last 20% of the steps); None while there is none."""
+    evaluated = [(int(row["step"]), row["dev_loss"]) for row in log if "dev_loss" in row]
     if not evaluated:
         return None
     step, loss = evaluated[-1]
-    earlier = [past for at, past in evaluated[:-1] if at <= (1 - PLATEAU_WINDOW) * step]
-    return (earlier[-1] - loss) / earlier[-1] if earlier else None
+    earlier = [(at, past) for at, past in evaluated[:-1] if at <= (1 - PLATEAU_WINDOW) * step]
+    return (*earlier[-1], step, loss) if earlier else None
+
+
+def recent_gain(log: Sequence[Mapping[str, float]]) -> float | None:
+    """The relative fall of the dev loss over the span :func:`plateau_comparison` compares."""
+    comparison = plateau_comparison(log)
+    if comparison is None:
+        return None
+    _, earlier, _, last = comparison
+    return (earlier - last) / earlier
 
 
 def at_plateau(log: Sequence[Mapping[str, float]], min_gain: float) -> bool:

@@ -181,7 +181,7 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
                       "first train loss": round(log[0]["train_loss"], 3),
                       "last train loss": round(log[-1]["train_loss"], 3),
                       "best dev-article loss": round(min(dev), 3) if dev else None,
-                      f"dev-loss fall, last {PLATEAU_WINDOW:.0%} of steps (%)":
+                      f"dev-loss fall over the last {PLATEAU_WINDOW:.0%}+ of steps (%)":
                           None if fall is None else round(100 * fall, 2)}
     return pd.DataFrame(rows).T
 
