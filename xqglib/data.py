@@ -13,12 +13,13 @@ retrievers learn only from train-article questions, and every paragraph stays in
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,13 @@ XOR_CORPUS = "xor-tydi/enwiki_20190201_w100.tsv"
 
 
 def load_xor_corpus(path: Path | None = None, limit: int | None = None) -> list[Passage]:
-    """XOR-Retrieve's English Wikipedia passages, DPR tsv format (``id, text, title``, header line).
+    """XOR-Retrieve's English Wikipedia passages, DPR tsv format (``id, text, title``, header line),
+    as a list (``limit``: the first ones only). :func:`iter_xor_corpus` streams them."""
+    return list(itertools.islice(iter_xor_corpus(path), limit))
+
+
+def iter_xor_corpus(path: Path | None = None) -> Iterator[Passage]:
+    """XOR-Retrieve's passages one by one, never the whole collection in memory.
 
     The ~18M-passage collection is not in the data directory and cannot be fetched offline; it is
     looked for at ``$XQG_DATA_DIR/xor-tydi/enwiki_20190201_w100.tsv`` (or ``path``).
@@ -239,7 +246,6 @@ def load_xor_corpus(path: Path | None = None, limit: int | None = None) -> list[
                         "of 2019-02-01 in 100-word passages, as a DPR-style tsv (id, text, title); the "
                         "XOR QA README (github.com/AkariAsai/XORQA) says how it is made and published. "
                         "Benchmark B3 runs only where it can be had (the paper profile).")
-    passages = []
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t")
         header = next(reader, None)
@@ -248,10 +254,7 @@ def load_xor_corpus(path: Path | None = None, limit: int | None = None) -> list[
         for row in reader:
             if len(row) < 3:
                 raise UserError(f"{path}, line {reader.line_num}: expected 3 tab-separated fields")
-            passages.append(Passage(row[0], row[2], row[1], row[2]))
-            if limit is not None and len(passages) >= limit:
-                break
-    return passages
+            yield Passage(row[0], row[2], row[1], row[2])
 
 
 # --------------------------------------------------------------------------------------------
