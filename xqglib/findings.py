@@ -47,6 +47,12 @@ def _listing(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+#: Names of language codes py3langid gives that are not study languages (for the prose).
+LANGUAGE_NAMES = {"arz": "Egyptian Arabic", "wuu": "Wu Chinese", "yue": "Cantonese", "ur": "Urdu",
+                  "mr": "Marathi", "ne": "Nepali", "fa": "Persian", "lo": "Lao", "km": "Khmer",
+                  "ja": "Japanese", "lb": "Luxembourgish", "nl": "Dutch", "en": "English"}
+
+
 def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     """``{name: text}`` for every value the results page's prose quotes."""
     out: dict[str, str] = {"profile": cfg.name, "seed": str(cfg.seed), "encoder": cfg.retriever.encoder,
@@ -82,8 +88,8 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
             f"{100 * seen / max(pairs, 1):.0f}% of one pass over its training pairs: a 270M-parameter "
             "decoder this lightly fine-tuned is not the paper's fully trained mT5-base, and the "
             "query-quality figures above say how often its questions miss their language or their passage")
-        out["gen_next"] = ("the generator: training it for all its steps (`--set generator.plateau=null`, "
-                           "with `--run-dir` to keep this run), a larger generator, or more training pairs")
+        out["gen_next"] = ("the generator: training it for all its steps (--set generator.plateau=null, "
+                           "with --run-dir to keep this run), a larger generator, or more training pairs")
     else:
         out["gen_state"] = ((f"{fall}, " if fall else "too few evaluations to tell a plateau; ")
                             + f"still falling by the study's rule ({gain:.0%} over the last "
@@ -92,15 +98,17 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
             "An undertrained generator writes noisy questions (its dev loss is above, still falling); "
             "fusing their embeddings pulls passages toward a generic question region rather than "
             "toward their own questions")
-        out["gen_next"] = ("the generator's training length: `--set generator.steps=N` with a larger N "
-                           "(and `--run-dir`, to keep this run)")
+        out["gen_next"] = ("the generator's training length: --set generator.steps=N with a larger N "
+                           "(and --run-dir, to keep this run)")
     quality = rd.eval_file("query_quality.csv")
     if quality.exists():
         q = pd.read_csv(quality, keep_default_na=False)
         worst = q.loc[q["in requested language"].idxmin()]
         out["lang_id_range"] = _range([100 * v for v in q["in requested language"]], 0)
+        other = worst["most common other"] or "–"
         out["lang_id_worst"] = (f"{worst['language']} ({100 * worst['in requested language']:.0f}%; "
-                                f"most often taken for {worst['most common other'] or '–'})")
+                                f"most often taken for {other}"
+                                + (f", {LANGUAGE_NAMES[other]}" if other in LANGUAGE_NAMES else "") + ")")
         languages_short = q[q["in requested language"] < 0.9]["language"].tolist()
         out["lang_id_short"] = (f"below 90% for {_listing(languages_short)}" if languages_short
                                 else "at least 90% for every language")
