@@ -24,6 +24,7 @@ CONSTANT_PHRASES = (
     "from n = 4 on",                             # the paper's claim about n
     "n = 1 to",                                  # the sweep's first n
     "alpha 0 is the plain retriever",            # a definition
+    "1024 x 1024 products",                      # how the roof is measured (xqglib.cost)
 )
 
 _NUMBER = re.compile(r"(?<![\w@.\-/])[-+]?\d[\d,]*(?:\.\d+)?(?![\w@])")
