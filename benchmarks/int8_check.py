@@ -10,6 +10,10 @@ and whether it passes :data:`xqglib.quantization.TOLERANCE`; and the sampling sp
 tokens/s, medians) of the shared-prefix sampler with each model, against full precision in the
 same run. int8 kernels may pick their own instructions whatever the cap: the table says which
 path was measured, not which instructions it used.
+
+torchao is not part of the study's environment (no profile uses int8 until it passes the check,
+and transformers imports it, with warnings, wherever it is installed):
+``.venv/bin/pip install torchao==0.18.0`` first.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ continuations (held-out questions after their prompts): the mean negative log-li
 question tokens under both, and, per position, the total variation distance between the two
 *sampling* distributions, each model's softmax over its own top-k logits (what top-k sampling
 draws from). :data:`TOLERANCE` is the bar a low-precision path must pass to be used.
+
+torchao is optional (``pip install torchao==0.18.0``): no profile uses int8 until a generator
+passes the check, and transformers imports torchao, with warnings, wherever it is installed.
 """
 
 from __future__ import annotations
