@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import pandas as pd
-import torch
 
 from xqglib.formats import read_jsonl
 from xqglib.generation import QueryGenerator
 from xqglib.models import load_generator, load_tokenizer
 from xqglib.pipeline import open_run, sampling_vocabulary
-from xqglib.quantization import SCHEMES, TOLERANCE, distribution_check, passes, quantized
+from xqglib.quantization import SCHEMES, TOLERANCE, distribution_check, passes, quantized, with_model
 
 
 def main() -> None:
@@ -56,18 +54,13 @@ def main() -> None:
     print(f"generator {source}; {len(dev)} held-out questions; top-k {s.top_k}; tolerance {TOLERANCE}")
 
     def speed(model) -> tuple[float, float]:
-        reference, gen.model = gen.model, model
+        sampler = with_model(gen, model)
         out = {}
-        try:
-            def run():
-                out["q"] = gen.sample(chunk, s.languages, s.n_per_language, s.top_k, s.max_new_tokens, seed=0)
-            times = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - started)
-        finally:
-            gen.model = reference
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            out["q"] = sampler.sample(chunk, s.languages, s.n_per_language, s.top_k, s.max_new_tokens, seed=0)
+            times.append(time.perf_counter() - started)
         texts = [q for lang in s.languages for qs in out["q"][lang] for q in qs]
         tokens = sum(len(gen.tok(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts)
         return len(texts) / statistics.median(times), tokens / statistics.median(times)

@@ -38,7 +38,7 @@ import torch
 from xqglib import cost as C
 from xqglib import data as D
 from xqglib.encoding import DenseEncoder, passage_text
-from xqglib.generation import QueryGenerator, decoder_instruction
+from xqglib.generation import QueryGenerator
 from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
 from xqglib.pipeline import sampling_vocabulary
 from xqglib.profiles import load_profile
@@ -115,8 +115,7 @@ def main() -> None:
     s = cfg.generation
     vocabulary = sampling_vocabulary(cfg, gen, [p.as_tevatron() for p in b1.corpus])
     passage_tokens = [len(gen.passage_ids(t, x)) for t, x in chunk]
-    instruction_tokens = [len(gen.tok(decoder_instruction(lang), add_special_tokens=False)["input_ids"])
-                          for lang in languages] if kind == "decoder" else []
+    instruction_tokens = [len(gen.instruction_ids(lang)) for lang in languages] if kind == "decoder" else []
 
     def generate(shared: bool, restricted: bool):
         out = {}
@@ -185,8 +184,7 @@ def main() -> None:
                         truncation=True, max_length=r.passage_max_len, return_tensors="pt")
             model(**batch)
 
-    tokens = sum(len(i) for i in tok([spec.passage_prefix + t for t in corpus], truncation=True,
-                                     max_length=r.passage_max_len)["input_ids"])
+    tokens = sum(encoder.token_counts(corpus, False))
     base = median_time(plain_loop, args.repeats)
     ours = median_time(lambda: encoder.encode(corpus, False, bs), args.repeats)
     rows.append(row("encoding", "HF loop", len(corpus), "passages/s", base, eshape.forward(tokens), roof))

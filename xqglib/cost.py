@@ -111,11 +111,6 @@ def _config(name: str) -> Any:
     return AutoConfig.from_pretrained(resolve(name))
 
 
-def _token_counts(tokenizer: Any, texts: list[str], max_len: int, special: bool = True) -> list[int]:
-    ids = tokenizer(texts, add_special_tokens=special, truncation=True, max_length=max_len)["input_ids"]
-    return [len(i) for i in ids]
-
-
 def generator_training_flops(shape: TransformerShape, log: list[dict[str, Any]], batch_size: int,
                              dev_pairs: int, freeze_embeddings: bool) -> float | None:
     """A generator's training: 3 x forward on the body; the LM head 2 x forward with a frozen
@@ -161,31 +156,33 @@ def generation_flops(shape: TransformerShape, passage_tokens: list[int], instruc
 def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     """The cost table of a finished run (stages 2-5 of the primary generator and every
     retriever): FLOPs from the run's own logs and outputs, wall times from its timings."""
+    from .encoding import DenseEncoder, passage_text
     from .formats import read_json, read_jsonl
-    from .generation import decoder_instruction
-    from .models import generator_kind, load_tokenizer
+    from .generation import QueryGenerator
+    from .models import encoder_spec, generator_kind, load_tokenizer
+    from .pipeline import generated_query_table
 
     timings = read_json(rd.timings)
     rows = []
     name = cfg.primary_generator
+    generated = read_jsonl(rd.generated(name))
     if generator_kind(name) == "decoder":
         shape = TransformerShape.from_config(_config(name))
-        tok = load_tokenizer(name)
         g = cfg.generator
+        # the generator's own prompt tokenisation (it needs no model)
+        gen = QueryGenerator(None, load_tokenizer(name), "decoder", g.max_input_len, g.max_target_len)
         log = read_json(rd.generator_log(name))
         flops = generator_training_flops(shape, log, g.batch_size, g.max_dev_pairs, g.freeze_embeddings)
         record = timings.get(f"2 train-generator: {name}", {})
         if flops is not None:
             rows.append(stage_row("2 train-generator", f"{name}: {len(log)} steps of {g.batch_size}",
                                   flops, record.get("training seconds"), roof))
-        generated = read_jsonl(rd.generated(name))
-        passages = _token_counts(tok, [f"{r['title']} {r['text']}" for r in generated], g.max_input_len, False)
-        passages = [t + 1 for t in passages]  # <bos>
+        passages = [len(gen.passage_ids(r["title"], r["text"])) for r in generated]
         languages = list(generated[0]["generated_queries"]) if generated else []
-        instructions = [len(tok(decoder_instruction(lang), add_special_tokens=False)["input_ids"]) for lang in languages]
+        instructions = [len(gen.instruction_ids(lang)) for lang in languages]
         queries = [q for lang in languages for r in generated for q in r["generated_queries"][lang]]
-        query_tokens = [min(t, cfg.generation.max_new_tokens - 1)
-                        for t in _token_counts(tok, queries, 10_000, False)]
+        query_tokens = [min(len(ids), cfg.generation.max_new_tokens - 1)
+                        for ids in gen.tok(queries, add_special_tokens=False)["input_ids"]]
         report = read_json(rd.generation_report(name))
         flops = generation_flops(shape, passages, instructions, query_tokens, report["vocabulary_size"],
                                  len(generated))
@@ -200,17 +197,14 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
             flops = 3 * encoder_shape.forward(sum(r["positions"] for r in log))
             rows.append(stage_row("4 train-retriever", f"{spec.name}: {len(log)} steps", flops,
                                   timings.get(f"4 train-retriever: {spec.name}", {}).get("training seconds"), roof))
-    from .encoding import passage_text
-    from .models import encoder_spec
-    from .pipeline import generated_query_table
-
-    etok, espec, r = load_tokenizer(cfg.retriever.encoder), encoder_spec(cfg.retriever.encoder), cfg.retriever
+    r = cfg.retriever
+    encoder = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
+                           r.passage_max_len, False)
     corpus = read_jsonl(rd.corpus)
     queries = [q["query"] for q in read_jsonl(rd.test_queries)]
-    generated_queries = [g["query"] for g in generated_query_table(read_jsonl(rd.generated(name)))]
-    positions = (sum(_token_counts(etok, [espec.passage_prefix + passage_text(p["title"], p["text"]) for p in corpus],
-                                   r.passage_max_len))
-                 + sum(_token_counts(etok, [espec.query_prefix + q for q in queries + generated_queries], r.query_max_len)))
+    generated_queries = [row["query"] for row in generated_query_table(generated)]
+    positions = (sum(encoder.token_counts([passage_text(p["title"], p["text"]) for p in corpus], False))
+                 + sum(encoder.token_counts(queries + generated_queries, True)))
     search = 2 * len(queries) * len(corpus) * encoder_shape.hidden
     for spec in cfg.retriever.retrievers:
         seconds = [timings.get(f"5 encode-search: {part} {spec.name}", {}).get("seconds") for part in ("encode", "search")]

@@ -30,11 +30,19 @@ class DenseEncoder:
         #: token positions (padding included) :meth:`forward` has run the model on
         self.positions_run = 0
 
-    def tokenize(self, texts: Sequence[str], is_query: bool) -> dict[str, torch.Tensor]:
+    def _inputs(self, texts: Sequence[str], is_query: bool) -> tuple[list[str], int]:
+        """The texts as the encoder reads them (with the query or passage prefix), and the limit."""
         prefix = self.spec.query_prefix if is_query else self.spec.passage_prefix
-        max_len = self.query_max_len if is_query else self.passage_max_len
-        return self.tok([prefix + t for t in texts], padding=True, truncation=True,
-                        max_length=max_len, return_tensors="pt")
+        return [prefix + t for t in texts], self.query_max_len if is_query else self.passage_max_len
+
+    def tokenize(self, texts: Sequence[str], is_query: bool) -> dict[str, torch.Tensor]:
+        inputs, max_len = self._inputs(texts, is_query)
+        return self.tok(inputs, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+
+    def token_counts(self, texts: Sequence[str], is_query: bool) -> list[int]:
+        """Tokens per text as :meth:`tokenize` gives them, without padding (needs no model)."""
+        inputs, max_len = self._inputs(texts, is_query)
+        return [len(ids) for ids in self.tok(inputs, truncation=True, max_length=max_len)["input_ids"]]
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.spec.pooling == "cls":

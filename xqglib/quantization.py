@@ -41,6 +41,13 @@ def quantized(model: Any, scheme: str) -> Any:
     return copied.eval()
 
 
+def with_model(gen: Any, model: Any) -> Any:
+    """The same generator (tokenizer, prompt, sampling vocabulary) over another model."""
+    other = copy.copy(gen)
+    other.model = model
+    return other
+
+
 def sampling_distribution(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Dense rows of the distribution top-k sampling draws from: softmax over each row's k largest
     logits, zero elsewhere."""
@@ -57,18 +64,14 @@ def distribution_check(gen: Any, candidate: Any, pairs: Sequence[dict[str, str]]
     distributions, and the share of positions whose top-k sets are equal."""
     from .generation import LMHead
 
-    reference_model = gen.model
+    generators = {"reference": gen, "candidate": with_model(gen, candidate)}
     totals = {"tokens": 0, "nll_reference": 0.0, "nll_candidate": 0.0, "total_variation": 0.0, "same_top_k": 0.0}
     for start in range(0, len(pairs), batch_size):
         batch = gen.collate(pairs[start:start + batch_size])
         logits = {}
-        for name, model in (("reference", reference_model), ("candidate", candidate)):
-            gen.model = model
-            try:
-                hidden, targets = gen.question_hidden(batch)
-            finally:
-                gen.model = reference_model
-            logits[name] = LMHead(model).logits(hidden).float()
+        for name, generator in generators.items():
+            hidden, targets = generator.question_hidden(batch)
+            logits[name] = LMHead(generator.model).logits(hidden).float()
         log_ref = torch.log_softmax(logits["reference"], -1)
         log_cand = torch.log_softmax(logits["candidate"], -1)
         rows = torch.arange(len(targets))
