@@ -58,6 +58,7 @@ class RunDir:
     def split(self) -> Path: return self.path("data", "split.json")
     def generator_pairs(self, split: str) -> Path: return self.path("data", f"generator_{split}.jsonl")
     def retriever_rows(self, training: str) -> Path: return self.path("data", f"retriever_train_{training}.jsonl")
+    def contrastive_rows(self, training: str) -> Path: return self.path("data", f"contrastive_train_{training}.jsonl")
 
     # models
     def generator_model(self, name: str) -> Path: return self.path("generators", safe_name(name), "model")

@@ -440,3 +440,48 @@ def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[
                          "positive_passages": [b1.passages[gold].as_tevatron()],
                          "negative_passages": [b1.passages[d].as_tevatron() for d in pool]})
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Training data of the second research question's contrastive arms
+# --------------------------------------------------------------------------------------------
+
+def alignment_rows(b1: B1, languages: Sequence[str], n_negatives: int, seed: int,
+                   pool_size: int = 0) -> list[dict[str, Any]]:
+    """The cross-lingual xDR's training rows (:func:`retriever_training_rows`, same seed, so the
+    same rows and negatives), each with ``translations``: the same question in every other
+    language of ``languages`` and English (XQuAD's parallel questions)."""
+    rows = retriever_training_rows(b1, "crosslingual", languages, n_negatives, seed, pool_size)
+    parallel = list(dict.fromkeys([*languages, "en"]))
+    for row in rows:
+        qid, lang = row["query_id"].rsplit("-", 1)
+        row["translations"] = {other: b1.xquad_questions[other][qid] for other in parallel if other != lang}
+    return rows
+
+
+def parallel_items(b1: B1, split: str, languages: Sequence[str], root: Path | None = None) -> list[dict[str, Any]]:
+    """XQuAD's parallel questions of one article split, for hybrid batches: per question its text
+    in every language, its paragraph in every language, and as hard negatives the other
+    paragraphs of its article in every language (``{"id", "questions", "passages", "negatives"}``).
+    XQuAD's files are parallel: the same articles and paragraphs in the same order everywhere."""
+    wanted = set(b1.articles(split))
+    per_language = {lang: [a for a in load_xquad(lang, root) if a["title"] in wanted] for lang in languages}
+    reference = per_language[languages[0]]
+    items = []
+    for a_index, article in enumerate(reference):
+        title = article["title"].replace("_", " ")
+        paragraphs = {lang: [p["context"] for p in per_language[lang][a_index]["paragraphs"]] for lang in languages}
+        for p_index, paragraph in enumerate(article["paragraphs"]):
+            for q_index, qa in enumerate(paragraph["qas"]):
+                questions = {}
+                for lang in languages:
+                    other = per_language[lang][a_index]["paragraphs"][p_index]["qas"][q_index]
+                    if other["id"] != qa["id"]:
+                        raise UserError(f"XQuAD files are not parallel at question {qa['id']} ({lang})")
+                    questions[lang] = other["question"]
+                items.append({
+                    "id": qa["id"], "questions": questions,
+                    "passages": {lang: {"title": title, "text": paragraphs[lang][p_index]} for lang in languages},
+                    "negatives": {lang: [{"title": title, "text": t} for k, t in enumerate(paragraphs[lang]) if k != p_index]
+                                  for lang in languages}})
+    return items

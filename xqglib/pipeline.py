@@ -115,13 +115,14 @@ def _save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log:
     write_json(_fingerprint_path(folder), {**fingerprint, "weights": weights_digest(folder)})
 
 
-def training_fingerprint(cfg: Profile, model: str, section: str, inputs: list[Path]) -> dict[str, Any]:
+def training_fingerprint(cfg: Profile, model: str, section: str, inputs: list[Path],
+                         extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """What a trained model depends on: the base model (with its builder's version where it is
-    built locally), its settings section ("generator" or "retriever") and the run settings (seed,
-    bf16), and the SHA-256 of its training data files."""
+    built locally), its settings section ("generator" or "retriever", and any ``extra`` settings)
+    and the run settings (seed, bf16), and the SHA-256 of its training data files."""
     base = build_stamp(Path(resolve(model))) if model in BUILDERS else None
     return json.loads(json.dumps({"model": model, **({"build": base} if base else {}),
-                                  "settings": cfg.select([section, "run"]),
+                                  "settings": cfg.select([section, *extra, "run"]),
                                   "inputs": {p.name: sha256_file(p) for p in inputs}}))
 
 
@@ -311,3 +312,56 @@ def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
         write_trec_run(rd.trec_run(c.name), search(vectors, corpus_ids, emb["queries"], query_ids,
                                                    cfg.evaluation.search_depth), c.name)
     return {c.name: str(rd.trec_run(c.name)) for c in systems}
+
+
+# --------------------------------------------------------------------------------------------
+# 7. the second research question's contrastive arms
+# --------------------------------------------------------------------------------------------
+
+def contrastive_languages(cfg: Profile) -> list[str]:
+    """Languages of the arms' training data: B1's query languages and English."""
+    return list(dict.fromkeys([*cfg.data.query_languages, "en"]))
+
+
+def prepare_contrastive_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
+    """Write each arm kind's training data (train articles only): the xDR's rows with parallel
+    translations (``align``), XQuAD's parallel questions and paragraphs (``hybrid``)."""
+    b1 = D.build_b1(cfg)
+    sizes = {}
+    for training in sorted({arm.training for arm in cfg.contrastive.arms}):
+        if training == "align":
+            rows = D.alignment_rows(b1, cfg.data.query_languages, cfg.retriever.negatives, cfg.seed,
+                                    cfg.retriever.negative_pool)
+        else:
+            rows = D.parallel_items(b1, "train", contrastive_languages(cfg))
+        write_jsonl(rd.contrastive_rows(training), rows)
+        sizes[f"{training} training rows"] = len(rows)
+    return sizes
+
+
+def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    """Train one arm from the encoder, with the retriever section's optimiser settings."""
+    from .retrieval_training import hybrid_training_batches, train_on_batches
+
+    spec = cfg.retriever_spec(name)
+    inputs = [rd.require(rd.contrastive_rows(spec.training), "train-contrastive")]
+    fingerprint = {**training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs, ("contrastive",)),
+                   "training": spec.training}
+    earlier = _earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
+    if earlier is not None:
+        return earlier
+    seed_everything(cfg.seed)
+    r, c = cfg.retriever, cfg.contrastive
+    encoder = _encoder(cfg, r.encoder)
+    rows = read_jsonl(inputs[0])
+    common = dict(epochs=r.epochs, max_steps=r.max_steps, lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed,
+                  freeze_embeddings=r.freeze_embeddings, max_grad_norm=r.max_grad_norm)
+    if spec.training == "align":
+        log = train_retriever(encoder, rows, batch_size=r.batch_size, n_negatives=r.negatives,
+                              align_weight=c.align_weight, temperature=c.temperature, **common)
+    else:
+        batches = hybrid_training_batches(rows, contrastive_languages(cfg), r.batch_size, c.hybrid_alpha,
+                                          r.negatives, cfg.seed)
+        log = train_on_batches(encoder, batches, -(-len(rows) // r.batch_size), **common)
+    _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
+    return log

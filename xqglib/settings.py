@@ -50,15 +50,23 @@ PAPER_QUERIES_PER_PASSAGE = 35
 #: How a retriever is trained (see :class:`RetrieverSpec`).
 TRAININGS = ("none", "english", "crosslingual")
 
+#: How the second research question's contrastive arms are trained (see :class:`ContrastiveSettings`).
+CONTRASTIVE_TRAININGS = ("align", "hybrid")
+
+#: The languages of XQuAD-R (benchmark B2): the ten of B1 and English.
+XQUADR_LANGUAGES = tuple(sorted(XQUAD_LANGUAGES + ("en",)))
+
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
             above: float | None = None, choices: Sequence[Any] | None = None,
-            nonempty: bool = False, unique: bool = False) -> Any:
+            nonempty: bool = False, unique: bool = False, trainings: Sequence[str] = TRAININGS) -> Any:
     """A field with its help text and allowed values (``low``/``high`` inclusive, ``above``
-    exclusive; for a list these apply to every item)."""
+    exclusive; for a list these apply to every item; ``trainings``: for a list of retrievers, the
+    trainings allowed)."""
     return field(default=default, metadata={"help": help, "low": low, "high": high, "above": above,
                                             "choices": tuple(choices) if choices else None,
-                                            "nonempty": nonempty, "unique": unique})
+                                            "nonempty": nonempty, "unique": unique,
+                                            "trainings": tuple(trainings)})
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,44 @@ class RetrieverSettings:
 
 
 @dataclass(frozen=True)
+class ContrastiveSettings:
+    """The second research question's multilingual contrastive arms, trained from the same encoder
+    with the retriever section's optimiser settings (steps, batch, negatives, lr) as the xDR:
+
+    - ``align``: the xDR's rows and loss, plus ``align_weight`` x a translation ranking loss
+      (symmetric InfoNCE at ``temperature``) between each question and a parallel translation;
+    - ``hybrid``: hybrid batches (arXiv 2408.10536): with probability ``hybrid_alpha`` a batch is
+      monolingual (question in L -> paragraph in L), otherwise cross-lingual (L -> L' != L), from
+      XQuAD's train-article parallel questions and paragraphs in every B1 language and English.
+    """
+
+    arms: tuple[RetrieverSpec, ...] = setting(
+        (RetrieverSpec("xdr-align", "align", "xDR + contrastive alignment"),
+         RetrieverSpec("hybrid", "hybrid", "hybrid-batch contrastive")),
+        "the contrastive retrievers: name, training (align / hybrid), label", nonempty=True,
+        trainings=CONTRASTIVE_TRAININGS)
+    compare: tuple[str, ...] = setting(("base", "xdr"), "retriever rows of Table 1 the arms are compared "
+                                                        "with (the encoder as is and the xDR)", unique=True)
+    align_weight: float = setting(1.0, "weight of the translation ranking loss beside Tevatron's", above=0)
+    temperature: float = setting(0.05, "temperature of the translation ranking loss", above=0, high=1)
+    hybrid_alpha: float = setting(0.5, "share of monolingual batches in hybrid training", low=0, high=1)
+
+
+@dataclass(frozen=True)
+class XQuADRSettings:
+    """Benchmark B2, XQuAD-R (LAReQA, XTREME-R), with XTREME-R's protocol."""
+
+    languages: tuple[str, ...] = setting(XQUADR_LANGUAGES, "languages of questions and candidates (the "
+                                         "official setting: all 11)", choices=XQUADR_LANGUAGES,
+                                         nonempty=True, unique=True)
+    k: int = setting(20, "cut-off of mAP@k (XTREME-R: 20)", low=1)
+    candidate_max_len: int = setting(128, "tokens kept of a candidate (its sentence, then its paragraph)",
+                                     low=8)
+    full_pool: bool = setting(True, "also score the untrained encoder on the full pool (all 48 articles); "
+                                    "trained retrievers are scored on the test articles only")
+
+
+@dataclass(frozen=True)
 class AugmentationSettings:
     """xQG: p' = (1 - alpha) p + alpha * sum of the passage's generated-query vectors."""
 
@@ -179,7 +225,8 @@ class RunSettings:
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "generator": GeneratorSettings, "generation": GenerationSettings,
     "retriever": RetrieverSettings, "augmentation": AugmentationSettings,
-    "evaluation": EvaluationSettings, "run": RunSettings,
+    "evaluation": EvaluationSettings, "contrastive": ContrastiveSettings, "xquadr": XQuADRSettings,
+    "run": RunSettings,
 }
 
 
@@ -195,6 +242,8 @@ class Profile:
     retriever: RetrieverSettings = RetrieverSettings()
     augmentation: AugmentationSettings = AugmentationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    contrastive: ContrastiveSettings = ContrastiveSettings()
+    xquadr: XQuADRSettings = XQuADRSettings()
     run: RunSettings = RunSettings()
 
     @property
@@ -226,12 +275,18 @@ class Profile:
     def sweep_retriever(self) -> str:
         return self.evaluation.sweep_retriever or self.retriever.retrievers[-1].name
 
+    @property
+    def rq2_retrievers(self) -> tuple[RetrieverSpec, ...]:
+        """The second research question's rows: the Table 1 rows it compares with, then its arms."""
+        return tuple(self.retriever_spec(n) for n in self.contrastive.compare) + self.contrastive.arms
+
     def retriever_spec(self, name: str) -> RetrieverSpec:
-        for spec in self.retriever.retrievers:
+        """A retriever of Table 1 or a contrastive arm, by name."""
+        for spec in self.retriever.retrievers + self.contrastive.arms:
             if spec.name == name:
                 return spec
         raise UserError(f"no retriever named {name!r}; the profile has "
-                        f"{[r.name for r in self.retriever.retrievers]}")
+                        f"{[r.name for r in self.retriever.retrievers + self.contrastive.arms]}")
 
     def to_dict(self) -> dict[str, Any]:
         """Nested and JSON-ready (tuples as lists)."""
@@ -276,7 +331,7 @@ def _describe(hint: Any, meta: Mapping[str, Any]) -> str:
     if origin is tuple:
         if hint == tuple[RetrieverSpec, ...]:
             return ('a list of {"name", "training", "label"} objects, training one of '
-                    + ", ".join(TRAININGS))
+                    + ", ".join(meta.get("trainings") or TRAININGS))
         kind = "a non-empty list" if meta.get("nonempty") else "a list"
         count = "" if args[-1] is Ellipsis else f" of {len(args)}"
         return f"{kind}{count}, each {_describe(args[0], meta)}"
@@ -400,19 +455,33 @@ def _cross_checks(p: Profile) -> list[str]:
         out.append(_line("data.split_articles", split, f"adds up to {sum(split)}",
                          f"three whole numbers >= 1 adding up to {SHARED_ARTICLES}"))
     names = [r.name for r in p.retriever.retrievers if isinstance(r, RetrieverSpec)]
-    for r in p.retriever.retrievers:
-        if not isinstance(r, RetrieverSpec):
-            continue
-        if r.training not in TRAININGS:
-            out.append(_line("retriever.retrievers", dataclasses.asdict(r), f"unknown training {r.training!r}",
-                             "training one of " + ", ".join(TRAININGS)))
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", r.name or ""):
-            out.append(_line("retriever.retrievers", dataclasses.asdict(r), f"bad name {r.name!r}",
-                             "names of letters, digits, '-' and '_' (they name files)"))
+    arms = [r.name for r in p.contrastive.arms if isinstance(r, RetrieverSpec)]
+    for path, specs, trainings in (("retriever.retrievers", p.retriever.retrievers, TRAININGS),
+                                   ("contrastive.arms", p.contrastive.arms, CONTRASTIVE_TRAININGS)):
+        for r in specs:
+            if not isinstance(r, RetrieverSpec):
+                continue
+            if r.training not in trainings:
+                out.append(_line(path, dataclasses.asdict(r), f"unknown training {r.training!r}",
+                                 "training one of " + ", ".join(trainings)))
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", r.name or ""):
+                out.append(_line(path, dataclasses.asdict(r), f"bad name {r.name!r}",
+                                 "names of letters, digits, '-' and '_' (they name files)"))
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         out.append(_line("retriever.retrievers", names, f"repeated name(s) {', '.join(dupes)}",
                          "a distinct name per retriever"))
+    dupes = sorted({n for n in arms if (names + arms).count(n) > 1})
+    if dupes:
+        out.append(_line("contrastive.arms", arms, f"repeated name(s) {', '.join(dupes)}",
+                         "names no other retriever or arm has"))
+    unknown = [n for n in p.contrastive.compare if n not in names]
+    if unknown:
+        out.append(_line("contrastive.compare", list(p.contrastive.compare), f"names no retriever ({', '.join(unknown)})",
+                         "names of retriever.retrievers: " + ", ".join(names)))
+    if "en" not in p.xquadr.languages:
+        out.append(_line("xquadr.languages", list(p.xquadr.languages), "has no English",
+                         "a list with en (the language-agnosticism probe pivots on it) and others"))
     sweep = p.evaluation.sweep_retriever
     if sweep is not None and sweep not in names:
         out.append(_line("evaluation.sweep_retriever", sweep, "names no retriever",

@@ -13,7 +13,9 @@ setting names the stage to rerun from.
 
 Path templates may hold ``{generator}`` (every generator), ``{primary_generator}``, ``{retriever}``
 (every retriever), ``{trained}`` (retrievers that are trained), ``{training}`` (their kinds of
-training data) and ``{system}`` (every Table 1 system, see :func:`xqglib.experiments.main_conditions`).
+training data), ``{system}`` (every Table 1 system, see :func:`xqglib.experiments.main_conditions`),
+``{arm}`` (the second research question's contrastive arms), ``{arm_training}`` (their kinds of
+training) and ``{rq2}`` (every retriever the second research question compares).
 """
 
 from __future__ import annotations
@@ -91,6 +93,22 @@ STAGES: tuple[Stage, ...] = (
           writes=("eval/results.parquet", "eval/conditions.json",
                   "eval/xor_predictions/{system}.json", "eval/xor_predictions/answers.jsonl"),
           settings=("augmentation", "evaluation", "run")),
+    Stage(7, "train-contrastive", "07_train_contrastive", "RQ2: training the contrastive retrievers",
+          reads=("data/split.json",),
+          writes=("data/contrastive_train_{arm_training}.jsonl", "retrievers/{arm}/model/config.json",
+                  "retrievers/{arm}/log.json", "retrievers/{arm}/fingerprint.json"),
+          settings=("contrastive", "retriever", "run")),
+    Stage(8, "encode-rq2", "08_encode_rq2", "RQ2: encoding B1 and XQuAD-R",
+          reads=("retrievers/{arm}/model/config.json", "data/corpus.jsonl", "data/test_queries.jsonl",
+                 "generated/{primary_generator}.jsonl", "data/split.json"),
+          writes=("embeddings/{arm}/passages.npy", "embeddings/{arm}/queries.npy", "embeddings/{arm}/generated.npy",
+                  "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/questions.json",
+                  "xquadr/{rq2}/candidates.npy", "xquadr/{rq2}/candidates.json"),
+          settings=("xquadr", "run")),
+    Stage(9, "evaluate-rq2", "09_evaluate_rq2", "RQ2: evaluation",
+          reads=("embeddings/{rq2}/passages.npy", "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/candidates.npy"),
+          writes=("eval/rq2_results.parquet", "eval/rq2_probe.parquet", "eval/rq2_conditions.json"),
+          settings=("augmentation", "evaluation", "xquadr", "run")),
 )
 
 
@@ -125,6 +143,9 @@ def _placeholders(cfg: Profile) -> dict[str, list[str]]:
         "trained": [r.name for r in trained],
         "training": sorted({r.training for r in trained}),
         "system": [safe_name(c.name) for c in main_conditions(cfg)],
+        "arm": [r.name for r in cfg.contrastive.arms],
+        "arm_training": sorted({r.training for r in cfg.contrastive.arms}),
+        "rq2": [r.name for r in cfg.rq2_retrievers],
     }
 
 
