@@ -198,3 +198,82 @@ def tokenizer_difference(cfg: Profile, results: pd.DataFrame) -> pd.DataFrame:
                          "exact": average(results, measure)[condition.name],
                          "fallback": average(results, measure + FALLBACK)[condition.name]})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# The second research question
+# --------------------------------------------------------------------------------------------
+
+def on(results: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """The rows of one benchmark (condition names repeat across benchmarks)."""
+    return results[results["benchmark"] == benchmark]
+
+
+def rq2_pairs(cfg: Profile) -> list[tuple[str, str, str]]:
+    """(A, B, what B - A measures) of the second research question: xQG on each retriever; each
+    contrastive arm (and the xDR) against the encoder as is, and each arm against the xDR, without
+    and with xQG."""
+    specs = cfg.rq2_retrievers
+    with_xqg = {s.name: E.xqg(cfg, s.name, cfg.augmentation.alpha).name for s in specs}
+    pairs = [(s.name, with_xqg[s.name], "xQG") for s in specs]
+    untrained = [s.name for s in specs if s.training == "none"]
+    trained_ref = [s.name for s in specs if s.training == "crosslingual"]
+    for arm in [s.name for s in specs if s.training != "none"]:
+        for ref in untrained + [r for r in trained_ref if r != arm]:
+            kind = "training" if ref in untrained else "contrastive vs xDR"
+            pairs += [(ref, arm, kind), (with_xqg[ref], with_xqg[arm], kind + " (+xQG)")]
+    return pairs
+
+
+def rq2_significance(cfg: Profile, results: pd.DataFrame, benchmark: str, measures: Sequence[str],
+                     n_resamples: int = 2000) -> pd.DataFrame:
+    """Every RQ2 pair on one benchmark: per pair and measure the mean difference over all
+    questions with its 95% bootstrap interval, the paired t-test, the languages where B wins and
+    loses, and where it is significant after Bonferroni."""
+    from .significance import bootstrap_interval
+
+    rows = on(results, benchmark)
+    out = []
+    for a, b, kind in rq2_pairs(cfg):
+        for measure in measures:
+            tests = compare(rows, a, b, measure, cfg.seed)
+            overall, langs = tests.loc["all"], tests.drop(index="all")
+            oa, ob = outcomes(rows, a, measure), outcomes(rows, b, measure)
+            common = [q for q in oa if q in ob]
+            low, high = bootstrap_interval([oa[q] for q in common], [ob[q] for q in common], n_resamples, cfg.seed)
+            out.append({"benchmark": benchmark, "A": a, "B": b, "comparison": kind, "measure": measure,
+                        "questions": int(overall["n"]), "diff": overall["diff"], "ci_low": low, "ci_high": high,
+                        "p_ttest": overall["p_ttest"], "significant": bool(overall["significant"]),
+                        "wins": int((langs["diff"] > 0).sum()), "losses": int((langs["diff"] < 0).sum()),
+                        "languages": len(langs), "languages_significant": int(langs["significant"].sum())})
+    return pd.DataFrame(out)
+
+
+def rq2_scores(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str) -> pd.DataFrame:
+    """Per-language scores and the average of every RQ2 table condition on one benchmark."""
+    names = [c.name for c in E.experiment(cfg, "rq2_table") if c.benchmark == benchmark]
+    rows = on(results, benchmark)
+    order = sorted(rows["language"].unique())
+    return scores(rows, names, measure, order)
+
+
+def language_gains(results: pd.DataFrame, benchmark: str, measure: str,
+                   pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Per language, the gain B - A of each pair (columns named ``B - A``), on one benchmark."""
+    table = per_language(on(results, benchmark), measure)
+    return pd.DataFrame({f"{b} - {a}": table.loc[b] - table.loc[a] for a, b in pairs})
+
+
+def fusion_sweep(cfg: Profile, results: pd.DataFrame, measure: str = "R@2kt") -> pd.DataFrame:
+    """B1 average of every RQ2 retriever at every alpha, fused as the official sum and
+    renormalised (rows: alpha; columns: (retriever, fusion))."""
+    rows = on(results, cfg.data.benchmark)
+    means = average(rows, measure)
+    table = {}
+    for spec in cfg.rq2_retrievers:
+        for renorm, label in ((False, "sum"), (True, "renormalised")):
+            names = [E.xqg(cfg, spec.name, a, renorm=renorm).name for a in cfg.augmentation.alpha_sweep]
+            table[(spec.name, label)] = [means.get(n, np.nan) for n in names]
+    out = pd.DataFrame(table, index=pd.Index(list(cfg.augmentation.alpha_sweep), name="alpha"))
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["retriever", "fusion"])
+    return out

@@ -72,6 +72,8 @@ class RunDir:
     # encoding and search
     def embeddings(self, retriever: str, what: str) -> Path: return self.path("embeddings", retriever, f"{what}.npy")
     def embeddings_meta(self, retriever: str, what: str) -> Path: return self.path("embeddings", retriever, f"{what}.json")
+    def xquadr(self, retriever: str, what: str) -> Path: return self.path("xquadr", retriever, f"{what}.npy")
+    def xquadr_meta(self, retriever: str, what: str) -> Path: return self.path("xquadr", retriever, f"{what}.json")
     def trec_run(self, system: str) -> Path: return self.path("trec", f"{safe_name(system)}.trec")
     def eval_file(self, name: str) -> Path: return self.path("eval", name)
     @property

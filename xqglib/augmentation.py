@@ -38,9 +38,20 @@ def sum_by_passage(passage_ids: Sequence[str], query_emb: np.ndarray,
     return sums.astype(np.float32), counts
 
 
+def combine(passage_emb: np.ndarray, sums: np.ndarray, alpha: float, renorm: bool = False) -> np.ndarray:
+    """``(1 - alpha) p + alpha * sum``, row by row; with ``renorm`` each fused row is rescaled to
+    its passage vector's norm, so the generated queries turn the vector without lengthening it
+    (for cosine-trained encoders such as e5, whose scores a longer vector would inflate)."""
+    fused = (1.0 - alpha) * passage_emb.astype(np.float64) + alpha * sums.astype(np.float64)
+    if renorm:
+        fused *= (np.linalg.norm(passage_emb, axis=1, keepdims=True)
+                  / np.maximum(np.linalg.norm(fused, axis=1, keepdims=True), 1e-12))
+    return fused.astype(np.float32)
+
+
 def fuse(passage_emb: np.ndarray, passage_ids: Sequence[str], query_emb: np.ndarray,
-         query_docids: Sequence[str], alpha: float) -> np.ndarray:
-    """Augmented passage embeddings, rows in ``passage_ids`` order."""
+         query_docids: Sequence[str], alpha: float, renorm: bool = False) -> np.ndarray:
+    """Augmented passage embeddings, rows in ``passage_ids`` order (:func:`combine`)."""
     if passage_emb.shape[0] != len(passage_ids):
         raise UserError(f"{passage_emb.shape[0]} passage embeddings but {len(passage_ids)} ids")
     sums, counts = sum_by_passage(passage_ids, query_emb, query_docids)
@@ -48,21 +59,24 @@ def fuse(passage_emb: np.ndarray, passage_ids: Sequence[str], query_emb: np.ndar
     if missing:
         raise UserError(f"{missing} passages have no generated queries; generate for the whole "
                         "corpus before augmenting (the official code requires it too)")
-    return ((1.0 - alpha) * passage_emb + alpha * sums).astype(np.float32)
+    if not renorm:  # the official arithmetic, in float32 as fuse_embeds.py does it
+        return ((1.0 - alpha) * passage_emb + alpha * sums).astype(np.float32)
+    return combine(passage_emb, sums, alpha, renorm=True)
 
 
 def passage_vectors(emb: Mapping[str, Any], passage_ids: Sequence[str], alpha: float | None,
-                    languages: set[str] | None = None, n: int | None = None) -> np.ndarray:
+                    languages: set[str] | None = None, n: int | None = None, renorm: bool = False) -> np.ndarray:
     """A retriever's passage vectors as a condition uses them: as they are (``alpha`` None), or
     xQG-augmented from the generated queries of some ``languages`` (None: all) and the first ``n``
-    per language (None: all). ``emb`` holds "passages", "generated" and "generated_meta" (one
+    per language (None: all), rescaled to the passage norms with ``renorm``. ``emb`` holds "passages", "generated" and "generated_meta" (one
     ``{"docid", "lang", "slot"}`` per generated vector), as the encoding stage writes them."""
     if alpha is None:
         return emb["passages"]
     meta = emb["generated_meta"]
     keep = [i for i, m in enumerate(meta)
             if (languages is None or m["lang"] in languages) and (n is None or m["slot"] < n)]
-    return fuse(emb["passages"], passage_ids, emb["generated"][keep], [meta[i]["docid"] for i in keep], alpha)
+    return fuse(emb["passages"], passage_ids, emb["generated"][keep], [meta[i]["docid"] for i in keep], alpha,
+                renorm)
 
 
 # --------------------------------------------------------------------------------------------

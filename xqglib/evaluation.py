@@ -124,10 +124,10 @@ def evaluate(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None
     return results
 
 
-def write_results(rd: RunDir, results: pd.DataFrame) -> None:
+def write_results(rd: RunDir, results: pd.DataFrame, name: str = "results.parquet") -> None:
     from .formats import atomic_open
 
-    with atomic_open(rd.eval_file("results.parquet"), "wb", encoding=None) as handle:
+    with atomic_open(rd.eval_file(name), "wb", encoding=None) as handle:
         results.to_parquet(handle, index=False)
 
 

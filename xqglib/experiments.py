@@ -20,8 +20,13 @@ from typing import Any
 
 from .settings import Profile
 
-#: How passage vectors may be augmented (more kinds join with RQ2 and RQ3).
-AUGMENTATIONS = ("none", "xqg")
+#: How passage vectors may be augmented: not at all, xQG as the official code fuses (a sum), or
+#: xQG rescaled to the passage vector's norm after fusion (more kinds join with RQ3).
+AUGMENTATIONS = ("none", "xqg", "xqg-renorm")
+
+#: Benchmark B2, XQuAD-R: on the test articles (every retriever) and on all articles (the
+#: untrained encoder only).
+B2, B2_FULL = "b2", "b2-full"
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class Condition:
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {self.augmentation!r}")
         if (self.augmentation == "none") != (self.alpha is None):
-            raise ValueError("alpha is given exactly when the augmentation is xqg")
+            raise ValueError("alpha is given exactly when the passages are augmented")
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -53,21 +58,25 @@ class Condition:
         return asdict(self)
 
 
-def plain(cfg: Profile, retriever: str) -> Condition:
-    return Condition(cfg.data.benchmark, retriever, name=retriever)
+def plain(cfg: Profile, retriever: str, benchmark: str | None = None) -> Condition:
+    return Condition(benchmark or cfg.data.benchmark, retriever, name=retriever)
 
 
-def xqg(cfg: Profile, retriever: str, alpha: float, n: int | None = None) -> Condition:
-    """xQG at ``alpha`` from the first ``n`` queries per language, in canonical form: alpha 0 is
-    the plain retriever (p' = p exactly), and n >= the queries generated means all of them."""
+def xqg(cfg: Profile, retriever: str, alpha: float, n: int | None = None, *, benchmark: str | None = None,
+        renorm: bool = False) -> Condition:
+    """xQG at ``alpha`` from the first ``n`` queries per language (rescaled to the passage norm
+    with ``renorm``), in canonical form: alpha 0 is the plain retriever (p' = p exactly), and
+    n >= the queries generated means all of them."""
     if alpha == 0:
-        return plain(cfg, retriever)
+        return plain(cfg, retriever, benchmark)
     if n is not None and n >= cfg.generation.n_per_language:
         n = None
-    options = ([] if alpha == cfg.augmentation.alpha else [f"alpha={alpha:.4g}"]) + \
+    options = (["renormalised"] if renorm else []) + \
+              ([] if alpha == cfg.augmentation.alpha else [f"alpha={alpha:.4g}"]) + \
               ([] if n is None else [f"n={n}"])
     name = f"{retriever}+xQG" + (f"({', '.join(options)})" if options else "")
-    return Condition(cfg.data.benchmark, retriever, "xqg", float(alpha), n, name)
+    return Condition(benchmark or cfg.data.benchmark, retriever, "xqg-renorm" if renorm else "xqg",
+                     float(alpha), n, name)
 
 
 def main_conditions(cfg: Profile) -> list[Condition]:
@@ -105,16 +114,50 @@ EXPERIMENTS: dict[str, Callable[[Profile], list[Condition]]] = {
 }
 
 
-def all_conditions(cfg: Profile) -> list[Condition]:
+# --------------------------------------------------------------------------------------------
+# The second research question
+# --------------------------------------------------------------------------------------------
+
+def rq2_table(cfg: Profile) -> list[Condition]:
+    """Every retriever of the second research question without and with xQG, on B1 and on
+    XQuAD-R's test articles."""
+    return [c for benchmark in (cfg.data.benchmark, B2) for spec in cfg.rq2_retrievers
+            for c in (plain(cfg, spec.name, benchmark), xqg(cfg, spec.name, cfg.augmentation.alpha, benchmark=benchmark))]
+
+
+def rq2_full_pool(cfg: Profile) -> list[Condition]:
+    """The untrained encoder on the full XQuAD-R pool (where ``xquadr.full_pool`` says so)."""
+    return [plain(cfg, spec.name, B2_FULL) for spec in cfg.rq2_retrievers
+            if spec.training == "none" and cfg.xquadr.full_pool]
+
+
+def rq2_fusion(cfg: Profile) -> list[Condition]:
+    """Fusion hygiene on B1: every retriever at every alpha of the sweep, fused as the official
+    code does and rescaled to the passage norm."""
+    return [xqg(cfg, spec.name, a, renorm=renorm) for spec in cfg.rq2_retrievers
+            for renorm in (False, True) for a in cfg.augmentation.alpha_sweep]
+
+
+#: The second research question's experiments (stage 9 evaluates them).
+RQ2_EXPERIMENTS: dict[str, Callable[[Profile], list[Condition]]] = {
+    "rq2_table": rq2_table,
+    "rq2_full_pool": rq2_full_pool,
+    "rq2_fusion": rq2_fusion,
+}
+
+
+def all_conditions(cfg: Profile, experiments: dict[str, Callable[[Profile], list[Condition]]] = EXPERIMENTS
+                   ) -> list[Condition]:
     """Every condition of every experiment, each once (the first name of a system is kept)."""
     seen: dict[tuple[Any, ...], Condition] = {}
-    for experiment in EXPERIMENTS.values():
-        for c in experiment(cfg):
+    for function in experiments.values():
+        for c in function(cfg):
             seen.setdefault(c.key, c)
     return list(seen.values())
 
 
 def experiment(cfg: Profile, name: str) -> list[Condition]:
     """The conditions of one experiment, under the names :func:`all_conditions` gave them."""
-    canonical = {c.key: c for c in all_conditions(cfg)}
-    return [canonical[c.key] for c in EXPERIMENTS[name](cfg)]
+    group = EXPERIMENTS if name in EXPERIMENTS else RQ2_EXPERIMENTS
+    canonical = {c.key: c for c in all_conditions(cfg, group)}
+    return [canonical[c.key] for c in group[name](cfg)]

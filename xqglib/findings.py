@@ -268,3 +268,95 @@ def glue_all(facts: dict[str, Any]) -> None:
 
     for name, value in facts.items():
         glue(name, value, display=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The second research question's chapter
+# --------------------------------------------------------------------------------------------
+
+def _listed_diffs(sig: pd.DataFrame, label: Any, scale: float, places: int) -> str:
+    """"<label B> +1.23 (p = 0.045)" for every row of a significance frame, as one listing."""
+    return _listing([f"{label(r['B'])} {_signed(scale * r['diff'], places)} (p {_p(r['p_ttest'])})"
+                     for _, r in sig.iterrows()])
+
+
+def _correlation(gains: pd.DataFrame) -> str:
+    x, y = gains.iloc[:, 0], gains.iloc[:, 1]
+    if len(gains) < 3 or x.std() == 0 or y.std() == 0:
+        return "undefined (too few languages or no variation)"
+    return f"r = {x.corr(y):.2f} over {len(gains)} languages"
+
+
+def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b1: pd.DataFrame,
+                 sig_b2: pd.DataFrame) -> dict[str, str]:
+    """``{name: text}`` for every value the RQ2 chapter's prose quotes."""
+    k = cfg.xquadr.k
+    ap = f"AP@{k}"
+    label = {s.name: s.label or s.name for s in cfg.rq2_retrievers}
+    plain_names = [s.name for s in cfg.rq2_retrievers]
+    b1 = cfg.data.benchmark
+    out: dict[str, str] = {"profile": cfg.name, "seed": str(cfg.seed), "encoder": cfg.retriever.encoder,
+                           "k": str(k), "alpha": f"{cfg.augmentation.alpha:g}",
+                           "xquadr_languages": str(len(cfg.xquadr.languages))}
+    b2 = A.on(results, E.B2)
+    out["b2_test_questions"] = f"{b2.loc[b2['measure'] == ap, 'query_id'].nunique():,}"
+    full = A.on(results, E.B2_FULL)
+    out["has_full_pool"] = "yes" if len(full) else "no"
+    if len(full):
+        means = full.groupby("measure")["value"].mean()
+        out["full_questions"] = f"{full.loc[full['measure'] == ap, 'query_id'].nunique():,}"
+        for view, suffix in (("pooled", ""), ("mono", " mono"), ("cross", " cross")):
+            out[f"full_{view}"] = _f(means[ap + suffix], 3)
+    b1_means = A.average(A.on(results, b1), "R@2kt").reindex(plain_names)
+    b2_means = A.average(b2, ap).reindex(plain_names)
+    out["b1_best"], out["b1_best_score"] = label[b1_means.idxmax()], _f(b1_means.max())
+    out["b2_best"], out["b2_best_score"] = label[b2_means.idxmax()], _f(b2_means.max(), 3)
+    out["b1_scores"] = _listing([f"{label[n]} {_f(v)}" for n, v in b1_means.items()])
+    out["b2_scores"] = _listing([f"{label[n]} {_f(v, 3)}" for n, v in b2_means.items()])
+    # B1 differences in points of R@2kt (hits are 0/1), XQuAD-R differences in mAP
+    for name, sig, measure, scale, places in (("b1", sig_b1, "R@2kt", 100, 2), ("b2", sig_b2, ap, 1, 3)):
+        rows = sig[sig["measure"] == measure]
+        arms = rows[rows["comparison"] == "contrastive vs xDR"]
+        out[f"{name}_arms_vs_xdr"] = _listed_diffs(arms, lambda b: label[b], scale, places) if len(arms) else "no arm"
+        better = arms[(arms["diff"] > 0) & arms["significant"]]
+        worse = arms[(arms["diff"] < 0) & arms["significant"]]
+        verdicts = []
+        if not better.empty:
+            verdicts.append(f"{_listing([label[b] for b in better['B']])} beat{'s' * (len(better) == 1)} the xDR significantly")
+        if not worse.empty:
+            verdicts.append(f"{_listing([label[b] for b in worse['B']])} trail{'s' * (len(worse) == 1)} it significantly")
+        out[f"{name}_arms_verdict"] = "; ".join(verdicts) or "no contrastive arm differs significantly from the xDR"
+        xqg = rows[rows["comparison"] == "xQG"]
+        out[f"{name}_xqg_range"] = _range(list(scale * xqg["diff"]), places, signed=True)
+        n_sig = int(xqg["significant"].sum())
+        out[f"{name}_xqg_verdict"] = (f"significant for none of the {len(xqg)} retrievers" if n_sig == 0 else
+                                      f"significant for {n_sig} of the {len(xqg)} retrievers "
+                                      f"({_listing([label[a] for a in xqg.loc[xqg['significant'], 'A']])})")
+    # do xQG and contrastive alignment help the same languages?
+    arm = next((s.name for s in cfg.contrastive.arms if s.training == "align"), cfg.contrastive.arms[0].name)
+    reference = next((s.name for s in cfg.rq2_retrievers if s.training == "crosslingual"), plain_names[0])
+    with_xqg = E.xqg(cfg, reference, cfg.augmentation.alpha).name
+    out["gain_arm"], out["gain_reference"] = label[arm], label[reference]
+    for name, bench, measure in (("b1", b1, "R@2kt"), ("b2", E.B2, ap)):
+        gains = A.language_gains(results, bench, measure, [(reference, with_xqg), (reference, arm)])
+        out[f"{name}_gain_correlation"] = _correlation(gains)
+    # the probe
+    by = probe.groupby("retriever", sort=False)[["translation retrieved (%)", "similarity gap"]].mean()
+    by = by.reindex(plain_names)
+    out["probe_summary"] = _listing([f"{label[n]} {_f(r['translation retrieved (%)'], 1)}% (gap {_f(r['similarity gap'], 3)})"
+                                     for n, r in by.iterrows()])
+    out["probe_best"] = label[by["translation retrieved (%)"].idxmax()]
+    # fusion hygiene
+    sweep = A.fusion_sweep(cfg, results)
+    alpha = cfg.augmentation.alpha
+    if alpha in sweep.index:
+        diffs = [sweep.loc[alpha, (n, "renormalised")] - sweep.loc[alpha, (n, "sum")] for n in plain_names]
+        out["renorm_minus_sum"] = _range(diffs, 2, signed=True)
+    else:
+        out["renorm_minus_sum"] = "not measured (the profile's alpha is not in the sweep)"
+    best = []
+    for n in plain_names:
+        column = sweep[(n, "sum")]
+        best.append(f"{label[n]} {column.idxmax():g}")
+    out["best_alphas"] = _listing(best)
+    return out

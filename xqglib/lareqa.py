@@ -22,12 +22,14 @@ relevant.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from . import data as D
 
@@ -37,7 +39,9 @@ class XQuADR:
     """Questions and candidates of XQuAD-R in some languages, as the official loader builds them."""
 
     questions: list[dict[str, Any]] = field(default_factory=list)   # uid, xling_id, lang, question, title
-    candidates: list[dict[str, Any]] = field(default_factory=list)  # uid, lang, sentence, context, title
+    #: uid, lang, sentence, context, title, paragraph (``title#k``: the article's k-th paragraph, the
+    #: same in every language)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
     #: xling_id -> candidate positions relevant to the questions with that id
     relevant: dict[str, list[int]] = field(default_factory=dict)
 
@@ -45,11 +49,15 @@ class XQuADR:
         """What the official code encodes for each candidate: its sentence, then its paragraph."""
         return [(c["sentence"] + c["context"]).replace("\n", "") for c in self.candidates]
 
-    def restrict(self, titles: set[str]) -> XQuADR:
-        """The benchmark on some articles only (questions and candidates of those articles)."""
-        keep = [i for i, c in enumerate(self.candidates) if c["title"] in titles]
+    def restrict(self, titles: set[str], paragraphs: set[str] | None = None) -> XQuADR:
+        """The benchmark on some articles only (questions and candidates of those articles), and
+        of those on some paragraphs only (keys ``title#k``; None: all)."""
+        def kept(item: dict[str, Any]) -> bool:
+            return item["title"] in titles and (paragraphs is None or item["paragraph"] in paragraphs)
+
+        keep = [i for i, c in enumerate(self.candidates) if kept(c)]
         new_pos = {old: new for new, old in enumerate(keep)}
-        return XQuADR([q for q in self.questions if q["title"] in titles],
+        return XQuADR([q for q in self.questions if kept(q)],
                       [self.candidates[i] for i in keep],
                       {x: [new_pos[i] for i in pos if i in new_pos] for x, pos in self.relevant.items()})
 
@@ -61,7 +69,7 @@ def build(articles_per_language: dict[str, list[dict[str, Any]]]) -> XQuADR:
     for lang, articles in articles_per_language.items():
         paragraph_number = 0
         for article in articles:
-            for paragraph in article["paragraphs"]:
+            for k, paragraph in enumerate(article["paragraphs"]):
                 paragraph_number += 1
                 context = paragraph["context"]
                 breaks = paragraph["sentence_breaks"]
@@ -72,7 +80,7 @@ def build(articles_per_language: dict[str, list[dict[str, Any]]]) -> XQuADR:
                     if uid not in index:
                         index[uid] = len(bench.candidates)
                         bench.candidates.append({"uid": uid, "lang": lang, "sentence": sentence, "context": context,
-                                                 "title": article["title"]})
+                                                 "title": article["title"], "paragraph": f"{article['title']}#{k}"})
                     positions.append(index[uid])
                 for qa in paragraph["qas"]:
                     start = qa["answers"][0]["answer_start"]
@@ -80,7 +88,8 @@ def build(articles_per_language: dict[str, list[dict[str, Any]]]) -> XQuADR:
                     if answer is None:
                         continue  # the official code skips it (a sentence-breaking error)
                     bench.questions.append({"uid": f"{qa['id']}_{lang}", "xling_id": qa["id"], "lang": lang,
-                                            "question": qa["question"], "title": article["title"]})
+                                            "question": qa["question"], "title": article["title"],
+                                            "paragraph": f"{article['title']}#{k}"})
                     relevant = bench.relevant.setdefault(qa["id"], [])
                     relevant += [pos for pos, sentence in zip(positions, sentences)
                                  if sentence == answer and pos not in relevant]
@@ -91,6 +100,22 @@ def load(languages: Sequence[str] | None = None, root: Path | None = None) -> XQ
     """XQuAD-R in ``languages`` (default: all 11) from the data directory."""
     languages = list(languages or D.XQUADR_LANGUAGES)
     return build({lang: D.load_xquad_r(lang, root) for lang in languages})
+
+
+def paragraph_docids(corpus: Sequence[dict[str, str]], root: Path | None = None) -> dict[str, str]:
+    """Paragraph key (``title#k``) -> the B1 docid of its English original (matched by text:
+    XQuAD's English paragraphs are SQuAD's), for the paragraphs a B1 corpus holds."""
+    by_text = {p["text"]: p["docid"] for p in corpus}
+    return {f"{article['title']}#{k}": by_text[paragraph["context"]]
+            for article in D.load_xquad("en", root) for k, paragraph in enumerate(article["paragraphs"])
+            if paragraph["context"] in by_text}
+
+
+def test_pool(bench: XQuADR, split: dict[str, str], corpus: Sequence[dict[str, str]]) -> XQuADR:
+    """The benchmark on B1's test articles, on the paragraphs the B1 corpus holds (all of them unless the corpus or the test questions are
+    capped): xQG attaches a paragraph's generated queries, so each scored paragraph needs them."""
+    titles = {title for title, part in split.items() if part == "test"}
+    return bench.restrict(titles, set(paragraph_docids(corpus)))
 
 
 def average_precision_at_k(targets: set[int], ranked: Sequence[int], k: int | None = None) -> float:
@@ -120,7 +145,10 @@ def average_precisions(bench: XQuADR, question_vectors: np.ndarray, candidate_ve
     for row, question in enumerate(questions):
         targets = set(np.nonzero(np.isin(pool, bench.relevant[bench.questions[question]["xling_id"]]))[0])
         ranked = np.argsort(scores[row])[::-1][:k]
-        out[row] = average_precision_at_k(targets, list(ranked), k) if targets else 0.0
+        # a restricted pool may lack a question's answer (its sentence was not found in that
+        # language): no score (NaN) rather than a zero; in the full pool every question has one
+        out[row] = average_precision_at_k(targets, list(ranked), k) if targets else (
+            0.0 if pool_language is None else np.nan)
     return out
 
 
@@ -130,8 +158,31 @@ def views(bench: XQuADR, question_vectors: np.ndarray, candidate_vectors: np.nda
     language (``mono``, averaged over languages) and to one other language (``cross``, averaged
     over the ordered language pairs)."""
     languages = sorted({q["lang"] for q in bench.questions})
-    mono = [average_precisions(bench, question_vectors, candidate_vectors, k, lang, lang).mean() for lang in languages]
-    cross = [average_precisions(bench, question_vectors, candidate_vectors, k, y, x).mean()
+    mono = [np.nanmean(average_precisions(bench, question_vectors, candidate_vectors, k, lang, lang))
+            for lang in languages]
+    cross = [np.nanmean(average_precisions(bench, question_vectors, candidate_vectors, k, y, x))
              for x in languages for y in languages if x != y]
     return {"pooled": float(average_precisions(bench, question_vectors, candidate_vectors, k).mean()),
             "mono": float(np.mean(mono)), "cross": float(np.mean(cross)) if cross else float("nan")}
+
+
+def per_question(bench: XQuADR, question_vectors: np.ndarray, candidate_vectors: np.ndarray,
+                 k: int = 20) -> pd.DataFrame:
+    """Per question (uid, lang): AP@k in the full pool (``pooled``), in its own language's pool
+    (``mono``) and the mean over the other languages' pools (``cross``); NaN where a restricted
+    pool lacks the question's answer. Averaged over questions these are :func:`views`' figures
+    (up to the weighting of languages with skipped questions)."""
+    languages = sorted({q["lang"] for q in bench.questions})
+    frame = pd.DataFrame({"uid": [q["uid"] for q in bench.questions], "lang": [q["lang"] for q in bench.questions]})
+    frame["pooled"] = average_precisions(bench, question_vectors, candidate_vectors, k)
+    frame["mono"] = np.nan
+    frame["cross"] = np.nan
+    for x in languages:
+        rows = (frame["lang"] == x).to_numpy()
+        frame.loc[rows, "mono"] = average_precisions(bench, question_vectors, candidate_vectors, k, x, x)
+        others = [average_precisions(bench, question_vectors, candidate_vectors, k, y, x) for y in languages if y != x]
+        if others:
+            with warnings.catch_warnings():  # a question without its answer in any other pool: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                frame.loc[rows, "cross"] = np.nanmean(np.vstack(others), axis=0)
+    return frame

@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from . import data as D
+from . import lareqa
 from . import stages as S
 from .artifacts import RunDir
 from .augmentation import passage_vectors
 from .encoding import DenseEncoder, passage_text
 from .experiments import main_conditions
 from .errors import UserError
-from .formats import (read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl, write_qrels,
-                      write_trec_run)
+from .formats import (read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl,
+                      write_qrels, write_trec_run)
 from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
 from .model_builds import BUILDERS, build_stamp
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
@@ -241,10 +242,10 @@ def sampling_vocabulary(cfg: Profile, gen: QueryGenerator, corpus: list[dict[str
 # 4. retriever training
 # --------------------------------------------------------------------------------------------
 
-def _encoder(cfg: Profile, source: str) -> DenseEncoder:
+def _encoder(cfg: Profile, source: str, passage_max_len: int | None = None) -> DenseEncoder:
     r = cfg.retriever
     return DenseEncoder(load_encoder(source), load_tokenizer(source), encoder_spec(r.encoder),
-                        r.query_max_len, r.passage_max_len, cfg.use_bf16)
+                        r.query_max_len, passage_max_len or r.passage_max_len, cfg.use_bf16)
 
 
 def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:
@@ -365,3 +366,35 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
         log = train_on_batches(encoder, batches, -(-len(rows) // r.batch_size), **common)
     _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
     return log
+
+
+# --------------------------------------------------------------------------------------------
+# 8. the second research question's encodings: B1 for the arms, XQuAD-R for every retriever
+# --------------------------------------------------------------------------------------------
+
+def xquadr_pool(cfg: Profile, rd: RunDir, name: str) -> lareqa.XQuADR:
+    """The XQuAD-R pool a retriever is scored on: the full pool (all articles) for the untrained
+    encoder where ``xquadr.full_pool`` says so, else the test articles only (no trained retriever
+    has seen a question of them; :func:`xqglib.lareqa.test_pool`)."""
+    bench = lareqa.load(cfg.xquadr.languages)
+    if cfg.retriever_spec(name).training == "none" and cfg.xquadr.full_pool:
+        return bench
+    return lareqa.test_pool(bench, read_json(rd.require(rd.split, "data")), read_jsonl(rd.require(rd.corpus, "data")))
+
+
+def encode_xquadr(cfg: Profile, rd: RunDir, name: str) -> dict[str, int]:
+    """Encode XQuAD-R's questions (query side) and candidates (passage side: sentence, then
+    paragraph, ``xquadr.candidate_max_len`` tokens) with one retriever. A bidirectional encoder
+    sees the whole input, so the sentences of one paragraph cannot share one pass."""
+    seed_everything(cfg.seed)
+    bench = xquadr_pool(cfg, rd, name)
+    encoder = _encoder(cfg, retriever_source(cfg, rd, name), cfg.xquadr.candidate_max_len)
+    bs = cfg.retriever.encode_batch_size
+    for what, texts, ids, is_query in (
+            ("questions", [q["question"] for q in bench.questions], [q["uid"] for q in bench.questions], True),
+            ("candidates", bench.candidate_texts(), [c["uid"] for c in bench.candidates], False)):
+        vectors = encoder.encode(texts, is_query, bs, f"{name}: XQuAD-R {what}")
+        save_npy(rd.xquadr(name, what), vectors)
+        write_json(rd.xquadr_meta(name, what), ids)
+    return {"questions": len(bench.questions), "candidates": len(bench.candidates),
+            "articles": len({c["title"] for c in bench.candidates})}

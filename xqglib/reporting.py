@@ -354,3 +354,125 @@ def profile_table(cfg: Profile) -> pd.DataFrame:
     values["run.bf16 (resolved)"] = str(cfg.use_bf16)
     values["augmentation.alpha (scaled, derived)"] = f"{cfg.scaled_alpha:.6g}"
     return pd.DataFrame({"value": values})
+
+
+# --------------------------------------------------------------------------------------------
+# The second research question
+# --------------------------------------------------------------------------------------------
+
+#: Published XQuAD-R figures (mAP@20), set beside ours; their models and training data differ
+#: from ours (see the chapter). LAReQA's README (mBERT baselines, full pool) and the hybrid-batch
+#: paper (arXiv 2408.10536, LaBSE with hybrid batches, its three views).
+XQUADR_ANCHORS = pd.DataFrame([
+    {"source": "LAReQA README", "model": "mBERT En-En", "view": "pooled", "mAP@20": 0.29},
+    {"source": "LAReQA README", "model": "mBERT X-X", "view": "pooled", "mAP@20": 0.23},
+    {"source": "LAReQA README", "model": "mBERT X-X-mono", "view": "pooled", "mAP@20": 0.52},
+    {"source": "LAReQA README", "model": "mBERT X-Y", "view": "pooled", "mAP@20": 0.66},
+    {"source": "arXiv 2408.10536", "model": "LaBSE, hybrid batches", "view": "mono", "mAP@20": 0.817},
+    {"source": "arXiv 2408.10536", "model": "LaBSE, hybrid batches", "view": "cross", "mAP@20": 0.767},
+    {"source": "arXiv 2408.10536", "model": "LaBSE, hybrid batches", "view": "pooled", "mAP@20": 0.682},
+])
+
+RQ2_MARKS = {"xQG": "†", "contrastive vs xDR": "‡", "contrastive vs xDR (+xQG)": "‡"}
+RQ2_CAPTION = ("† a +xQG score that differs from the same retriever without xQG; ‡ a contrastive arm's score "
+               "that differs from the xDR's with the same augmentation; both two-sided paired t-tests, p < 0.05 "
+               "(per language Bonferroni-corrected over the languages; Avg over all questions).")
+
+
+def _rq2_label(cfg: Profile, condition: E.Condition) -> str:
+    spec = cfg.retriever_spec(condition.retriever)
+    return (spec.label or spec.name) + (" + xQG" if condition.augmentation != "none" else "")
+
+
+def rq2_table(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str,
+              significance: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's layout for the second research question on one benchmark: rows the retrievers
+    without and with xQG, columns the languages and the average, marked per :data:`RQ2_MARKS`
+    where the tests of :func:`xqglib.analysis.rq2_significance` (per language and overall) find a
+    difference. Scores in percent."""
+    conditions = [c for c in E.experiment(cfg, "rq2_table") if c.benchmark == benchmark]
+    table = A.rq2_scores(cfg, results, benchmark, measure)
+    if not A.is_macro(measure):
+        table = table * 100
+    rows = A.on(results, benchmark)
+    marked = table.map(_fmt).astype(object)
+    for c in conditions:
+        for kind, mark in RQ2_MARKS.items():
+            pair = significance[(significance["B"] == c.name) & (significance["comparison"] == kind)
+                                & (significance["measure"] == measure)]
+            if pair.empty:
+                continue
+            tests = A.compare(rows, pair.iloc[0]["A"], c.name, measure, cfg.seed)
+            for column in table.columns:
+                key = "all" if column == "Avg" else column
+                if key in tests.index and tests.loc[key, "significant"] and mark not in marked.loc[c.name, column]:
+                    marked.loc[c.name, column] += mark
+    marked.index = [_rq2_label(cfg, c) for c in conditions]
+    return marked
+
+
+def rq2_significance_table(significance: pd.DataFrame) -> pd.DataFrame:
+    """:func:`xqglib.analysis.rq2_significance` for reading: differences in points with their
+    bootstrap interval, p, and the languages won, lost and significant."""
+    out = pd.DataFrame({
+        "comparison": significance["comparison"], "A": significance["A"], "B": significance["B"],
+        "measure": significance["measure"], "questions": significance["questions"],
+        "B - A (points)": (100 * significance["diff"]).map(points),
+        "95% interval": [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(significance["ci_low"], significance["ci_high"])],
+        "p t-test": significance["p_ttest"].map(p_value),
+        "languages won / lost": [f"{w} / {l}" for w, l in zip(significance["wins"], significance["losses"])],
+        "languages significant": [f"{s}/{n}" for s, n in zip(significance["languages_significant"], significance["languages"])]})
+    return out.set_index(["comparison", "A", "B", "measure"])
+
+
+def xquadr_views(cfg: Profile, results: pd.DataFrame) -> pd.DataFrame:
+    """mAP@k of every XQuAD-R condition in the three views (pooled, mono, cross), test articles and,
+    for the untrained encoder, the full pool."""
+    k = cfg.xquadr.k
+    rows = []
+    for c in E.experiment(cfg, "rq2_table") + E.experiment(cfg, "rq2_full_pool"):
+        if c.benchmark not in (E.B2, E.B2_FULL):
+            continue
+        data = A.select(A.on(results, c.benchmark), [c.name])
+        means = data.groupby("measure")["value"].mean()
+        rows.append({"pool": "all 48 articles" if c.benchmark == E.B2_FULL else "test articles",
+                     "system": _rq2_label(cfg, c), "questions": int((data["measure"] == f"AP@{k}").sum()),
+                     **{view: means.get(f"AP@{k}" + suffix, np.nan)
+                        for view, suffix in (("pooled", ""), ("mono", " mono"), ("cross", " cross"))}})
+    return pd.DataFrame(rows).set_index(["pool", "system"]).round(3)
+
+
+def plot_gains(gains: pd.DataFrame, x: str, y: str, title: str):
+    """One point per language: the gain of one change (x) against the gain of another (y)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.scatter(gains[x], gains[y])
+    for lang, row in gains.iterrows():
+        ax.annotate(lang, (row[x], row[y]), textcoords="offset points", xytext=(3, 3), fontsize=8)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fusion_sweep(sweep: pd.DataFrame, measure: str, title: str):
+    """Each retriever's B1 average against alpha, the official sum (solid) and renormalised (dashed)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    colours = {}
+    for (retriever, fusion), values in sweep.items():
+        style = "-" if fusion == "sum" else "--"
+        line, = ax.plot(sweep.index, values, style, marker="o", color=colours.get(retriever),
+                        label=f"{retriever} ({fusion})")
+        colours[retriever] = line.get_color()
+    ax.set_xlabel("alpha")
+    ax.set_ylabel(measure)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig

@@ -84,3 +84,16 @@ def compare_by_language(outcome_a: Mapping[str, float], outcome_b: Mapping[str, 
 
 def significant(result: PairedResult, corrected_p: float | None = None) -> bool:
     return (result.p_ttest if corrected_p is None else corrected_p) < ALPHA
+
+
+def bootstrap_interval(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean paired difference ``b - a`` (questions resampled
+    with replacement, seeded)."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if d.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(n_resamples, d.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
