@@ -204,7 +204,7 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     # no number typed into the prose of the pages that report the run: all of them are pasted
     from xqglib.bookcheck import check_pages
 
-    assert check_pages(index.parent) == {"book/results": [], "book/reproducibility": []}
+    assert check_pages(index.parent) == {"book/results": [], "book/rq2": [], "book/reproducibility": []}
     # the worked example was executed against this run; formulas render offline; no local paths
     example = (index.parent / "book" / "_executed" / "worked_example.html").read_text(encoding="utf-8")
     assert "contrastive_loss(q, p) =" in example and "The first 2,000 tokens end inside passage" in example

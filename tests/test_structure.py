@@ -71,7 +71,7 @@ def test_running_and_analysis_live_apart():
     edges = graph()
     running = {"pipeline", "runner", "stages"}
     analysing = {"analysis", "significance", "reporting"}
-    for module in analysing | {"evaluation"}:
+    for module in analysing | {"evaluation", "evaluation_rq2", "findings"}:
         assert not edges[module] & running, (module, edges[module] & running)
     for module in running:
         assert not edges[module] & (analysing | {"evaluation"}), (module, edges[module])
@@ -106,10 +106,15 @@ def test_a_stage_fingerprint_covers_its_own_and_earlier_settings_only():
     alpha = PROFILES["smoke"].__class__(**{**cfg.__dict__, "augmentation":
                                            type(cfg.augmentation)(alpha=0.5)})
     changed = [s.name for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(alpha, s)]
-    assert changed == ["encode-search", "evaluate"]
+    assert changed == ["encode-search", "evaluate", "train-contrastive", "encode-rq2", "evaluate-rq2"]
+    # the second research question's settings leave the first question's stages as they are
+    weight = cfg.__class__(**{**cfg.__dict__, "contrastive": type(cfg.contrastive)(align_weight=0.5)})
+    assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(weight, s)] == [7, 8, 9]
+    pool = cfg.__class__(**{**cfg.__dict__, "xquadr": type(cfg.xquadr)(k=10)})
+    assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(pool, s)] == [8, 9]
 
 
 def test_stage_lookup_and_ranges():
     assert S.stage(2) is S.stage("train-generator") is S.stage("02_train_generator")
     assert [s.number for s in S.select("generate", 5)] == [3, 4, 5]
-    assert [s.number for s in S.select()] == [1, 2, 3, 4, 5, 6]
+    assert [s.number for s in S.select()] == [1, 2, 3, 4, 5, 6, 7, 8, 9]

@@ -296,7 +296,7 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
     plain_names = [s.name for s in cfg.rq2_retrievers]
     b1 = cfg.data.benchmark
     out: dict[str, str] = {"profile": cfg.name, "seed": str(cfg.seed), "encoder": cfg.retriever.encoder,
-                           "k": str(k), "alpha": f"{cfg.augmentation.alpha:g}",
+                           "generator": cfg.primary_generator, "k": str(k), "alpha": f"{cfg.augmentation.alpha:g}",
                            "xquadr_languages": str(len(cfg.xquadr.languages))}
     b2 = A.on(results, E.B2)
     out["b2_test_questions"] = f"{b2.loc[b2['measure'] == ap, 'query_id'].nunique():,}"

@@ -340,13 +340,19 @@ def prepare_contrastive_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
     return sizes
 
 
+#: The contrastive settings each kind of arm is trained with (its reuse fingerprint holds these).
+ARM_SETTINGS = {"align": ("contrastive.align_weight", "contrastive.temperature"),
+                "hybrid": ("contrastive.hybrid_alpha",)}
+
+
 def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
     """Train one arm from the encoder, with the retriever section's optimiser settings."""
     from .retrieval_training import hybrid_training_batches, train_on_batches
 
     spec = cfg.retriever_spec(name)
     inputs = [rd.require(rd.contrastive_rows(spec.training), "train-contrastive")]
-    fingerprint = {**training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs, ("contrastive",)),
+    own = ARM_SETTINGS[spec.training]  # the settings this kind of arm is trained with, and no others
+    fingerprint = {**training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs, own),
                    "training": spec.training}
     earlier = _earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
     if earlier is not None:

@@ -239,7 +239,7 @@ def book_toc() -> str:
 
 #: The study's own pages, in order: book/<page>.md, and the worked example (a notebook executed
 #: against the run when the book is built).
-BOOK_PAGES = ("method", "_executed/worked_example", "results", "reproducibility")
+BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "reproducibility")
 WORKED_EXAMPLE = "worked_example"
 
 

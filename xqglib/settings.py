@@ -176,8 +176,9 @@ class ContrastiveSettings:
          RetrieverSpec("hybrid", "hybrid", "hybrid-batch contrastive")),
         "the contrastive retrievers: name, training (align / hybrid), label", nonempty=True,
         trainings=CONTRASTIVE_TRAININGS)
-    compare: tuple[str, ...] = setting(("base", "xdr"), "retriever rows of Table 1 the arms are compared "
-                                                        "with (the encoder as is and the xDR)", unique=True)
+    compare: tuple[str, ...] | None = setting(None, "retriever rows of Table 1 the arms are compared with "
+                                              "(null: those trained 'none' or 'crosslingual': the encoder as "
+                                              "is and the xDR)", unique=True)
     align_weight: float = setting(1.0, "weight of the translation ranking loss beside Tevatron's", above=0)
     temperature: float = setting(0.05, "temperature of the translation ranking loss", above=0, high=1)
     hybrid_alpha: float = setting(0.5, "share of monolingual batches in hybrid training", low=0, high=1)
@@ -278,7 +279,10 @@ class Profile:
     @property
     def rq2_retrievers(self) -> tuple[RetrieverSpec, ...]:
         """The second research question's rows: the Table 1 rows it compares with, then its arms."""
-        return tuple(self.retriever_spec(n) for n in self.contrastive.compare) + self.contrastive.arms
+        compare = self.contrastive.compare
+        rows = (tuple(self.retriever_spec(n) for n in compare) if compare is not None else
+                tuple(r for r in self.retriever.retrievers if r.training in ("none", "crosslingual")))
+        return rows + self.contrastive.arms
 
     def retriever_spec(self, name: str) -> RetrieverSpec:
         """A retriever of Table 1 or a contrastive arm, by name."""
@@ -475,7 +479,7 @@ def _cross_checks(p: Profile) -> list[str]:
     if dupes:
         out.append(_line("contrastive.arms", arms, f"repeated name(s) {', '.join(dupes)}",
                          "names no other retriever or arm has"))
-    unknown = [n for n in p.contrastive.compare if n not in names]
+    unknown = [n for n in p.contrastive.compare or () if n not in names]
     if unknown:
         out.append(_line("contrastive.compare", list(p.contrastive.compare), f"names no retriever ({', '.join(unknown)})",
                          "names of retriever.retrievers: " + ", ".join(names)))
