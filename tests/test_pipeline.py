@@ -156,6 +156,57 @@ def test_sweeps_and_rank_changes_agree_with_table1(smoke_runs):
     assert (ranks["improved %"] + ranks["worsened %"] + ranks["unchanged %"]).tolist() == pytest.approx([100.0] * 3)
 
 
+def test_rq2_results_are_tidy_and_agree_with_table1(smoke_runs):
+    """The RQ2 table covers its conditions; its B1 rows of the Table 1 retrievers are the very rows
+    stage 6 computed (same embeddings, same search); XQuAD-R's rows are APs of the test pool."""
+    from xqglib.evaluation_rq2 import benches, load_rq2
+
+    first, second = smoke_runs
+    results, probe = load_rq2(first)
+    assert list(results.columns) == COLUMNS
+    conditions = E.all_conditions(SMOKE, E.RQ2_EXPERIMENTS)
+    assert set(zip(results["benchmark"], results["condition"])) == {(c.benchmark, c.name) for c in conditions}
+    assert not results.duplicated(["benchmark", "condition", "query_id", "measure"]).any()
+    rq1 = load_results(first)
+    for name in ("base", "xdr+xQG"):
+        ours = A.select(A.on(results, "b1"), [name], ["R@2kt", "RR@10"]).reset_index(drop=True)
+        theirs = A.select(rq1, [name], ["R@2kt", "RR@10"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(ours, theirs)
+    b2 = A.on(results, E.B2)
+    pool = benches(SMOKE, first)[E.B2]
+    assert set(b2.loc[b2["measure"] == "AP@20", "query_id"]) == {q["uid"] for q in pool.questions}
+    assert b2["value"].between(0, 1).all() and set(b2["language"]) == set(SMOKE.xquadr.languages)
+    # the fusion sweep holds both fusions
+    assert {"xqg", "xqg-renorm", "none"} == set(A.on(results, "b1")["augmentation"])
+    assert set(probe["retriever"]) == {s.name for s in SMOKE.rq2_retrievers}
+    assert set(probe["language"]) == set(SMOKE.xquadr.languages) - {"en"}
+    assert probe["translation retrieved (%)"].between(0, 100).all()
+    pd.testing.assert_frame_equal(results, load_rq2(second)[0])  # the same seed, the same numbers
+    pd.testing.assert_frame_equal(probe, load_rq2(second)[1])
+
+
+def test_rq2_tables_and_findings_come_from_the_results(smoke_runs):
+    from xqglib import findings as F
+    from xqglib import reporting as R
+    from xqglib.evaluation_rq2 import load_rq2
+
+    rd, _ = smoke_runs
+    results, probe = load_rq2(rd)
+    sig = A.rq2_significance(SMOKE, results, "b1", ["R@2kt"], n_resamples=200)
+    xqg = sig[sig["comparison"] == "xQG"].set_index("A")
+    means = A.average(A.on(results, "b1"), "R@2kt")
+    for name in ("base", "xdr", "xdr-align", "hybrid"):
+        hits = A.outcomes(A.on(results, "b1"), name, "R@2kt")
+        assert xqg.loc[name, "questions"] == len(hits)
+        assert xqg.loc[name, "ci_low"] <= xqg.loc[name, "diff"] <= xqg.loc[name, "ci_high"]
+    table = R.rq2_table(SMOKE, results, "b1", "R@2kt", sig)
+    assert float(table.loc["cross-lingual xDR", "Avg"].rstrip("†‡")) == pytest.approx(round(means["xdr"], 2))
+    sig_b2 = A.rq2_significance(SMOKE, results, E.B2, ["AP@20"], n_resamples=200)
+    facts = F.rq2_findings(SMOKE, results, probe, sig, sig_b2)
+    assert facts["b1_best_score"] == f"{means.reindex(['base', 'xdr', 'xdr-align', 'hybrid']).max():.2f}"
+    assert facts["has_full_pool"] == "no"
+
+
 def test_a_stage_without_its_inputs_is_refused_before_it_starts(tmp_path, real_data):
     with pytest.raises(UserError, match=r"cannot start stage 2 \(train-generator\): stage 1 \(data\) has not "
                                         r"finished in .*Run from stage 1"):

@@ -303,3 +303,15 @@ def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data, si
     assert "Traceback" not in err
     assert sorted(p.name for p in (run / "notebooks").iterdir()) == ["01_data.ipynb"]
     assert S.stale_reason(load_profile("smoke"), RunDir(run), S.stage(1)) is None
+
+
+def test_the_paper_profile_offline_is_refused_before_any_work(tmp_path, real_data):
+    from xqglib.runner import run_pipeline
+
+    with pytest.raises(UserError, match=r"the paper profile needs model\(s\) this machine does not have: "
+                                        r"google/mt5-base, bert-base-multilingual-cased"):
+        run_pipeline("paper", run_dir=tmp_path / "paper")
+    assert not (tmp_path / "paper" / "stages").exists()  # nothing ran
+    from xqglib.models import missing_models
+
+    assert missing_models(["tiny-mt5", "tiny-bert", str(tmp_path)]) == []  # local builders and folders are at hand

@@ -257,6 +257,16 @@ def rq2_scores(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str
     return scores(rows, names, measure, order)
 
 
+def gain_pairs(cfg: Profile) -> list[tuple[str, str]]:
+    """The two gains the second research question sets side by side, per language: xQG on the
+    xDR (``xdr -> xdr+xQG``), and contrastive alignment over the xDR (``xdr -> xdr-align``); the
+    first cross-lingual row and the first ``align`` arm (else the first rows there are)."""
+    specs = cfg.rq2_retrievers
+    reference = next((s.name for s in specs if s.training == "crosslingual"), specs[0].name)
+    arm = next((s.name for s in cfg.contrastive.arms if s.training == "align"), cfg.contrastive.arms[0].name)
+    return [(reference, E.xqg(cfg, reference, cfg.augmentation.alpha).name), (reference, arm)]
+
+
 def language_gains(results: pd.DataFrame, benchmark: str, measure: str,
                    pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """Per language, the gain B - A of each pair (columns named ``B - A``), on one benchmark."""

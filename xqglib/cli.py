@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute the stages' notebooks in order (papermill)")
     _add_settings_arguments(run)
     run.add_argument("--from", dest="start", default=None,
-                     help="first stage: number (1-6) or name (default: the first one not finished "
+                     help="first stage: number (1-9) or name (default: the first one not finished "
                           "under these settings; --from 1 runs them all)")
-    run.add_argument("--to", dest="stop", default=None, help="last stage: number (1-6) or name")
+    run.add_argument("--to", dest="stop", default=None, help="last stage: number (1-9) or name")
 
     book = sub.add_parser("book", help="run what a profile's book still needs, then build the book")
     _add_settings_arguments(book)
@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     profiles.add_argument("--explain", action="store_true", help="with each setting's meaning")
 
     sub.add_parser("stages", help="print the stage table")
+
+    train = sub.add_parser("train-retriever",
+                           help="train one retriever row on one or several processes (torchrun / accelerate "
+                                "launch); stage 4 then reuses the model")
+    _add_settings_arguments(train)
+    train.add_argument("name", help="the retriever row (e.g. xdr)")
 
     build = sub.add_parser("build-model", help="build a local model folder (idempotent)")
     build.add_argument("name")
@@ -70,6 +76,17 @@ def main(argv: list[str] | None = None) -> int:
                 from .runner import build_book
 
                 build_book(args.profile, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
+        elif args.command == "train-retriever":
+            from .distributed import accelerator
+            from .pipeline import open_run, train_dense_retriever
+
+            overrides, from_text = _overrides(args)
+            overrides = _canonical(args.profile, overrides) if from_text else overrides
+            cfg, rd = open_run(args.profile, args.run_dir, overrides)
+            acc = accelerator()
+            log = train_dense_retriever(cfg, rd, args.name, acc)
+            if acc.is_main_process:
+                print(f"{args.name}: {len(log)} steps on {acc.num_processes} process(es), saved to {rd.retriever_model(args.name)}")
         elif args.command == "profiles":
             from .profiles import PROFILES
             from .settings import describe

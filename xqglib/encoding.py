@@ -20,6 +20,18 @@ def passage_text(title: str, text: str) -> str:
     return f"{title} {text}"
 
 
+class PooledEncoder(torch.nn.Module):
+    """The backbone and its pooling as one module: batches of token ids in, float32 vectors out."""
+
+    def __init__(self, encoder: "DenseEncoder") -> None:
+        super().__init__()
+        self.model = encoder.model
+        self._pool = encoder.pool
+
+    def forward(self, batches: Sequence[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+        return [self._pool(self.model(**b).last_hidden_state.float(), b["attention_mask"]) for b in batches]
+
+
 class DenseEncoder:
     """A model, its tokenizer and its pooling: turns texts into vectors."""
 
@@ -52,11 +64,27 @@ class DenseEncoder:
 
     def forward(self, texts: Sequence[str], is_query: bool) -> torch.Tensor:
         """Vectors with gradients (training); float32."""
-        batch = self.tokenize(texts, is_query)
-        self.positions_run += batch["input_ids"].numel()  # padded positions: what the FLOPs are spent on
+        return self.forward_many([(texts, is_query)])[0]
+
+    def forward_many(self, groups: Sequence[tuple[Sequence[str], bool]]) -> list[torch.Tensor]:
+        """Vectors with gradients for several groups of texts (queries, passages, ...) in one call
+        of :attr:`module` (one forward per training step, as distributed data parallel needs)."""
+        batches = [self.tokenize(texts, is_query) for texts, is_query in groups]
+        self.positions_run += sum(b["input_ids"].numel() for b in batches)  # padded: what the FLOPs go to
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            hidden = self.model(**batch).last_hidden_state
-        return self.pool(hidden.float(), batch["attention_mask"])
+            return self.module(batches)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The model with its pooling, as one module (replaced by its distributed wrapper when
+        training runs on several processes)."""
+        if getattr(self, "_module", None) is None:
+            self._module = PooledEncoder(self)
+        return self._module
+
+    @module.setter
+    def module(self, value: torch.nn.Module) -> None:
+        self._module = value
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], is_query: bool, batch_size: int = 32,

@@ -333,12 +333,11 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
                                       f"significant for {n_sig} of the {len(xqg)} retrievers "
                                       f"({_listing([label[a] for a in xqg.loc[xqg['significant'], 'A']])})")
     # do xQG and contrastive alignment help the same languages?
-    arm = next((s.name for s in cfg.contrastive.arms if s.training == "align"), cfg.contrastive.arms[0].name)
-    reference = next((s.name for s in cfg.rq2_retrievers if s.training == "crosslingual"), plain_names[0])
-    with_xqg = E.xqg(cfg, reference, cfg.augmentation.alpha).name
+    pairs = A.gain_pairs(cfg)
+    (reference, _), (_, arm) = pairs
     out["gain_arm"], out["gain_reference"] = label[arm], label[reference]
     for name, bench, measure in (("b1", b1, "R@2kt"), ("b2", E.B2, ap)):
-        gains = A.language_gains(results, bench, measure, [(reference, with_xqg), (reference, arm)])
+        gains = A.language_gains(results, bench, measure, pairs)
         out[f"{name}_gain_correlation"] = _correlation(gains)
     # the probe
     by = probe.groupby("retriever", sort=False)[["translation retrieved (%)", "similarity gap"]].mean()

@@ -84,6 +84,22 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def missing_models(names: list[str]) -> list[str]:
+    """The models of ``names`` this machine cannot load without the network: hub names that are
+    neither local builders, nor folders, nor in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def available(name: str) -> bool:
+        if name in BUILDERS or Path(name).is_dir():
+            return True
+        try:
+            return isinstance(try_to_load_from_cache(name, "config.json"), str)
+        except Exception:  # a name that is no valid hub id: loading it would fail too
+            return False
+
+    return [n for n in dict.fromkeys(names) if not available(n)]
+
+
 def _load(loader: Callable[..., object], name: str, **kwargs):
     try:
         return loader(resolve(name), **kwargs)

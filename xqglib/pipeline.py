@@ -255,7 +255,10 @@ def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:
     return str(rd.require(rd.retriever_model(name), "train-retriever"))
 
 
-def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+def train_dense_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, float]]:
+    """Train one retriever row (on the processes of ``accelerator`` where given: see
+    :mod:`xqglib.distributed`; the first process saves it). A model trained earlier from the same
+    inputs is reused, so stage 4 picks up a model trained by ``python -m xqglib train-retriever``."""
     spec = cfg.retriever_spec(name)
     inputs = [rd.require(rd.retriever_rows(spec.training), "data")]
     fingerprint = training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs)
@@ -268,8 +271,11 @@ def train_dense_retriever(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=r.epochs, max_steps=r.max_steps,
                           batch_size=r.batch_size, n_negatives=r.negatives, lr=r.lr,
                           warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
-                          max_grad_norm=r.max_grad_norm)
-    _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
+                          max_grad_norm=r.max_grad_norm, accelerator=accelerator)
+    if accelerator is None or accelerator.is_main_process:
+        _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return log
 
 

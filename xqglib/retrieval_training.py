@@ -90,14 +90,15 @@ def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, ep
                     max_steps: int | None, batch_size: int, n_negatives: int, lr: float,
                     warmup_ratio: float, seed: int, freeze_embeddings: bool,
                     max_grad_norm: float | None = 1.0, align_weight: float = 0.0,
-                    temperature: float = 0.05) -> list[dict[str, float]]:
+                    temperature: float = 0.05, accelerator: Any | None = None) -> list[dict[str, float]]:
     """Fine-tune ``encoder`` in place on Tevatron-style rows; returns the per-step loss log. With
-    ``align_weight`` > 0 the rows carry ``translations`` and the translation ranking loss joins."""
+    ``align_weight`` > 0 the rows carry ``translations`` and the translation ranking loss joins;
+    with an ``accelerator`` it runs on several processes (:func:`train_on_batches`)."""
     batches = row_batches(rows, batch_size, n_negatives, seed, align=align_weight > 0)
     return train_on_batches(encoder, batches, math.ceil(len(rows) / batch_size), epochs=epochs,
                             max_steps=max_steps, lr=lr, warmup_ratio=warmup_ratio, seed=seed,
                             freeze_embeddings=freeze_embeddings, max_grad_norm=max_grad_norm,
-                            align_weight=align_weight, temperature=temperature)
+                            align_weight=align_weight, temperature=temperature, accelerator=accelerator)
 
 
 def first_of_each(ids: Sequence[str]) -> list[int]:
@@ -107,16 +108,81 @@ def first_of_each(ids: Sequence[str]) -> list[int]:
     return [i for i, x in enumerate(ids) if not (x in seen or seen.add(x))]
 
 
+def local_part(batch: Batch, rank: int, world: int) -> tuple[Batch, int]:
+    """One process's contiguous share of a global batch (its queries, their passage groups and
+    translations; every process draws the same global batches from the same seed), and the
+    position of its first query in the global batch."""
+    if world == 1:
+        return batch, 0
+    from .sharding import shard_range
+
+    start, stop = shard_range(len(batch.queries), rank, world)
+    group = len(batch.passages) // len(batch.queries)
+    pick = (lambda xs: None if xs is None else xs[start:stop])
+    return Batch(batch.queries[start:stop], batch.passages[start * group:stop * group],
+                 pick(batch.translations), pick(batch.question_ids)), start
+
+
+def gather_rows(local: torch.Tensor, accelerator: Any | None) -> torch.Tensor:
+    """The rows of every process, in rank order, with gradients through this process's own rows
+    (Tevatron's ``negatives_x_device``: each process scores its queries against every passage)."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return local
+    import torch.distributed as dist
+
+    world = accelerator.num_processes
+    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([local.shape[0]]))
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype)
+    padded[: local.shape[0]] = local.detach()
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    rows = [p[: int(n.item())] for p, n in zip(parts, sizes)]
+    rows[accelerator.process_index] = local
+    return torch.cat(rows)
+
+
+def batch_losses(encoder: DenseEncoder, batch: Batch, align_weight: float, temperature: float,
+                 accelerator: Any | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one global batch (computed by every process from the rows of all of them, with
+    gradients through its own): Tevatron's, plus ``align_weight`` x the translation ranking loss
+    over the batch's distinct questions where it has translations."""
+    from .alignment import translation_ranking_loss
+
+    world = 1 if accelerator is None else accelerator.num_processes
+    rank = 0 if accelerator is None else accelerator.process_index
+    local, start = local_part(batch, rank, world)
+    align = align_weight > 0 and batch.translations is not None
+    groups = [(local.queries, True), (local.passages, False)]
+    if align:  # the translations of the batch's distinct questions (those in this process's share)
+        keep = first_of_each(batch.question_ids or [str(i) for i in range(len(batch.queries))])
+        mine = [i - start for i in keep if start <= i < start + len(local.queries)]
+        groups.append(([local.translations[i] for i in mine], True))
+    reps = [gather_rows(r, accelerator) for r in encoder.forward_many(groups)]
+    ranking = contrastive_loss(reps[0], reps[1])
+    if not align:
+        return ranking, {}
+    # the shares are contiguous and in rank order, so the gathered translations follow ``keep``
+    alignment = translation_ranking_loss(reps[0][keep], reps[2], temperature)
+    return ranking + align_weight * alignment, {"ranking_loss": ranking.item(), "alignment_loss": alignment.item()}
+
+
 def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Random], Iterable[Batch]],
                      steps_per_epoch: int, *, epochs: int, max_steps: int | None, lr: float,
                      warmup_ratio: float, seed: int, freeze_embeddings: bool,
                      max_grad_norm: float | None = 1.0, align_weight: float = 0.0,
-                     temperature: float = 0.05) -> list[dict[str, float]]:
+                     temperature: float = 0.05, accelerator: Any | None = None) -> list[dict[str, float]]:
     """The training loop: Tevatron's loss on every batch (plus ``align_weight`` x the translation
-    ranking loss where the batch has translations), AdamW, linear warm-up and decay, clipping."""
-    from transformers import get_linear_schedule_with_warmup
+    ranking loss where the batch has translations), AdamW, linear warm-up and decay, clipping.
 
-    from .alignment import translation_ranking_loss
+    With an ``accelerate.Accelerator`` of several processes (launched by ``torchrun`` or
+    ``accelerate launch``), each process encodes its share of every global batch, the vectors are
+    gathered across processes, and the model is wrapped in distributed data parallel: every
+    process computes the global batch's loss, scaled by the number of processes because data
+    parallel averages the gradients, so the update equals the one-process update on the global
+    batch (up to floating-point order)."""
+    from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -128,26 +194,23 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
     steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = get_linear_schedule_with_warmup(optim, int(warmup_ratio * steps), steps)
+    world = 1
+    if accelerator is not None:
+        world = accelerator.num_processes
+        encoder.module = accelerator.prepare_model(encoder.module)
     log: list[dict[str, float]] = []
     started = time.perf_counter()
     model.train()
     step = 0
-    with progress(total=steps, desc="train retriever", unit="steps") as bar:
+    with progress(total=steps, desc="train retriever", unit="steps",
+                  quiet=accelerator is not None and not accelerator.is_main_process) as bar:
         for epoch in range(epochs):
             for batch in batches(epoch, rng):
                 if step >= steps:
                     break
                 positions_before = encoder.positions_run
-                q_reps = encoder.forward(batch.queries, True)
-                ranking = contrastive_loss(q_reps, encoder.forward(batch.passages, False))
-                loss, entry = ranking, {}
-                if align_weight > 0 and batch.translations is not None:
-                    keep = first_of_each(batch.question_ids or [str(i) for i in range(len(batch.queries))])
-                    t_reps = encoder.forward([batch.translations[i] for i in keep], True)
-                    alignment = translation_ranking_loss(q_reps[keep], t_reps, temperature)
-                    loss = ranking + align_weight * alignment
-                    entry = {"ranking_loss": ranking.item(), "alignment_loss": alignment.item()}
-                loss.backward()
+                loss, entry = batch_losses(encoder, batch, align_weight, temperature, accelerator)
+                (loss * world).backward()
                 grad_norm = (torch.nn.utils.clip_grad_norm_(params, max_grad_norm).item()
                              if max_grad_norm is not None else float("nan"))
                 optim.step()

@@ -144,6 +144,7 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
             print(f"stages 1-{chosen[0].number - 1} finished under these settings: reusing them "
                   "(--from 1 runs them all again)", file=sys.stderr)
     S.check_ready(cfg, rd, chosen[0])
+    _models_at_hand(cfg, chosen)
     # stale timings of an earlier run must not mix into this one's
     S.forget_timings(rd, chosen[0])
     write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(given)})
@@ -160,6 +161,26 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
         run_notebook(stage, cfg, rd, given)
         print(f"      done in {duration(time.perf_counter() - started)}", file=sys.stderr, flush=True)
     return rd
+
+
+#: Stages that load the generators, and stages that load the retrievers' encoder.
+_GENERATOR_STAGES, _ENCODER_STAGES = {2, 3}, {4, 5, 7, 8}
+
+
+def _models_at_hand(cfg: Profile, chosen: list[S.Stage]) -> None:
+    """Refuse at once, before any work, a run whose stages need models this machine cannot load
+    (hub names offline: the paper profile without the network)."""
+    from .models import missing_models
+
+    numbers = {s.number for s in chosen}
+    needed = (list(cfg.generator.models) if numbers & _GENERATOR_STAGES else []) + \
+             ([cfg.retriever.encoder] if numbers & _ENCODER_STAGES else [])
+    missing = missing_models(needed)
+    if missing:
+        raise UserError(f"the {cfg.name} profile needs model(s) this machine does not have: {', '.join(missing)}. "
+                        "They come from the Hugging Face hub: download them where the network allows "
+                        "(huggingface-cli download NAME, then copy the cache), or point the settings at "
+                        "saved model folders (--set retriever.encoder=/path/to/folder)")
 
 
 def first_unfinished(cfg: Profile, rd: RunDir) -> S.Stage | None:
