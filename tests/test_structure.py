@@ -118,3 +118,15 @@ def test_stage_lookup_and_ranges():
     assert S.stage(2) is S.stage("train-generator") is S.stage("02_train_generator")
     assert [s.number for s in S.select("generate", 5)] == [3, 4, 5]
     assert [s.number for s in S.select()] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_rerunning_some_stages_forgets_only_their_timings(tmp_path):
+    from xqglib.artifacts import RunDir
+    from xqglib.formats import read_json, write_json
+
+    rd = RunDir(tmp_path)
+    write_json(rd.timings, {f"{s.number} {s.name}": {"seconds": 1.0} for s in S.STAGES})
+    S.forget_timings(rd, S.select(6, 6))
+    assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3, 4, 5, 7, 8, 9]
+    S.forget_timings(rd, S.select(4))
+    assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3]

@@ -213,3 +213,44 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
                               encoder_shape.forward(positions) + search,
                               sum(s for s in seconds if s is not None) or None, roof))
     return cost_table(rows)
+
+
+def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
+    """The cost table of the second research question's stages: the contrastive arms' training
+    (stage 7, from their logs' positions), their B1 encoding and every retriever's XQuAD-R encoding
+    (stage 8, from the texts' token counts); wall times from the run's timings."""
+    from . import lareqa
+    from .encoding import DenseEncoder, passage_text
+    from .formats import read_json, read_jsonl
+    from .models import encoder_spec, load_tokenizer
+    from .pipeline import generated_query_table, xquadr_pool
+
+    timings = read_json(rd.timings)
+    shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
+    rows = []
+    for spec in cfg.contrastive.arms:
+        log = read_json(rd.retriever_log(spec.name))
+        rows.append(stage_row("7 train-contrastive", f"{spec.name}: {len(log)} steps",
+                              3 * shape.forward(sum(r["positions"] for r in log)),
+                              timings.get(f"7 train-contrastive: {spec.name}", {}).get("training seconds"), roof))
+    r = cfg.retriever
+    tok = load_tokenizer(r.encoder)
+    encoder = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, r.passage_max_len, False)
+    corpus = read_jsonl(rd.corpus)
+    texts = [q["query"] for q in read_jsonl(rd.test_queries)]
+    texts += [g["query"] for g in generated_query_table(read_jsonl(rd.generated(cfg.primary_generator)))]
+    positions = (sum(encoder.token_counts([passage_text(p["title"], p["text"]) for p in corpus], False))
+                 + sum(encoder.token_counts(texts, True)))
+    for spec in cfg.contrastive.arms:
+        rows.append(stage_row("8 encode-rq2", f"B1 {spec.name}: {len(corpus):,} passages, {len(texts):,} queries",
+                              shape.forward(positions),
+                              timings.get(f"8 encode-rq2: encode B1 {spec.name}", {}).get("seconds"), roof))
+    candidates = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, cfg.xquadr.candidate_max_len, False)
+    for spec in cfg.rq2_retrievers:
+        bench: lareqa.XQuADR = xquadr_pool(cfg, rd, spec.name)
+        count = (sum(candidates.token_counts(bench.candidate_texts(), False))
+                 + sum(candidates.token_counts([q["question"] for q in bench.questions], True)))
+        rows.append(stage_row("8 encode-rq2", f"XQuAD-R {spec.name}: {len(bench.candidates):,} candidates, "
+                              f"{len(bench.questions):,} questions", shape.forward(count),
+                              timings.get(f"8 encode-rq2: encode XQuAD-R {spec.name}", {}).get("seconds"), roof))
+    return cost_table(rows)

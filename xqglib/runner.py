@@ -146,7 +146,7 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     S.check_ready(cfg, rd, chosen[0])
     _models_at_hand(cfg, chosen)
     # stale timings of an earlier run must not mix into this one's
-    S.forget_timings(rd, chosen[0])
+    S.forget_timings(rd, chosen)
     write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(given)})
     import signal
     import threading

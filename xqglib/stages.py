@@ -287,12 +287,13 @@ def timed(rd: RunDir, stage_name: str, part: str | None = None, **details: Any) 
     write_json(rd.timings, timings)
 
 
-def forget_timings(rd: RunDir, first: Stage) -> None:
-    """Drop the timings of ``first`` and every later stage (they are about to be measured again)."""
+def forget_timings(rd: RunDir, stages: Sequence[Stage]) -> None:
+    """Drop the timings of ``stages`` (they are about to be measured again); later stages that
+    stay valid keep theirs."""
     if not rd.timings.exists():
         return
-    later = {s.number for s in STAGES if s.number >= first.number}
-    kept = {k: v for k, v in read_json(rd.timings).items() if int(k.split(" ", 1)[0]) not in later}
+    again = {s.number for s in stages}
+    kept = {k: v for k, v in read_json(rd.timings).items() if int(k.split(" ", 1)[0]) not in again}
     write_json(rd.timings, kept)
 
 
