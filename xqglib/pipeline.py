@@ -346,6 +346,16 @@ def prepare_contrastive_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
     return sizes
 
 
+def xdr_steps(cfg: Profile) -> int:
+    """The optimizer steps of the cross-lingual xDR: one row per train-article question and query
+    language, ``retriever.epochs`` passes of ``batch_size``, at most ``max_steps``."""
+    b1 = D.build_b1(cfg)
+    rows = sum(len(b1.qids_of("train", b1.xquad_questions[lang])) for lang in cfg.data.query_languages)
+    r = cfg.retriever
+    steps = r.epochs * -(-rows // r.batch_size)
+    return steps if r.max_steps is None else min(r.max_steps, steps)
+
+
 #: The contrastive settings each kind of arm is trained with (its reuse fingerprint holds these).
 ARM_SETTINGS = {"align": ("contrastive.align_weight", "contrastive.temperature"),
                 "hybrid": ("contrastive.hybrid_alpha",)}
@@ -358,24 +368,29 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     spec = cfg.retriever_spec(name)
     inputs = [rd.require(rd.contrastive_rows(spec.training), "train-contrastive")]
     own = ARM_SETTINGS[spec.training]  # the settings this kind of arm is trained with, and no others
+    r, c = cfg.retriever, cfg.contrastive
+    rows = read_jsonl(inputs[0])
+    # every arm takes as many optimizer steps as the xDR (whose rows the align arm shares): the
+    # hybrid arm's smaller data set is passed over as many times as that needs
+    steps = xdr_steps(cfg)
     fingerprint = {**training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs, own),
-                   "training": spec.training}
+                   "training": spec.training, **({"steps": steps} if spec.training == "hybrid" else {})}
     earlier = _earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
     if earlier is not None:
         return earlier
     seed_everything(cfg.seed)
-    r, c = cfg.retriever, cfg.contrastive
     encoder = _encoder(cfg, r.encoder)
-    rows = read_jsonl(inputs[0])
-    common = dict(epochs=r.epochs, max_steps=r.max_steps, lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed,
-                  freeze_embeddings=r.freeze_embeddings, max_grad_norm=r.max_grad_norm)
+    common = dict(lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
+                  max_grad_norm=r.max_grad_norm)
     if spec.training == "align":
-        log = train_retriever(encoder, rows, batch_size=r.batch_size, n_negatives=r.negatives,
-                              align_weight=c.align_weight, temperature=c.temperature, **common)
+        log = train_retriever(encoder, rows, epochs=r.epochs, max_steps=r.max_steps, batch_size=r.batch_size,
+                              n_negatives=r.negatives, align_weight=c.align_weight, temperature=c.temperature,
+                              **common)
     else:
         batches = hybrid_training_batches(rows, contrastive_languages(cfg), r.batch_size, c.hybrid_alpha,
                                           r.negatives, cfg.seed)
-        log = train_on_batches(encoder, batches, -(-len(rows) // r.batch_size), **common)
+        per_epoch = -(-len(rows) // r.batch_size)
+        log = train_on_batches(encoder, batches, per_epoch, epochs=-(-steps // per_epoch), max_steps=steps, **common)
     _save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
     return log
 
