@@ -332,6 +332,21 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
         out[f"{name}_xqg_verdict"] = (f"significant for none of the {len(xqg)} retrievers" if n_sig == 0 else
                                       f"significant for {n_sig} of the {len(xqg)} retrievers "
                                       f"({_listing([label[a] for a in xqg.loc[xqg['significant'], 'A']])})")
+    # the answer in one sentence: the best arm's gain over the xDR, and what xQG adds to that arm
+    parts = []
+    for name, sig, measure, scale, places, unit in (("B1", sig_b1, "R@2kt", 100, 2, "points of R@2kt"),
+                                                    ("XQuAD-R", sig_b2, ap, 1, 3, "mAP")):
+        rows = sig[sig["measure"] == measure]
+        arms = rows[rows["comparison"] == "contrastive vs xDR"]
+        if arms.empty:
+            continue
+        best = arms.loc[arms["diff"].idxmax()]
+        on_best = rows[(rows["comparison"] == "xQG") & (rows["A"] == best["B"])].iloc[0]
+        parts.append(f"on {name}, the best contrastive arm ({label[best['B']]}) moves the xDR by "
+                     f"{_signed(scale * best['diff'], places)} {unit} ({'' if best['significant'] else 'not '}significant), "
+                     f"and xQG on top of it by {_signed(scale * on_best['diff'], places)} "
+                     f"({'' if on_best['significant'] else 'not '}significant)")
+    out["rq2_answer"] = "; ".join(parts) if parts else "no contrastive arm was compared"
     # do xQG and contrastive alignment help the same languages?
     pairs = A.gain_pairs(cfg)
     (reference, _), (_, arm) = pairs
