@@ -302,6 +302,9 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
     out["b2_test_questions"] = f"{b2.loc[b2['measure'] == ap, 'query_id'].nunique():,}"
     full = A.on(results, E.B2_FULL)
     out["has_full_pool"] = "yes" if len(full) else "no"
+    out["full_questions"] = "0 (xquadr.full_pool is off in this profile)"
+    for view in ("pooled", "mono", "cross"):
+        out[f"full_{view}"] = "not scored"
     if len(full):
         means = full.groupby("measure")["value"].mean()
         out["full_questions"] = f"{full.loc[full['measure'] == ap, 'query_id'].nunique():,}"
