@@ -374,6 +374,7 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
     best = []
     for n in plain_names:
         column = sweep[(n, "sum")]
-        best.append(f"{label[n]} {column.idxmax():g}")
+        alpha_best = column.idxmax()
+        best.append(f"{label[n]} {alpha_best:g}" + (" (no xQG)" if alpha_best == 0 else ""))
     out["best_alphas"] = _listing(best)
     return out
