@@ -68,8 +68,9 @@ def passage_vectors(emb: Mapping[str, Any], passage_ids: Sequence[str], alpha: f
                     languages: set[str] | None = None, n: int | None = None, renorm: bool = False) -> np.ndarray:
     """A retriever's passage vectors as a condition uses them: as they are (``alpha`` None), or
     xQG-augmented from the generated queries of some ``languages`` (None: all) and the first ``n``
-    per language (None: all), rescaled to the passage norms with ``renorm``. ``emb`` holds "passages", "generated" and "generated_meta" (one
-    ``{"docid", "lang", "slot"}`` per generated vector), as the encoding stage writes them."""
+    per language (None: all), rescaled to the passage norms with ``renorm``. ``emb`` holds
+    "passages", "generated" and "generated_meta" (one ``{"docid", "lang", "slot"}`` per generated
+    vector), as the encoding stage writes them."""
     if alpha is None:
         return emb["passages"]
     meta = emb["generated_meta"]
