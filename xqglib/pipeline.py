@@ -35,7 +35,7 @@ from .models import encoder_spec, generator_kind, load_encoder, load_generator, 
 from .profiles import load_profile
 from .retrieval_training import train_retriever
 from .search import search
-from .settings import Profile
+from .settings import CONTRASTIVE_TRAININGS, Profile
 
 
 def open_run(profile: str, run_dir: str | None, overrides: str | dict[str, Any] | None,
@@ -250,9 +250,11 @@ def _encoder(cfg: Profile, source: str, passage_max_len: int | None = None) -> D
 
 def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:
     """The model a retriever row uses: the encoder itself, or the folder training wrote."""
-    if cfg.retriever_spec(name).training == "none":
+    training = cfg.retriever_spec(name).training
+    if training == "none":
         return cfg.retriever.encoder
-    return str(rd.require(rd.retriever_model(name), "train-retriever"))
+    stage = "train-contrastive" if training in CONTRASTIVE_TRAININGS else "train-retriever"
+    return str(rd.require(rd.retriever_model(name), stage))
 
 
 def train_dense_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, float]]:
