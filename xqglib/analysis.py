@@ -229,7 +229,7 @@ def rq2_significance(cfg: Profile, results: pd.DataFrame, benchmark: str, measur
                      n_resamples: int = 2000) -> pd.DataFrame:
     """Every RQ2 pair on one benchmark: per pair and measure the mean difference over all
     questions with its 95% bootstrap interval, the paired t-test, the languages where B wins and
-    loses, and where it is significant after Bonferroni."""
+    loses, and those where it is significant after Bonferroni (``significant_in``)."""
     from .significance import bootstrap_interval
 
     rows = on(results, benchmark)
@@ -245,7 +245,8 @@ def rq2_significance(cfg: Profile, results: pd.DataFrame, benchmark: str, measur
                         "questions": int(overall["n"]), "diff": overall["diff"], "ci_low": low, "ci_high": high,
                         "p_ttest": overall["p_ttest"], "significant": bool(overall["significant"]),
                         "wins": int((langs["diff"] > 0).sum()), "losses": int((langs["diff"] < 0).sum()),
-                        "languages": len(langs), "languages_significant": int(langs["significant"].sum())})
+                        "languages": len(langs), "languages_significant": int(langs["significant"].sum()),
+                        "significant_in": sorted(langs.index[langs["significant"].astype(bool)])})
     return pd.DataFrame(out)
 
 

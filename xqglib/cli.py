@@ -1,4 +1,4 @@
-"""Command line: ``python -m xqglib {run,book,profiles,stages,build-model}``."""
+"""Command line: ``python -m xqglib {run,book,profiles,stages,train-retriever,build-model}``."""
 
 from __future__ import annotations
 
@@ -18,12 +18,17 @@ def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default=None, help="default: runs/<profile>")
 
 
-def _overrides(args: argparse.Namespace) -> tuple[dict, bool]:
+def _overrides(args: argparse.Namespace) -> dict:
+    """The overrides of ``--overrides`` and ``--set``, every one checked here, before anything
+    starts; values of ``--set`` as the settings hold them (e.g. "ar,de" -> ["ar", "de"]), for the
+    notebooks."""
+    from .profiles import load_profile
     from .settings import parse_assignments, parse_overrides
 
-    overrides = parse_overrides(args.overrides)
     assigned = parse_assignments(args.assignments)
-    return {**overrides, **assigned}, bool(assigned)
+    overrides = {**parse_overrides(args.overrides), **assigned}
+    load_profile(args.profile, overrides, from_text=bool(assigned))
+    return _canonical(args.profile, overrides) if assigned else overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command in ("run", "book"):
-            from .profiles import load_profile
-
-            overrides, from_text = _overrides(args)
-            # every setting is checked here, before anything starts
-            load_profile(args.profile, overrides, from_text=from_text)
-            if from_text:  # canonical values (e.g. "ar,de" -> ["ar", "de"]) for the notebooks
-                overrides = _canonical(args.profile, overrides)
+            overrides = _overrides(args)
             if args.command == "run":
                 from .runner import run_pipeline
 
@@ -80,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             from .distributed import accelerator
             from .pipeline import open_run, train_dense_retriever
 
-            overrides, from_text = _overrides(args)
-            overrides = _canonical(args.profile, overrides) if from_text else overrides
-            cfg, rd = open_run(args.profile, args.run_dir, overrides)
+            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
             acc = accelerator()
             log = train_dense_retriever(cfg, rd, args.name, acc)
             if acc.is_main_process:

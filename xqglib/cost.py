@@ -153,14 +153,42 @@ def generation_flops(shape: TransformerShape, passage_tokens: list[int], instruc
     return prefill + decode
 
 
+def training_row(stage: str, name: str, log: list[dict[str, Any]], shape: TransformerShape,
+                 seconds: float | None, roof: float) -> dict[str, Any] | None:
+    """A retriever's training from its log: 3 x forward on the positions it ran (None for a log
+    that kept no positions)."""
+    if not (log and "positions" in log[0]):
+        return None
+    return stage_row(stage, f"{name}: {len(log)} steps", 3 * shape.forward(sum(r["positions"] for r in log)),
+                     seconds, roof)
+
+
+def b1_encoding_positions(cfg: Any, rd: Any, generated: list[dict[str, Any]]) -> tuple[int, int, int, int]:
+    """What encoding B1 costs one retriever: token positions of the corpus, the test queries and
+    the generated queries (each as the encoder reads it), and the passage, test-query and
+    generated-query counts."""
+    from .encoding import DenseEncoder, passage_text
+    from .formats import read_jsonl
+    from .models import encoder_spec, load_tokenizer
+    from .pipeline import generated_query_table
+
+    r = cfg.retriever
+    encoder = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
+                           r.passage_max_len, False)
+    corpus = read_jsonl(rd.corpus)
+    queries = [q["query"] for q in read_jsonl(rd.test_queries)]
+    generated_queries = [row["query"] for row in generated_query_table(generated)]
+    positions = (sum(encoder.token_counts([passage_text(p["title"], p["text"]) for p in corpus], False))
+                 + sum(encoder.token_counts(queries + generated_queries, True)))
+    return positions, len(corpus), len(queries), len(generated_queries)
+
+
 def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     """The cost table of a finished run (stages 2-5 of the primary generator and every
     retriever): FLOPs from the run's own logs and outputs, wall times from its timings."""
-    from .encoding import DenseEncoder, passage_text
     from .formats import read_json, read_jsonl
     from .generation import QueryGenerator
-    from .models import encoder_spec, generator_kind, load_tokenizer
-    from .pipeline import generated_query_table
+    from .models import generator_kind, load_tokenizer
 
     timings = read_json(rd.timings)
     rows = []
@@ -192,24 +220,16 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     for spec in cfg.retriever.retrievers:
         if spec.training == "none":
             continue
-        log = read_json(rd.retriever_log(spec.name))
-        if log and "positions" in log[0]:
-            flops = 3 * encoder_shape.forward(sum(r["positions"] for r in log))
-            rows.append(stage_row("4 train-retriever", f"{spec.name}: {len(log)} steps", flops,
-                                  timings.get(f"4 train-retriever: {spec.name}", {}).get("training seconds"), roof))
-    r = cfg.retriever
-    encoder = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
-                           r.passage_max_len, False)
-    corpus = read_jsonl(rd.corpus)
-    queries = [q["query"] for q in read_jsonl(rd.test_queries)]
-    generated_queries = [row["query"] for row in generated_query_table(generated)]
-    positions = (sum(encoder.token_counts([passage_text(p["title"], p["text"]) for p in corpus], False))
-                 + sum(encoder.token_counts(queries + generated_queries, True)))
-    search = 2 * len(queries) * len(corpus) * encoder_shape.hidden
+        row = training_row("4 train-retriever", spec.name, read_json(rd.retriever_log(spec.name)), encoder_shape,
+                           timings.get(f"4 train-retriever: {spec.name}", {}).get("training seconds"), roof)
+        if row is not None:
+            rows.append(row)
+    positions, passages, queries, generated_queries = b1_encoding_positions(cfg, rd, generated)
+    search = 2 * queries * passages * encoder_shape.hidden
     for spec in cfg.retriever.retrievers:
         seconds = [timings.get(f"5 encode-search: {part} {spec.name}", {}).get("seconds") for part in ("encode", "search")]
-        rows.append(stage_row("5 encode-search", f"{spec.name}: {len(corpus):,} passages, "
-                              f"{len(queries) + len(generated_queries):,} queries",
+        rows.append(stage_row("5 encode-search", f"{spec.name}: {passages:,} passages, "
+                              f"{queries + generated_queries:,} queries",
                               encoder_shape.forward(positions) + search,
                               sum(s for s in seconds if s is not None) or None, roof))
     return cost_table(rows)
@@ -220,34 +240,31 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     (stage 7, from their logs' positions), their B1 encoding and every retriever's XQuAD-R encoding
     (stage 8, from the texts' token counts); wall times from the run's timings."""
     from . import lareqa
-    from .encoding import DenseEncoder, passage_text
+    from .encoding import DenseEncoder
     from .formats import read_json, read_jsonl
     from .models import encoder_spec, load_tokenizer
-    from .pipeline import generated_query_table, xquadr_pool
+    from .pipeline import xquadr_pool
 
     timings = read_json(rd.timings)
     shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     rows = []
     for spec in cfg.contrastive.arms:
-        log = read_json(rd.retriever_log(spec.name))
-        rows.append(stage_row("7 train-contrastive", f"{spec.name}: {len(log)} steps",
-                              3 * shape.forward(sum(r["positions"] for r in log)),
-                              timings.get(f"7 train-contrastive: {spec.name}", {}).get("training seconds"), roof))
-    r = cfg.retriever
-    tok = load_tokenizer(r.encoder)
-    encoder = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, r.passage_max_len, False)
-    corpus = read_jsonl(rd.corpus)
-    texts = [q["query"] for q in read_jsonl(rd.test_queries)]
-    texts += [g["query"] for g in generated_query_table(read_jsonl(rd.generated(cfg.primary_generator)))]
-    positions = (sum(encoder.token_counts([passage_text(p["title"], p["text"]) for p in corpus], False))
-                 + sum(encoder.token_counts(texts, True)))
+        row = training_row("7 train-contrastive", spec.name, read_json(rd.retriever_log(spec.name)), shape,
+                           timings.get(f"7 train-contrastive: {spec.name}", {}).get("training seconds"), roof)
+        if row is not None:
+            rows.append(row)
+    positions, passages, queries, generated_queries = b1_encoding_positions(
+        cfg, rd, read_jsonl(rd.generated(cfg.primary_generator)))
     for spec in cfg.contrastive.arms:
-        rows.append(stage_row("8 encode-rq2", f"B1 {spec.name}: {len(corpus):,} passages, {len(texts):,} queries",
-                              shape.forward(positions),
+        rows.append(stage_row("8 encode-rq2", f"B1 {spec.name}: {passages:,} passages, "
+                              f"{queries + generated_queries:,} queries", shape.forward(positions),
                               timings.get(f"8 encode-rq2: encode B1 {spec.name}", {}).get("seconds"), roof))
-    candidates = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, cfg.xquadr.candidate_max_len, False)
+    r = cfg.retriever
+    candidates = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
+                              cfg.xquadr.candidate_max_len, False)
+    full = lareqa.load(cfg.xquadr.languages)
     for spec in cfg.rq2_retrievers:
-        bench: lareqa.XQuADR = xquadr_pool(cfg, rd, spec.name)
+        bench = xquadr_pool(cfg, rd, spec.name, full)
         count = (sum(candidates.token_counts(bench.candidate_texts(), False))
                  + sum(candidates.token_counts([q["question"] for q in bench.questions], True)))
         rows.append(stage_row("8 encode-rq2", f"XQuAD-R {spec.name}: {len(bench.candidates):,} candidates, "

@@ -41,6 +41,9 @@ class DenseEncoder:
         self.query_max_len, self.passage_max_len, self.bf16 = query_max_len, passage_max_len, bf16
         #: token positions (padding included) :meth:`forward` has run the model on
         self.positions_run = 0
+        #: the model with its pooling, as one module (replaced by its distributed wrapper when
+        #: training runs on several processes)
+        self.module: torch.nn.Module = PooledEncoder(self)
 
     def _inputs(self, texts: Sequence[str], is_query: bool) -> tuple[list[str], int]:
         """The texts as the encoder reads them (with the query or passage prefix), and the limit."""
@@ -73,18 +76,6 @@ class DenseEncoder:
         self.positions_run += sum(b["input_ids"].numel() for b in batches)  # padded: what the FLOPs go to
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             return self.module(batches)
-
-    @property
-    def module(self) -> torch.nn.Module:
-        """The model with its pooling, as one module (replaced by its distributed wrapper when
-        training runs on several processes)."""
-        if getattr(self, "_module", None) is None:
-            self._module = PooledEncoder(self)
-        return self._module
-
-    @module.setter
-    def module(self, value: torch.nn.Module) -> None:
-        self._module = value
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], is_query: bool, batch_size: int = 32,

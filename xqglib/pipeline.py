@@ -401,11 +401,11 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
 # 8. the second research question's encodings: B1 for the arms, XQuAD-R for every retriever
 # --------------------------------------------------------------------------------------------
 
-def xquadr_pool(cfg: Profile, rd: RunDir, name: str) -> lareqa.XQuADR:
-    """The XQuAD-R pool a retriever is scored on: the full pool (all articles) for the untrained
-    encoder where ``xquadr.full_pool`` says so, else the test articles only (no trained retriever
-    has seen a question of them; :func:`xqglib.lareqa.test_pool`)."""
-    bench = lareqa.load(cfg.xquadr.languages)
+def xquadr_pool(cfg: Profile, rd: RunDir, name: str, full: lareqa.XQuADR | None = None) -> lareqa.XQuADR:
+    """The XQuAD-R pool a retriever is scored on: the full pool (all articles; ``full``, where it
+    is loaded already) for the untrained encoder where ``xquadr.full_pool`` says so, else the test
+    articles only (no trained retriever has seen a question of them; :func:`xqglib.lareqa.test_pool`)."""
+    bench = full if full is not None else lareqa.load(cfg.xquadr.languages)
     if cfg.retriever_spec(name).training == "none" and cfg.xquadr.full_pool:
         return bench
     return lareqa.test_pool(bench, read_json(rd.require(rd.split, "data")), read_jsonl(rd.require(rd.corpus, "data")))

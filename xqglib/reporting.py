@@ -388,13 +388,12 @@ def rq2_table(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str,
               significance: pd.DataFrame) -> pd.DataFrame:
     """Table 1's layout for the second research question on one benchmark: rows the retrievers
     without and with xQG, columns the languages and the average, marked per :data:`RQ2_MARKS`
-    where the tests of :func:`xqglib.analysis.rq2_significance` (per language and overall) find a
-    difference. Scores in percent."""
+    where the tests of :func:`xqglib.analysis.rq2_significance` (per language, Bonferroni, and
+    overall) find a difference. Scores in percent."""
     conditions = [c for c in E.experiment(cfg, "rq2_table") if c.benchmark == benchmark]
     table = A.rq2_scores(cfg, results, benchmark, measure)
     if not A.is_macro(measure):
         table = table * 100
-    rows = A.on(results, benchmark)
     marked = table.map(_fmt).astype(object)
     for c in conditions:
         for kind, mark in RQ2_MARKS.items():
@@ -402,10 +401,10 @@ def rq2_table(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str,
                                 & (significance["measure"] == measure)]
             if pair.empty:
                 continue
-            tests = A.compare(rows, pair.iloc[0]["A"], c.name, measure, cfg.seed)
+            test = pair.iloc[0]
             for column in table.columns:
-                key = "all" if column == "Avg" else column
-                if key in tests.index and tests.loc[key, "significant"] and mark not in marked.loc[c.name, column]:
+                significant = test["significant"] if column == "Avg" else column in test["significant_in"]
+                if significant and mark not in marked.loc[c.name, column]:
                     marked.loc[c.name, column] += mark
     marked.index = [_rq2_label(cfg, c) for c in conditions]
     return marked

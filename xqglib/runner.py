@@ -163,18 +163,14 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     return rd
 
 
-#: Stages that load the generators, and stages that load the retrievers' encoder.
-_GENERATOR_STAGES, _ENCODER_STAGES = {2, 3}, {4, 5, 7, 8}
-
-
 def _models_at_hand(cfg: Profile, chosen: list[S.Stage]) -> None:
     """Refuse at once, before any work, a run whose stages need models this machine cannot load
     (hub names offline: the paper profile without the network)."""
     from .models import missing_models
 
-    numbers = {s.number for s in chosen}
-    needed = (list(cfg.generator.models) if numbers & _GENERATOR_STAGES else []) + \
-             ([cfg.retriever.encoder] if numbers & _ENCODER_STAGES else [])
+    loaded = {kind for s in chosen for kind in s.models}
+    needed = (list(cfg.generator.models) if "generator" in loaded else []) + \
+             ([cfg.retriever.encoder] if "encoder" in loaded else [])
     missing = missing_models(needed)
     if missing:
         raise UserError(f"the {cfg.name} profile needs model(s) this machine does not have: {', '.join(missing)}. "

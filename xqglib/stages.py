@@ -50,6 +50,8 @@ class Stage:
     writes: tuple[str, ...]
     #: settings (a section, or ``section.field``) this stage's own work depends on
     settings: tuple[str, ...]
+    #: the models the stage loads: "generator" (every generator) and/or "encoder" (the retrievers')
+    models: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -68,17 +70,20 @@ STAGES: tuple[Stage, ...] = (
           reads=("data/generator_train.jsonl", "data/generator_dev.jsonl"),
           writes=("generators/{generator}/model/config.json", "generators/{generator}/log.json",
                   "generators/{generator}/fingerprint.json"),
-          settings=("generator", "run")),
+          settings=("generator", "run"),
+          models=("generator",)),
     Stage(3, "generate", "03_generate_queries", "Generating queries",
           reads=("generators/{generator}/model/config.json", "data/corpus.jsonl", "data/generator_dev.jsonl"),
           writes=("generated/{generator}.jsonl", "generated/{generator}.report.json",
                   "generated/{generator}.fingerprint.json"),
-          settings=("generation", "run")),
+          settings=("generation", "run"),
+          models=("generator",)),
     Stage(4, "train-retriever", "04_train_retriever", "Training the dense retrievers",
           reads=("data/retriever_train_{training}.jsonl",),
           writes=("retrievers/{trained}/model/config.json", "retrievers/{trained}/log.json",
                   "retrievers/{trained}/fingerprint.json"),
-          settings=("retriever", "run")),
+          settings=("retriever", "run"),
+          models=("encoder",)),
     Stage(5, "encode-search", "05_encode_augment_search", "Encoding, augmentation and search",
           reads=("retrievers/{trained}/model/config.json", "data/corpus.jsonl", "data/test_queries.jsonl",
                  "generated/{primary_generator}.jsonl"),
@@ -86,7 +91,8 @@ STAGES: tuple[Stage, ...] = (
                   "embeddings/{retriever}/queries.npy", "embeddings/{retriever}/queries.json",
                   "embeddings/{retriever}/generated.npy", "embeddings/{retriever}/generated.json",
                   "trec/{system}.trec"),
-          settings=("retriever", "augmentation.alpha", "evaluation.search_depth", "run")),
+          settings=("retriever", "augmentation.alpha", "evaluation.search_depth", "run"),
+          models=("encoder",)),
     Stage(6, "evaluate", "06_evaluate", "Evaluation",
           reads=("trec/{system}.trec", "embeddings/{retriever}/passages.npy", "data/qrels.test.txt",
                  "data/answers.test.json"),
@@ -97,14 +103,16 @@ STAGES: tuple[Stage, ...] = (
           reads=("data/split.json",),
           writes=("data/contrastive_train_{arm_training}.jsonl", "retrievers/{arm}/model/config.json",
                   "retrievers/{arm}/log.json", "retrievers/{arm}/fingerprint.json"),
-          settings=("contrastive", "retriever", "run")),
+          settings=("contrastive", "retriever", "run"),
+          models=("encoder",)),
     Stage(8, "encode-rq2", "08_encode_rq2", "RQ2: encoding B1 and XQuAD-R",
           reads=("retrievers/{arm}/model/config.json", "data/corpus.jsonl", "data/test_queries.jsonl",
                  "generated/{primary_generator}.jsonl", "data/split.json"),
           writes=("embeddings/{arm}/passages.npy", "embeddings/{arm}/queries.npy", "embeddings/{arm}/generated.npy",
                   "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/questions.json",
                   "xquadr/{rq2}/candidates.npy", "xquadr/{rq2}/candidates.json"),
-          settings=("xquadr", "run")),
+          settings=("xquadr", "run"),
+          models=("encoder",)),
     Stage(9, "evaluate-rq2", "09_evaluate_rq2", "RQ2: evaluation",
           reads=("embeddings/{rq2}/passages.npy", "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/candidates.npy"),
           writes=("eval/rq2_results.parquet", "eval/rq2_probe.parquet", "eval/rq2_conditions.json"),
