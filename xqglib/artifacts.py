@@ -74,6 +74,11 @@ class RunDir:
     def embeddings_meta(self, retriever: str, what: str) -> Path: return self.path("embeddings", retriever, f"{what}.json")
     def xquadr(self, retriever: str, what: str) -> Path: return self.path("xquadr", retriever, f"{what}.npy")
     def xquadr_meta(self, retriever: str, what: str) -> Path: return self.path("xquadr", retriever, f"{what}.json")
+    def rq3_data(self, what: str) -> Path: return self.path("data", f"rq3_{what}.jsonl")
+    def reader_model(self) -> Path: return self.path("reader", "model")
+    def reader_log(self) -> Path: return self.path("reader", "log.json")
+    def rq3(self, retriever: str, what: str) -> Path: return self.path("rq3", retriever, f"{what}.npy")
+    def rq3_meta(self, retriever: str, what: str) -> Path: return self.path("rq3", retriever, f"{what}.json")
     def trec_run(self, system: str) -> Path: return self.path("trec", f"{safe_name(system)}.trec")
     def eval_file(self, name: str) -> Path: return self.path("eval", name)
     @property

@@ -485,3 +485,37 @@ def parallel_items(b1: B1, split: str, languages: Sequence[str], root: Path | No
                     "negatives": {lang: [{"title": title, "text": t} for k, t in enumerate(paragraphs[lang]) if k != p_index]
                                   for lang in languages}})
     return items
+
+
+# --------------------------------------------------------------------------------------------
+# The third research question: the reader's training data
+# --------------------------------------------------------------------------------------------
+
+def reader_examples(b1: B1, split: str, languages: Sequence[str], with_squad: bool = True,
+                    root: Path | None = None) -> list[dict[str, Any]]:
+    """Extractive QA examples of one article split: XQuAD's questions in ``languages`` with their
+    paragraph in the same language, and (``with_squad``) every SQuAD v1.1 dev question of those
+    articles in English (SQuAD has more questions per paragraph than XQuAD took). One example per
+    question, with its first answer: ``{"id", "lang", "question", "context", "answer", "answer_start"}``."""
+    wanted = set(b1.articles(split))
+    examples: list[dict[str, Any]] = []
+
+    def add(articles: list[dict[str, Any]], lang: str) -> None:
+        for article in articles:
+            if article["title"] not in wanted:
+                continue
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    answer = qa["answers"][0]
+                    examples.append({"id": qa["id"], "lang": lang, "question": qa["question"],
+                                     "context": paragraph["context"], "answer": answer["text"],
+                                     "answer_start": answer["answer_start"]})
+
+    for lang in languages:
+        add(load_xquad(lang, root), lang)
+    if with_squad:
+        xquad_ids = {e["id"] for e in examples if e["lang"] == "en"}
+        before = len(examples)
+        add(load_squad_dev(root), "en")
+        examples[before:] = [e for e in examples[before:] if e["id"] not in xquad_ids]
+    return examples

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import analysis as A
@@ -378,3 +379,61 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
         best.append(f"{label[n]} {alpha_best:g}" + (" (no xQG)" if alpha_best == 0 else ""))
     out["best_alphas"] = _listing(best)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The third research question's chapter
+# --------------------------------------------------------------------------------------------
+
+def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, summary: Mapping[str, Any],
+                 tests: pd.DataFrame, reading_tests: pd.DataFrame, expansion: Mapping[str, Any]) -> dict[str, str]:
+    """Every number of the RQ3 chapter's prose, as text to glue."""
+    from . import rq3
+
+    r = cfg.rq3
+    facts: dict[str, str] = {
+        "rq3_alpha": _f(summary["alpha"], 3), "rq3_queries": str(summary["queries per passage"]),
+        "rq3_cells": str(len(r.query_languages) * len(r.passage_languages)),
+        "rq3_query_languages": str(len(r.query_languages)),
+        "rq3_passage_languages": _listing(list(r.passage_languages)),
+        "rq3_test_questions": str(retrieval[(retrieval["condition"] == "none")].groupby(rq3.CELL)["qid"].nunique().iloc[0]),
+        "rq3_reader_questions": str(reading["qid"].nunique()),
+        "rq3_reader_retriever": r.reader_retriever, "rq3_reads": str(summary["reads"]),
+        "rq3_low": _listing(sorted(lang for lang in rq3.CC100_GIB if rq3.resource_group(lang) == "low")),
+        "rq3_low_gib": _f(rq3.LOW_RESOURCE_GIB, 0),
+        "rq3_dual_weights": _listing([f"{w} ({name})" for name, w in summary["dual weight"].items()]),
+        "rq3_text_tokens": _f(np.mean([e["expanded passage tokens (mean)"] for e in expansion.values()]), 0),
+        "rq3_passage_tokens": _f(np.mean([e["passage tokens (mean)"] for e in expansion.values()]), 0),
+        "rq3_text_cut": str(max(e["expanded passages cut"] for e in expansion.values())),
+    }
+    mrr = retrieval.groupby(["retriever", "condition"])["mrr@10"].mean()
+    counts = rq3.significance_counts(tests[tests["measure"] == "mrr@10"])
+    for name in r.retrievers:
+        facts[f"rq3_{name}_none"] = _f(mrr[(name, "none")], 1)
+        for condition in rq3.CONDITIONS:
+            if condition == "none":
+                continue
+            key = condition.replace("-", "_")
+            facts[f"rq3_{name}_{key}_diff"] = _signed(mrr[(name, condition)] - mrr[(name, "none")], 2)
+            c = counts.loc[(name, condition)]
+            facts[f"rq3_{name}_{key}_better"] = str(int(c["better"]))
+            facts[f"rq3_{name}_{key}_worse"] = str(int(c["worse"]))
+        cells = retrieval[retrieval["retriever"] == name].pivot_table(index=rq3.CELL, columns="condition", values="mrr@10")
+        facts[f"rq3_{name}_xqg_beats_text"] = str(int((cells["xqg"] > cells["text"]).sum()))
+        g = rq3.group_table(retrieval[retrieval["retriever"] == name], "mrr@10")
+        for column, label in (("low-resource passage", "lowp"), ("high-resource passage", "highp"),
+                              ("low-resource query", "lowq"), ("cross-language", "cross"), ("same-language", "same")):
+            facts[f"rq3_{name}_xqg_minus_text_{label}"] = _signed(g.at["xqg", column] - g.at["text", column], 2)
+    facts["rq3_cells_total"] = str(len(r.query_languages) * len(r.passage_languages))
+    read = reading.groupby(["condition", "k"])[["em", "f1", "answer_in_top_k"]].mean()
+    for k in r.reader_k:
+        for condition in ("none", "xqg", "text", "dual", "translations", "query-translated"):
+            key = condition.replace("-", "_")
+            facts[f"rq3_em_{key}_k{k}"] = _f(read.at[(condition, k), "em"], 1)
+            facts[f"rq3_f1_{key}_k{k}"] = _f(read.at[(condition, k), "f1"], 1)
+            facts[f"rq3_hit_{key}_k{k}"] = _f(read.at[(condition, k), "answer_in_top_k"], 1)
+    facts["rq3_em_gold"] = _f(read.at[(rq3.GOLD, 1), "em"], 1)
+    facts["rq3_f1_gold"] = _f(read.at[(rq3.GOLD, 1), "f1"], 1)
+    f1_counts = rq3.significance_counts(reading_tests[reading_tests["measure"] == "f1"])
+    facts["rq3_f1_sig_cells"] = str(int((f1_counts["better"] + f1_counts["worse"]).sum()))
+    return facts

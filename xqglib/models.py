@@ -128,3 +128,11 @@ def load_generator(name: str, kind: str):
 
     loader = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
     return _load(loader.from_pretrained, name)
+
+
+def load_reader(name: str):
+    """An extractive reader: the encoder with a span-extraction head (start and end logits per
+    token; new, randomly initialised, where ``name`` is a bare encoder)."""
+    from transformers import AutoModelForQuestionAnswering
+
+    return _load(AutoModelForQuestionAnswering.from_pretrained, name)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -49,3 +51,140 @@ def best_over_passages(spans: Sequence[Span | None]) -> Span | None:
     """The highest-scoring span over the passages read (None when no passage gave one)."""
     found = [s for s in spans if s is not None]
     return max(found, key=lambda s: s.score) if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# The reader: a span-extraction head on the encoder (``AutoModelForQuestionAnswering``), fed as
+# Hugging Face's question-answering examples feed it: question, then the context cut into windows
+# of ``max_len`` tokens that overlap by ``stride`` tokens.
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReaderExample:
+    """One training example: a question, its context and the answer's first character in it."""
+
+    question: str
+    context: str
+    answer: str
+    answer_start: int
+
+
+class Reader:
+    """An extractive reader: a question-answering model, its tokenizer and its window settings."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_len: int = 256, stride: int = 64,
+                 max_answer_tokens: int = 30) -> None:
+        self.model, self.tok = model, tokenizer
+        self.max_len, self.stride, self.max_answer_tokens = max_len, stride, max_answer_tokens
+        #: token positions (padding included) the model has run on
+        self.positions_run = 0
+
+    def windows(self, questions: Sequence[str], contexts: Sequence[str]) -> Any:
+        """Tokenised (question, context window) features; ``overflow_to_sample_mapping`` says
+        which input each window comes from, ``offset_mapping`` the context characters of each token."""
+        return self.tok(list(questions), list(contexts), truncation="only_second", max_length=self.max_len,
+                        stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+                        padding=True, return_tensors="pt")
+
+    @staticmethod
+    def context_offsets(features: Any, i: int) -> list[tuple[int, int] | None]:
+        """Window ``i``'s character offsets, None for every token outside the context."""
+        ids = features.sequence_ids(i)
+        return [tuple(o) if s == 1 else None for o, s in zip(features["offset_mapping"][i].tolist(), ids)]
+
+    def labels(self, features: Any, examples: Sequence[ReaderExample]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start and end token of the answer in each window; 0 (the first token, as Hugging Face's
+        recipe) where the window does not hold the whole answer."""
+        starts, ends = [], []
+        for i, sample in enumerate(features["overflow_to_sample_mapping"].tolist()):
+            ex = examples[sample]
+            first, last = ex.answer_start, ex.answer_start + len(ex.answer)
+            offsets = self.context_offsets(features, i)
+            inside = [k for k, o in enumerate(offsets) if o is not None]
+            s = e = 0
+            if inside and offsets[inside[0]][0] <= first and offsets[inside[-1]][1] >= last:
+                s = next(k for k in inside if offsets[k][1] > first)
+                e = next(k for k in reversed(inside) if offsets[k][0] < last)
+            starts.append(s)
+            ends.append(e)
+        return torch.tensor(starts), torch.tensor(ends)
+
+    def _forward(self, features: Any) -> Any:
+        # no segment ids: XLM-R (multilingual-e5's base) was pre-trained without them
+        inputs = {k: features[k] for k in ("input_ids", "attention_mask")}
+        self.positions_run += int(inputs["input_ids"].numel())
+        return self.model(**inputs)
+
+    def loss(self, examples: Sequence[ReaderExample]) -> torch.Tensor:
+        """Hugging Face's question-answering loss: the mean of the start and end cross-entropies."""
+        features = self.windows([e.question for e in examples], [e.context for e in examples])
+        starts, ends = self.labels(features, examples)
+        out = self._forward(features)
+        return (torch.nn.functional.cross_entropy(out.start_logits, starts)
+                + torch.nn.functional.cross_entropy(out.end_logits, ends)) / 2
+
+    @torch.no_grad()
+    def read(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32,
+             desc: str | None = None) -> list[Span | None]:
+        """The best span of each (question, context) pair, over the context's windows."""
+        from .progress import progress
+
+        self.model.eval()
+        best: list[Span | None] = [None] * len(questions)
+        order = sorted(range(len(questions)), key=lambda i: len(contexts[i]) + len(questions[i]))
+        for start in progress(range(0, len(order), batch_size), desc=desc or "read", unit="batches",
+                              quiet=desc is None):
+            idx = order[start:start + batch_size]
+            features = self.windows([questions[i] for i in idx], [contexts[i] for i in idx])
+            out = self._forward(features)
+            for w, sample in enumerate(features["overflow_to_sample_mapping"].tolist()):
+                i = idx[sample]
+                span = best_span(out.start_logits[w].float().numpy(), out.end_logits[w].float().numpy(),
+                                 self.context_offsets(features, w), contexts[i],
+                                 max_answer_tokens=self.max_answer_tokens)
+                best[i] = best_over_passages([best[i], span])
+        return best
+
+
+def train_reader(reader: Reader, examples: Sequence[ReaderExample], *, steps: int, batch_size: int,
+                 lr: float, warmup_ratio: float, seed: int, freeze_embeddings: bool = True,
+                 max_grad_norm: float | None = 1.0) -> list[dict[str, float]]:
+    """Fine-tune the reader in place: examples shuffled with ``seed`` (passed over again as
+    ``steps`` needs), AdamW, linear warm-up and decay, clipping; returns the per-step log."""
+    import random
+    import time
+
+    from transformers import get_linear_schedule_with_warmup
+
+    from .progress import progress
+
+    torch.manual_seed(seed)
+    model = reader.model
+    if freeze_embeddings:  # the 250k-row word-embedding matrix: most of the parameters
+        model.get_input_embeddings().weight.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = get_linear_schedule_with_warmup(optim, int(warmup_ratio * steps), steps)
+    rng = random.Random(seed)
+    order: list[int] = []
+    log: list[dict[str, float]] = []
+    started = time.perf_counter()
+    model.train()
+    for step in progress(range(1, steps + 1), desc="train reader", unit="steps"):
+        while len(order) < batch_size:
+            more = list(range(len(examples)))
+            rng.shuffle(more)
+            order += more
+        batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
+        before = reader.positions_run
+        loss = reader.loss(batch)
+        loss.backward()
+        grad_norm = (torch.nn.utils.clip_grad_norm_(params, max_grad_norm).item()
+                     if max_grad_norm is not None else float("nan"))
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        log.append({"step": step, "loss": loss.item(), "grad_norm": grad_norm,
+                    "positions": reader.positions_run - before, "seconds": time.perf_counter() - started})
+    model.eval()
+    return log

@@ -475,3 +475,38 @@ def plot_fusion_sweep(sweep: pd.DataFrame, measure: str, title: str):
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
+
+
+def plot_matrix(tables: dict[str, pd.DataFrame], title: str, marks: dict[str, pd.DataFrame] | None = None,
+                diverging: bool = False):
+    """Heat maps of query language (rows) x passage language (columns), one panel per table, the
+    value written in each cell; with ``marks`` (same shapes, booleans) a significant cell gets
+    a star. ``diverging``: differences, coloured around zero."""
+    import matplotlib.pyplot as plt
+
+    n = len(tables)
+    fig, axes = plt.subplots(1, n, figsize=(1.2 + 2.3 * n, 4.4), squeeze=False)
+    values = np.concatenate([t.to_numpy(dtype=float).ravel() for t in tables.values()])
+    values = values[np.isfinite(values)]
+    if diverging:
+        bound = max(float(np.abs(values).max()) if values.size else 1.0, 1e-9)
+        vmin, vmax, cmap = -bound, bound, "RdBu"
+    else:
+        vmin, vmax = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        cmap = "viridis"
+    for ax, (name, table) in zip(axes[0], tables.items()):
+        image = ax.imshow(table.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(table.shape[1]), table.columns, fontsize=7)
+        ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("passage language", fontsize=7)
+        for i in range(table.shape[0]):
+            for j in range(table.shape[1]):
+                value = table.iat[i, j]
+                star = "*" if marks is not None and name in marks and bool(marks[name].iat[i, j]) else ""
+                ax.text(j, i, f"{value:.0f}{star}" if abs(value) >= 10 else f"{value:.1f}{star}",
+                        ha="center", va="center", fontsize=6)
+    axes[0][0].set_ylabel("query language", fontsize=7)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -198,6 +198,50 @@ class XQuADRSettings:
                                     "trained retrievers are scored on the test articles only")
 
 
+#: XQuAD's twelve languages (Romanian included): the third research question's matrix.
+XQUAD_ALL = tuple(sorted(XQUAD_LANGUAGES + ("en", "ro")))
+
+
+@dataclass(frozen=True)
+class RQ3Settings:
+    """The third research question: query-augmented (xQG) against passage-augmented retrieval on
+    XQuAD's query-language x passage-language matrix, to EM/F1 of an extractive reader.
+
+    A generator for passages in every passage language is trained on from the Table 1 generator
+    with XQuAD's train-article (paragraph in P, question in L) pairs; every condition uses the same
+    generated queries (``generation_languages`` x ``n_per_language`` per passage)."""
+
+    query_languages: tuple[str, ...] = setting(XQUAD_ALL, "languages of the questions", choices=XQUAD_ALL,
+                                               nonempty=True, unique=True)
+    passage_languages: tuple[str, ...] = setting(("en", "es", "ar", "hi"), "languages of the passages (with en)",
+                                                 choices=XQUAD_ALL, nonempty=True, unique=True)
+    retrievers: tuple[str, ...] = setting(("base", "xdr", "xdr-align"), "retrievers compared (Table 1 rows "
+                                          "or contrastive arms, by name)", nonempty=True, unique=True)
+    generation_languages: tuple[str, ...] = setting(("ar", "de", "hi", "th", "zh"), "languages of the "
+                                                    "generated queries", choices=XQUAD_ALL, nonempty=True,
+                                                    unique=True)
+    n_per_language: int = setting(1, "generated queries per passage and language", low=1)
+    generator_steps: int = setting(40, "optimizer steps the generator is trained on for passages in "
+                                       "every passage language (from the Table 1 generator)", low=1)
+    text_max_len: int = setting(256, "tokens kept of a passage with its queries appended (text-level "
+                                     "expansion; the passage itself keeps retriever.passage_max_len)", low=8)
+    dual_weights: tuple[float, ...] = setting((0.1, 0.2, 0.3, 0.5), "weights of the generated-query "
+                                              "index in dual-index fusion; the best on dev-article "
+                                              "questions is used", low=0, high=1, nonempty=True, unique=True)
+    max_questions: int | None = setting(None, "cap on test questions (the same in every language; "
+                                              "null: all)", low=1)
+    reader_retriever: str = setting("xdr-align", "the retriever whose passages the reader reads")
+    reader_steps: int = setting(80, "optimizer steps of the reader", low=1)
+    reader_batch_size: int = setting(16, "questions per reader step", low=1)
+    reader_lr: float = setting(1e-4, "reader learning rate", above=0, high=1)
+    reader_max_len: int = setting(256, "tokens of a reader window (question and passage)", low=32)
+    reader_stride: int = setting(64, "tokens two windows of one passage share", low=0)
+    reader_questions: int | None = setting(20, "test questions read per cell (the same questions in "
+                                                "every cell; null: all)", low=1)
+    reader_k: tuple[int, ...] = setting((1, 5), "passages read per question", low=1, nonempty=True,
+                                        unique=True)
+
+
 @dataclass(frozen=True)
 class AugmentationSettings:
     """xQG: p' = (1 - alpha) p + alpha * sum of the passage's generated-query vectors."""
@@ -227,7 +271,7 @@ SECTIONS: dict[str, type] = {
     "data": DataSettings, "generator": GeneratorSettings, "generation": GenerationSettings,
     "retriever": RetrieverSettings, "augmentation": AugmentationSettings,
     "evaluation": EvaluationSettings, "contrastive": ContrastiveSettings, "xquadr": XQuADRSettings,
-    "run": RunSettings,
+    "rq3": RQ3Settings, "run": RunSettings,
 }
 
 
@@ -245,6 +289,7 @@ class Profile:
     evaluation: EvaluationSettings = EvaluationSettings()
     contrastive: ContrastiveSettings = ContrastiveSettings()
     xquadr: XQuADRSettings = XQuADRSettings()
+    rq3: RQ3Settings = RQ3Settings()
     run: RunSettings = RunSettings()
 
     @property
@@ -486,6 +531,20 @@ def _cross_checks(p: Profile) -> list[str]:
     if "en" not in p.xquadr.languages:
         out.append(_line("xquadr.languages", list(p.xquadr.languages), "has no English",
                          "a list with en (the language-agnosticism probe pivots on it) and others"))
+    everyone = names + arms
+    unknown = [n for n in p.rq3.retrievers if n not in everyone]
+    if unknown:
+        out.append(_line("rq3.retrievers", list(p.rq3.retrievers), f"names no retriever ({', '.join(unknown)})",
+                         "names of retriever.retrievers and contrastive.arms: " + ", ".join(everyone)))
+    if p.rq3.reader_retriever not in p.rq3.retrievers:
+        out.append(_line("rq3.reader_retriever", p.rq3.reader_retriever, "is not among rq3.retrievers",
+                         "one of " + ", ".join(map(str, p.rq3.retrievers))))
+    if "en" not in p.rq3.passage_languages:
+        out.append(_line("rq3.passage_languages", list(p.rq3.passage_languages), "has no English",
+                         "a list with en (the language the Table 1 generator was trained on) and others"))
+    if p.rq3.reader_stride >= p.rq3.reader_max_len // 2:
+        out.append(_line("rq3.reader_stride", p.rq3.reader_stride, "leaves too little new text per window",
+                         f"a whole number below half of rq3.reader_max_len ({p.rq3.reader_max_len // 2})"))
     sweep = p.evaluation.sweep_retriever
     if sweep is not None and sweep not in names:
         out.append(_line("evaluation.sweep_retriever", sweep, "names no retriever",

@@ -15,7 +15,8 @@ Path templates may hold ``{generator}`` (every generator), ``{primary_generator}
 (every retriever), ``{trained}`` (retrievers that are trained), ``{training}`` (their kinds of
 training data), ``{system}`` (every Table 1 system, see :func:`xqglib.experiments.main_conditions`),
 ``{arm}`` (the second research question's contrastive arms), ``{arm_training}`` (their kinds of
-training) and ``{rq2}`` (every retriever the second research question compares).
+training), ``{rq2}`` (every retriever the second research question compares) and ``{rq3}`` (the
+third's).
 """
 
 from __future__ import annotations
@@ -117,6 +118,28 @@ STAGES: tuple[Stage, ...] = (
           reads=("embeddings/{rq2}/passages.npy", "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/candidates.npy"),
           writes=("eval/rq2_results.parquet", "eval/rq2_probe.parquet", "eval/rq2_conditions.json"),
           settings=("augmentation", "evaluation", "xquadr", "run")),
+    Stage(10, "rq3-train", "10_rq3_train", "RQ3: the matrix, a generator for every passage language, the reader",
+          reads=("generators/{primary_generator}/model/config.json", "data/split.json"),
+          writes=("data/rq3_passages.jsonl", "data/rq3_questions.jsonl", "data/rq3_answers.jsonl",
+                  "data/rq3_generator_train.jsonl", "data/rq3_generator_dev.jsonl", "data/rq3_reader_train.jsonl",
+                  "generators/rq3-passages/model/config.json", "generators/rq3-passages/log.json",
+                  "reader/model/config.json", "reader/log.json"),
+          settings=("rq3", "generator", "retriever.encoder", "retriever.warmup_ratio",
+                    "retriever.freeze_embeddings", "run"),
+          models=("generator", "encoder")),
+    Stage(11, "rq3-encode", "11_rq3_encode", "RQ3: generating for every passage, encoding every condition",
+          reads=("generators/rq3-passages/model/config.json", "data/rq3_passages.jsonl", "data/rq3_questions.jsonl"),
+          writes=("generated/rq3-passages.jsonl", "rq3/{rq3}/questions.npy", "rq3/{rq3}/passages.npy",
+                  "rq3/{rq3}/generated.npy", "rq3/{rq3}/text.npy", "rq3/{rq3}/querydocs.npy",
+                  "rq3/{rq3}/expansion.json"),
+          settings=("rq3", "generation", "retriever", "run"),
+          models=("generator", "encoder")),
+    Stage(12, "rq3-evaluate", "12_rq3_evaluate", "RQ3: retrieval and reading in every cell",
+          reads=("rq3/{rq3}/passages.npy", "reader/model/config.json", "data/rq3_answers.jsonl"),
+          writes=("eval/rq3_retrieval.parquet", "eval/rq3_reading.parquet", "eval/rq3_reads.parquet",
+                  "eval/rq3_conditions.json"),
+          settings=("rq3", "augmentation.alpha", "run"),
+          models=("encoder",)),
 )
 
 
@@ -154,6 +177,7 @@ def _placeholders(cfg: Profile) -> dict[str, list[str]]:
         "arm": [r.name for r in cfg.contrastive.arms],
         "arm_training": sorted({r.training for r in cfg.contrastive.arms}),
         "rq2": [r.name for r in cfg.rq2_retrievers],
+        "rq3": list(cfg.rq3.retrievers),
     }
 
 
