@@ -95,6 +95,10 @@ def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     first, second = smoke_runs
     pd.testing.assert_frame_equal(load_results(first), load_results(second))
     assert first.generated("tiny-gemma3").read_text() == second.generated("tiny-gemma3").read_text()
+    # the third research question's generation, retrieval and reading too
+    assert first.generated("rq3-passages").read_text() == second.generated("rq3-passages").read_text()
+    for table in ("rq3_retrieval.parquet", "rq3_reading.parquet", "rq3_reads.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(first.eval_file(table)), pd.read_parquet(second.eval_file(table)))
 
 
 def test_augmentation_changes_the_ranking(smoke_runs):
@@ -205,6 +209,41 @@ def test_rq2_tables_and_findings_come_from_the_results(smoke_runs):
     facts = F.rq2_findings(SMOKE, results, probe, sig, sig_b2)
     assert facts["b1_best_score"] == f"{means.reindex(['base', 'xdr', 'xdr-align', 'hybrid']).max():.2f}"
     assert facts["has_full_pool"] == "no"
+
+
+def test_rq3_tables_agree_with_each_other_and_with_the_chapter(smoke_runs):
+    from xqglib import findings as F
+    from xqglib import rq3
+    from xqglib.formats import read_json
+
+    rd, _ = smoke_runs
+    retrieval, reading, summary = rq3.load_rq3(rd)
+    r = SMOKE.rq3
+    cells = len(r.query_languages) * len(r.passage_languages)
+    # every retriever, condition and cell scores every test question once
+    per = retrieval.groupby(["retriever", "condition"]).size()
+    assert set(per) == {cells * r.max_questions} and len(per) == len(SMOKE.rq3_retrievers) * len(rq3.CONDITIONS)
+    # on the diagonal, asking in the passage language is asking as is
+    diagonal = retrieval[retrieval["query_lang"] == retrieval["passage_lang"]].pivot_table(
+        index=["retriever", "query_lang", "qid"], columns="condition", values="rank")
+    assert (diagonal["query-translated"] == diagonal["none"]).all()
+    # the reader read the top k of the same ranking the retrieval table scores
+    reader = retrieval[retrieval["retriever"] == SMOKE.reader_retriever]
+    merged = reading[reading["condition"] != rq3.GOLD].merge(reader, on=["condition", *rq3.CELL, "qid"])
+    assert len(merged) == len(reading[reading["condition"] != rq3.GOLD])
+    assert ((merged["answer_in_top_k"] == 100) == (merged["rank"] <= merged["k"])).all()
+    assert (reading["em"] <= reading["f1"] + 1e-9).all()
+    assert set(reading["k"]) == set(r.reader_k) and reading["qid"].nunique() == r.reader_questions
+    # the chapter's numbers are the tables'
+    tests = rq3.tests_for(retrieval, ["recall@1", "mrr@10"])
+    reading_tests = rq3.tests_for(reading, ["em", "f1"])
+    expansion = {name: read_json(rd.rq3_meta(name, "expansion")) for name in SMOKE.rq3_retrievers}
+    facts = F.rq3_findings(SMOKE, retrieval, reading, summary, tests, reading_tests, expansion)
+    none = retrieval[(retrieval["retriever"] == "xdr") & (retrieval["condition"] == "none")]["mrr@10"].mean()
+    assert f"{none:.1f} (cross-lingual xDR)" in facts["rq3_none_scores"]
+    gold = reading[reading["condition"] == rq3.GOLD]
+    assert facts["rq3_f1_gold"] == f"{gold['f1'].mean():.1f}"
+    assert expansion["base"]["expanded passages cut"] == 0  # text-level expansion is never truncated away
 
 
 def test_a_stage_without_its_inputs_is_refused_before_it_starts(tmp_path, real_data):

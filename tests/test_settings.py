@@ -107,7 +107,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     (["run", "--profile", "smoke", "--set", "augmentation.alpha=high"], 'error: bad setting: augmentation.alpha = "high"'),
     (["run", "--profile", "smoke", "--overrides", '{"bogus": 1}'], "error: bad setting: bogus: unknown setting"),
     (["run", "--profile", "smoke", "--from", "0"], "error: no stage '0'; stages are 1 (data), 2 (train-generator)"),
-    (["run", "--profile", "smoke", "--from", "10"], "error: no stage '10'"),
+    (["run", "--profile", "smoke", "--from", "13"], "error: no stage '13'"),
     (["run", "--profile", "smoke", "--from", "5", "--to", "2"], "error: --from 5 (encode-search) comes after --to 2"),
     (["book", "--profile", "smoke", "--set", "generation.languages=xx"], 'error: bad setting: generation.languages = ["xx"]'),
 ])

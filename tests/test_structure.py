@@ -3,6 +3,8 @@ agrees with the notebooks."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import ast
 import json
 from pathlib import Path
@@ -106,18 +108,25 @@ def test_a_stage_fingerprint_covers_its_own_and_earlier_settings_only():
     alpha = PROFILES["smoke"].__class__(**{**cfg.__dict__, "augmentation":
                                            type(cfg.augmentation)(alpha=0.5)})
     changed = [s.name for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(alpha, s)]
-    assert changed == ["encode-search", "evaluate", "train-contrastive", "encode-rq2", "evaluate-rq2"]
-    # the second research question's settings leave the first question's stages as they are
+    assert changed == ["encode-search", "evaluate", "train-contrastive", "encode-rq2", "evaluate-rq2",
+                       "rq3-train", "rq3-encode", "rq3-evaluate"]
+    # the second research question's settings leave the first question's stages as they are (the third
+    # question's stages come after them, so they cover them)
     weight = cfg.__class__(**{**cfg.__dict__, "contrastive": type(cfg.contrastive)(align_weight=0.5)})
-    assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(weight, s)] == [7, 8, 9]
+    assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(weight, s)] == [7, 8, 9, 10, 11, 12]
     pool = cfg.__class__(**{**cfg.__dict__, "xquadr": type(cfg.xquadr)(k=10)})
-    assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(pool, s)] == [8, 9]
+    assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(pool, s)] == [8, 9, 10, 11, 12]
+    # the third question's: each where it is first used, so the reader's sample reruns stage 12 only
+    for change, stages in ((dict(reader_questions=2), [12]), (dict(text_max_len=80), [11, 12]),
+                           (dict(reader_steps=1), [10, 11, 12]), (dict(dual_weights=(0.2,)), [12])):
+        other = cfg.__class__(**{**cfg.__dict__, "rq3": dataclasses.replace(cfg.rq3, **change)})
+        assert [s.number for s in S.STAGES if S.fingerprint(cfg, s) != S.fingerprint(other, s)] == stages, change
 
 
 def test_stage_lookup_and_ranges():
     assert S.stage(2) is S.stage("train-generator") is S.stage("02_train_generator")
     assert [s.number for s in S.select("generate", 5)] == [3, 4, 5]
-    assert [s.number for s in S.select()] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [s.number for s in S.select()] == list(range(1, 13))
 
 
 def test_rerunning_some_stages_forgets_only_their_timings(tmp_path):
@@ -127,6 +136,6 @@ def test_rerunning_some_stages_forgets_only_their_timings(tmp_path):
     rd = RunDir(tmp_path)
     write_json(rd.timings, {f"{s.number} {s.name}": {"seconds": 1.0} for s in S.STAGES})
     S.forget_timings(rd, S.select(6, 6))
-    assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3, 4, 5, 7, 8, 9]
+    assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
     S.forget_timings(rd, S.select(4))
     assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3]

@@ -271,3 +271,79 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
                               f"{len(bench.questions):,} questions", shape.forward(count),
                               timings.get(f"8 encode-rq2: encode XQuAD-R {spec.name}", {}).get("seconds"), roof))
     return cost_table(rows)
+
+
+def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
+    """The cost table of the third research question's stages: the generator's and the reader's
+    training (stage 10, from their logs), generation for every passage and every retriever's
+    encodings (stage 11, from the texts' token counts) and the reader's reading (stage 12, from
+    the windows of the pairs it read); wall times from the logs and the run's timings."""
+    from . import rq3
+    from .encoding import DenseEncoder
+    from .formats import read_json, read_jsonl
+    from .generation import QueryGenerator, data_vocabulary
+    from .models import encoder_spec, generator_kind, load_tokenizer
+
+    timings = read_json(rd.timings)
+    rows = []
+    g, r3 = cfg.generator, cfg.rq3
+    name = cfg.primary_generator
+    generated = read_jsonl(rd.generated(rq3.GENERATOR))
+    if generator_kind(name) == "decoder":
+        shape = TransformerShape.from_config(_config(name))
+        log = read_json(rd.generator_log(rq3.GENERATOR))
+        flops = generator_training_flops(shape, log, g.batch_size, g.max_dev_pairs, g.freeze_embeddings)
+        if flops is not None:
+            rows.append(stage_row("10 rq3-train", f"generator: {len(log)} steps of {g.batch_size}", flops,
+                                  log[-1]["seconds"], roof))
+        gen = QueryGenerator(None, load_tokenizer(name), "decoder", g.max_input_len, g.max_target_len)
+        passages = [len(gen.passage_ids(p["title"], p["text"])) for p in generated]
+        languages = list(r3.generation_languages)
+        queries = [q for lang in languages for p in generated for q in p["generated_queries"][lang]]
+        query_tokens = [min(len(ids), cfg.generation.max_new_tokens - 1)
+                        for ids in gen.tok(queries, add_special_tokens=False)["input_ids"]]
+        rows_seen = len(gen.tok)
+        if cfg.generation.vocabulary == "data":  # the sampling vocabulary stage 11 used, rebuilt
+            pairs = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))
+            rows_seen = len(data_vocabulary(gen.tok, [p["text"] for p in read_jsonl(rd.rq3_data("passages"))]
+                                            + [p["question"] for p in pairs], gen.stop_ids))
+        flops = generation_flops(shape, passages, [len(gen.instruction_ids(lang)) for lang in languages],
+                                 query_tokens, rows_seen, len(generated))
+        rows.append(stage_row("11 rq3-encode", f"generate: {len(queries):,} queries", flops,
+                              timings.get("11 rq3-encode: generate", {}).get("seconds"), roof))
+    encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
+    reader_log = read_json(rd.reader_log())
+    reader_shape = encoder_shape  # the encoder with a span head (two outputs per position: left out)
+    row = training_row("10 rq3-train", "reader", reader_log, reader_shape, reader_log[-1]["seconds"], roof)
+    if row is not None:
+        rows.append(row)
+    r = cfg.retriever
+    tok = load_tokenizer(r.encoder)
+    encoder = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, r.passage_max_len, False)
+    expander = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, r3.text_max_len, False)
+    corpus = read_jsonl(rd.rq3_data("passages"))
+    questions = read_jsonl(rd.rq3_data("questions"))
+    texts = rq3.condition_texts(cfg, encoder, corpus, rq3.generated_by_passage(generated, r3.generation_languages))
+    counts = {"questions": sum(encoder.token_counts([q["question"] for q in questions], True)),
+              "passages": sum(encoder.token_counts(texts["passages"], False)),
+              "generated": sum(encoder.token_counts([q for p in generated for lang in r3.generation_languages
+                                                     for q in p["generated_queries"][lang]], True)),
+              "text": sum(expander.token_counts(texts["text"], False)),
+              "querydocs": sum(encoder.token_counts(texts["querydocs"], False))}
+    for retriever in cfg.rq3_retrievers:
+        seconds = [timings.get(f"11 rq3-encode: {retriever}: {what}", {}).get("seconds") for what in counts]
+        rows.append(stage_row("11 rq3-encode", f"{retriever}: questions, passages, queries, expansions",
+                              encoder_shape.forward(sum(counts.values())),
+                              sum(s for s in seconds if s is not None) or None, roof))
+    reads = pd.read_parquet(rd.eval_file("rq3_reads.parquet"))
+    by_q = {(q["lang"], q["qid"]): q["question"] for q in questions}
+    paragraphs = {lang: [p["text"] for p in corpus if p["lang"] == lang] for lang in r3.passage_languages}
+    windows = tok([by_q[(a, q)] for a, q in zip(reads["asked_lang"], reads["qid"])],
+                  [paragraphs[p][k] for p, k in zip(reads["passage_lang"], reads["position"])],
+                  truncation="only_second", max_length=r3.reader_max_len, stride=r3.reader_stride,
+                  return_overflowing_tokens=True)["input_ids"]
+    positions = sum(len(w) for w in windows)
+    rows.append(stage_row("12 rq3-evaluate", f"reading: {len(reads):,} question-passage pairs, {len(windows):,} windows",
+                          reader_shape.forward(positions, attended=sum(len(w) ** 2 for w in windows)),
+                          timings.get("12 rq3-evaluate: reading", {}).get("seconds"), roof))
+    return cost_table(sorted(rows, key=lambda row: int(row["stage"].split(" ", 1)[0])))  # stage order

@@ -398,7 +398,8 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
         "rq3_passage_languages": _listing(list(r.passage_languages)),
         "rq3_test_questions": str(retrieval[(retrieval["condition"] == "none")].groupby(rq3.CELL)["qid"].nunique().iloc[0]),
         "rq3_reader_questions": str(reading["qid"].nunique()),
-        "rq3_reader_retriever": r.reader_retriever, "rq3_reads": str(summary["reads"]),
+        "rq3_reads": str(summary["reads"]),
+        "rq3_paragraphs": str(summary["paragraphs per language"]),
         "rq3_low": _listing(sorted(lang for lang in rq3.CC100_GIB if rq3.resource_group(lang) == "low")),
         "rq3_low_gib": _f(rq3.LOW_RESOURCE_GIB, 0),
         "rq3_dual_weights": _listing([f"{w} ({name})" for name, w in summary["dual weight"].items()]),
@@ -408,32 +409,54 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
     }
     mrr = retrieval.groupby(["retriever", "condition"])["mrr@10"].mean()
     counts = rq3.significance_counts(tests[tests["measure"] == "mrr@10"])
-    for name in r.retrievers:
-        facts[f"rq3_{name}_none"] = _f(mrr[(name, "none")], 1)
-        for condition in rq3.CONDITIONS:
-            if condition == "none":
-                continue
-            key = condition.replace("-", "_")
-            facts[f"rq3_{name}_{key}_diff"] = _signed(mrr[(name, condition)] - mrr[(name, "none")], 2)
-            c = counts.loc[(name, condition)]
-            facts[f"rq3_{name}_{key}_better"] = str(int(c["better"]))
-            facts[f"rq3_{name}_{key}_worse"] = str(int(c["worse"]))
-        cells = retrieval[retrieval["retriever"] == name].pivot_table(index=rq3.CELL, columns="condition", values="mrr@10")
-        facts[f"rq3_{name}_xqg_beats_text"] = str(int((cells["xqg"] > cells["text"]).sum()))
-        g = rq3.group_table(retrieval[retrieval["retriever"] == name], "mrr@10")
-        for column, label in (("low-resource passage", "lowp"), ("high-resource passage", "highp"),
-                              ("low-resource query", "lowq"), ("cross-language", "cross"), ("same-language", "same")):
-            facts[f"rq3_{name}_xqg_minus_text_{label}"] = _signed(g.at["xqg", column] - g.at["text", column], 2)
-    facts["rq3_cells_total"] = str(len(r.query_languages) * len(r.passage_languages))
+    label = {name: cfg.retriever_spec(name).label or name for name in cfg.rq3_retrievers}
+    facts["rq3_none_scores"] = _listing([f"{_f(mrr[(n, 'none')], 1)} ({label[n]})" for n in cfg.rq3_retrievers])
+    reader = retrieval[retrieval["retriever"] == cfg.reader_retriever]
+    g = rq3.group_table(reader, "mrr@10")
+    facts["rq3_reader_label"] = label[cfg.reader_retriever]
+    for column, key in (("low-resource passage", "lowp"), ("high-resource passage", "highp"),
+                        ("low-resource query", "lowq"), ("high-resource query", "highq"),
+                        ("cross-language", "cross"), ("same-language", "same")):
+        gap = g.at["xqg", column] - g.at["text", column]
+        facts[f"rq3_xqg_minus_text_{key}"] = "no cell (none in this profile)" if np.isnan(gap) else f"{_signed(gap, 2)} points"
     read = reading.groupby(["condition", "k"])[["em", "f1", "answer_in_top_k"]].mean()
-    for k in r.reader_k:
-        for condition in ("none", "xqg", "text", "dual", "translations", "query-translated"):
+    k_min, k_max = min(r.reader_k), max(r.reader_k)
+    facts["rq3_top_k"], facts["rq3_top_k_min"] = str(k_max), str(k_min)
+    for k, name in ((k_min, "kmin"), (k_max, "kmax")):
+        for condition in rq3.CONDITIONS:
             key = condition.replace("-", "_")
-            facts[f"rq3_em_{key}_k{k}"] = _f(read.at[(condition, k), "em"], 1)
-            facts[f"rq3_f1_{key}_k{k}"] = _f(read.at[(condition, k), "f1"], 1)
-            facts[f"rq3_hit_{key}_k{k}"] = _f(read.at[(condition, k), "answer_in_top_k"], 1)
+            facts[f"rq3_em_{key}_{name}"] = _f(read.at[(condition, k), "em"], 1)
+            facts[f"rq3_f1_{key}_{name}"] = _f(read.at[(condition, k), "f1"], 1)
+            facts[f"rq3_hit_{key}_{name}"] = _f(read.at[(condition, k), "answer_in_top_k"], 1)
     facts["rq3_em_gold"] = _f(read.at[(rq3.GOLD, 1), "em"], 1)
     facts["rq3_f1_gold"] = _f(read.at[(rq3.GOLD, 1), "f1"], 1)
     f1_counts = rq3.significance_counts(reading_tests[reading_tests["measure"] == "f1"])
     facts["rq3_f1_sig_cells"] = str(int((f1_counts["better"] + f1_counts["worse"]).sum()))
+    facts["rq3_f1_tests"] = str(int(f1_counts["cells"].sum()))
+    facts["rq3_best"] = "; ".join(
+        f"{label[name]}: {max(rq3.CONDITIONS, key=lambda c: mrr[(name, c)])} "
+        f"({_f(max(mrr[(name, c)] for c in rq3.CONDITIONS), 1)})" for name in cfg.rq3_retrievers)
+    facts["rq3_answer"] = _rq3_answer(cfg, mrr, counts, retrieval)
     return facts
+
+
+def _rq3_answer(cfg: Profile, mrr: pd.Series, counts: pd.DataFrame, retrieval: pd.DataFrame) -> str:
+    """RQ3's answer in words, per retriever: what embedding-level and text-level augmentation do
+    to MRR@10 against no augmentation, in how many cells significantly, and which is ahead."""
+    from . import rq3
+
+    parts = []
+    for name in cfg.rq3_retrievers:
+        label = cfg.retriever_spec(name).label or name
+
+        def moved(condition: str) -> str:
+            c = counts.loc[(name, condition)]
+            return (f"{_signed(mrr[(name, condition)] - mrr[(name, 'none')], 2)} points "
+                    f"(significantly better in {int(c['better'])} and worse in {int(c['worse'])} of {int(c['cells'])} cells)")
+        cells = retrieval[retrieval["retriever"] == name].pivot_table(index=rq3.CELL, columns="condition", values="mrr@10")
+        ahead = "xQG" if mrr[(name, "xqg")] > mrr[(name, "text")] else "text-level expansion"
+        parts.append(f"with the {label}, xQG moves MRR@10 by {moved('xqg')}, text-level expansion by {moved('text')}, "
+                     f"the dual index by {moved('dual')} and the oracle translations by {moved('translations')}; "
+                     f"{ahead} is ahead of the other on average, and xQG beats text-level expansion in "
+                     f"{int((cells['xqg'] > cells['text']).sum())} of {len(cells)} cells")
+    return "; ".join(parts)

@@ -36,7 +36,7 @@ SMOKE = Profile(
     xquadr=XQuADRSettings(languages=("de", "en", "th"), candidate_max_len=64, full_pool=False),
     rq3=RQ3Settings(query_languages=("de", "en", "th"), passage_languages=("en", "th"),
                     generation_languages=("de", "th"), generator_steps=2, text_max_len=96,
-                    dual_weights=(0.1, 0.5), max_questions=12, reader_retriever="xdr", reader_steps=2,
+                    dual_weights=(0.1, 0.5), max_questions=12, reader_steps=2,
                     reader_batch_size=4, reader_max_len=96, reader_stride=32, reader_questions=4),
     # bf16 autocast slows miniature models down (4-8x measured): it pays only for real sizes
     run=RunSettings(bf16=False),

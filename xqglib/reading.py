@@ -43,6 +43,8 @@ def best_span(start_logits: Sequence[float], end_logits: Sequence[float],
             score = float(start_logits[s] + end_logits[e])
             if best is None or score > best.score:
                 first, last = offsets[s][0], offsets[e][1]
+                # sentencepiece tokenizers (XLM-R's) count the space before a word into its offsets
+                first += len(context[first:last]) - len(context[first:last].lstrip())
                 best = Span(context[first:last], score, passage, first, last)
     return best
 

@@ -373,6 +373,20 @@ XQUADR_ANCHORS = pd.DataFrame([
     {"source": "arXiv 2408.10536", "model": "LaBSE, hybrid batches", "view": "pooled", "mAP@20": 0.682},
 ])
 
+#: Published figures beside the third research question's: zero-shot XQuAD with the gold paragraph
+#: (XTREME, Hu et al. 2020, averages over XQuAD's languages) and translate-then-retrieve on
+#: XOR-Retrieve's test set (Asai et al. 2021), human against machine translation of the question.
+RQ3_ANCHORS = pd.DataFrame([
+    {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": "XQuAD, gold paragraph", "measure": "F1", "value": 64.5},
+    {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": "XQuAD, gold paragraph", "measure": "EM", "value": 49.4},
+    {"source": "XTREME (Hu et al. 2020)", "model": "XLM-R large, zero-shot", "task": "XQuAD, gold paragraph", "measure": "F1", "value": 76.6},
+    {"source": "XTREME (Hu et al. 2020)", "model": "XLM-R large, zero-shot", "task": "XQuAD, gold paragraph", "measure": "EM", "value": 60.8},
+    {"source": "XOR-TyDi (Asai et al. 2021)", "model": "translate-then-retrieve, human translation", "task": "XOR-Retrieve test",
+     "measure": "R@5kt", "value": 72.1},
+    {"source": "XOR-TyDi (Asai et al. 2021)", "model": "translate-then-retrieve, machine translation", "task": "XOR-Retrieve test",
+     "measure": "R@5kt", "value": 67.2},
+])
+
 RQ2_MARKS = {"xQG": "†", "contrastive vs xDR": "‡", "contrastive vs xDR (+xQG)": "‡"}
 RQ2_CAPTION = ("† a +xQG score that differs from the same retriever without xQG; ‡ a contrastive arm's score "
                "that differs from the xDR's with the same augmentation; both two-sided paired t-tests, p < 0.05 "
@@ -477,16 +491,17 @@ def plot_fusion_sweep(sweep: pd.DataFrame, measure: str, title: str):
     return fig
 
 
-def plot_matrix(tables: dict[str, pd.DataFrame], title: str, marks: dict[str, pd.DataFrame] | None = None,
-                diverging: bool = False):
-    """Heat maps of query language (rows) x passage language (columns), one panel per table, the
-    value written in each cell; with ``marks`` (same shapes, booleans) a significant cell gets
-    a star. ``diverging``: differences, coloured around zero."""
+def plot_matrix(rows: dict[str, dict[str, pd.DataFrame]], title: str,
+                marks: dict[str, dict[str, pd.DataFrame]] | None = None, diverging: bool = False):
+    """Heat maps of query language (rows of a panel) x passage language (its columns): one row of
+    panels per key of ``rows`` (a retriever, say), one panel per table, the value written in each
+    cell; with ``marks`` (the same nesting, boolean tables) a significant cell gets a star.
+    ``diverging``: differences, coloured around zero on one scale for every panel."""
     import matplotlib.pyplot as plt
 
-    n = len(tables)
-    fig, axes = plt.subplots(1, n, figsize=(1.2 + 2.3 * n, 4.4), squeeze=False)
-    values = np.concatenate([t.to_numpy(dtype=float).ravel() for t in tables.values()])
+    n_rows, n_cols = len(rows), max(len(panels) for panels in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 + 2.3 * n_cols, 0.6 + 3.6 * n_rows), squeeze=False)
+    values = np.concatenate([t.to_numpy(dtype=float).ravel() for panels in rows.values() for t in panels.values()])
     values = values[np.isfinite(values)]
     if diverging:
         bound = max(float(np.abs(values).max()) if values.size else 1.0, 1e-9)
@@ -494,19 +509,29 @@ def plot_matrix(tables: dict[str, pd.DataFrame], title: str, marks: dict[str, pd
     else:
         vmin, vmax = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
         cmap = "viridis"
-    for ax, (name, table) in zip(axes[0], tables.items()):
-        image = ax.imshow(table.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(table.shape[1]), table.columns, fontsize=7)
-        ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("passage language", fontsize=7)
-        for i in range(table.shape[0]):
-            for j in range(table.shape[1]):
-                value = table.iat[i, j]
-                star = "*" if marks is not None and name in marks and bool(marks[name].iat[i, j]) else ""
-                ax.text(j, i, f"{value:.0f}{star}" if abs(value) >= 10 else f"{value:.1f}{star}",
-                        ha="center", va="center", fontsize=6)
-    axes[0][0].set_ylabel("query language", fontsize=7)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    image = None
+    for r, (row_label, panels) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            if c >= len(panels):
+                ax.axis("off")
+                continue
+            name, table = list(panels.items())[c]
+            image = ax.imshow(table.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+            ax.set_xticks(range(table.shape[1]), table.columns, fontsize=7)
+            ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
+            ax.set_title(f"{row_label}: {name}" if row_label else name, fontsize=8)
+            star_table = (marks or {}).get(row_label, {}).get(name)
+            for i in range(table.shape[0]):
+                for j in range(table.shape[1]):
+                    value = table.iat[i, j]
+                    star = "*" if star_table is not None and bool(star_table.iat[i, j]) else ""
+                    ax.text(j, i, f"{value:.0f}{star}" if abs(value) >= 10 else f"{value:.1f}{star}",
+                            ha="center", va="center", fontsize=6)
+            if r == n_rows - 1:
+                ax.set_xlabel("passage language", fontsize=7)
+            if c == 0:
+                ax.set_ylabel("query language", fontsize=7)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
     fig.suptitle(title, fontsize=9)
     return fig

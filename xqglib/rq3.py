@@ -67,6 +67,12 @@ CC100_GIB = {"ar": 28.0, "de": 66.6, "el": 46.9, "en": 300.8, "es": 53.3, "hi": 
 LOW_RESOURCE_GIB = 30.0
 
 
+def resource_table() -> pd.DataFrame:
+    """The measure behind the language groups: CC-100 GiB per language and its group."""
+    return pd.DataFrame({"CC-100 (GiB)": CC100_GIB, "group": {l: resource_group(l) for l in CC100_GIB}}
+                        ).rename_axis("language").sort_values("CC-100 (GiB)")
+
+
 def resource_group(lang: str) -> str:
     """"low" or "high" resource, by the encoder's pre-training data (:data:`CC100_GIB`)."""
     return "low" if CC100_GIB[lang] < LOW_RESOURCE_GIB else "high"
@@ -90,55 +96,70 @@ def matrix_languages(cfg: Profile) -> list[str]:
 # Stage 10: data, the generator for passages in every language, the reader
 # --------------------------------------------------------------------------------------------
 
+def matrix_rows(parallel: dict[str, list[dict[str, Any]]], split: dict[str, str], query_languages: Sequence[str],
+                passage_languages: Sequence[str], generation_languages: Sequence[str],
+                test_qids: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The matrix from XQuAD's parallel files (``parallel``: language -> articles) and the article
+    split (title -> train / dev / test):
+
+    - ``passages``: every paragraph in every passage language (``index``: its position, the same
+      in every language; no title);
+    - ``questions``: the dev- and test-article questions in every query language (test ones only
+      those of ``test_qids`` where given), with the ``index`` of their paragraph;
+    - ``answers``: per dev/test question and passage language, the answers of the parallel question;
+    - ``generator_train`` / ``generator_dev``: (paragraph in P, question in L) pairs of the train
+      and dev articles, for every passage language P and generation language L.
+    """
+    check_parallel(parallel)
+    keep = None if test_qids is None else set(test_qids)
+    out: dict[str, list[dict[str, Any]]] = {k: [] for k in ("passages", "questions", "answers",
+                                                             "generator_train", "generator_dev")}
+    index = 0
+    for a, article in enumerate(parallel["en"]):  # titles are the English ones in every file
+        part = split[article["title"]]
+        for p in range(len(article["paragraphs"])):
+            for lang in passage_languages:
+                par = parallel[lang][a]["paragraphs"][p]
+                docid = paragraph_docid(lang, a, p)
+                out["passages"].append({"docid": docid, "lang": lang, "index": index, "title": "",
+                                        "text": par["context"], "split": part})
+                for qa in par["qas"]:
+                    if part != "train":
+                        out["answers"].append({"qid": qa["id"], "lang": lang,
+                                               "answers": list(dict.fromkeys(x["text"] for x in qa["answers"]))})
+                    if part in ("train", "dev"):
+                        for gen_lang in generation_languages:
+                            question = _question(parallel[gen_lang][a]["paragraphs"][p], qa["id"])
+                            out[f"generator_{part}"].append({"qid": qa["id"], "lang": gen_lang, "docid": docid,
+                                                             "title": "", "text": par["context"], "question": question})
+            for lang in query_languages:
+                for qa in parallel[lang][a]["paragraphs"][p]["qas"]:
+                    if part == "dev" or (part == "test" and (keep is None or qa["id"] in keep)):
+                        out["questions"].append({"qid": qa["id"], "lang": lang, "question": qa["question"],
+                                                 "index": index, "split": part})
+            index += 1
+    return out
+
+
 def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
-    """Write the matrix's passages (every paragraph in every passage language), questions (test
-    and dev articles, every query language) and answers (per passage language), the generator's
-    (paragraph in P, question in L) pairs and the reader's examples (train and dev articles only)."""
+    """Write the matrix (:func:`matrix_rows`, test questions capped by ``rq3.max_questions``) and
+    the reader's examples (train articles only)."""
     b1 = D.build_b1(cfg)
     parallel = {lang: D.load_xquad(lang) for lang in matrix_languages(cfg)}
-    check_parallel(parallel)
-    split = {title: s for title, s in b1.split.items()}
     r = cfg.rq3
-    passages, questions, answers, pairs = [], [], [], {"train": [], "dev": []}
-    test_qids = sorted(qa["id"] for a in parallel["en"] if split[a["title"]] == "test"
+    test_qids = sorted(qa["id"] for a in parallel["en"] if b1.split[a["title"]] == "test"
                        for p in a["paragraphs"] for qa in p["qas"])
     if r.max_questions is not None:
         random.Random(cfg.seed).shuffle(test_qids)
-        test_qids = test_qids[: r.max_questions]
-    keep = set(test_qids)
-    index = 0
-    for a, article in enumerate(parallel["en"]):
-        part = split[article["title"]]
-        for p, paragraph in enumerate(article["paragraphs"]):
-            for lang in r.passage_languages:
-                par = parallel[lang][a]["paragraphs"][p]
-                passages.append({"docid": paragraph_docid(lang, a, p), "lang": lang, "index": index,
-                                 "title": "", "text": par["context"], "split": part})
-                for qa in par["qas"]:
-                    if part != "train":
-                        answers.append({"qid": qa["id"], "lang": lang,
-                                        "answers": list(dict.fromkeys(x["text"] for x in qa["answers"]))})
-                    if part in pairs:
-                        for gen_lang in r.generation_languages:
-                            question = _question(parallel[gen_lang][a]["paragraphs"][p], qa["id"])
-                            pairs[part].append({"qid": qa["id"], "lang": gen_lang, "docid": paragraph_docid(lang, a, p),
-                                                "title": "", "text": par["context"], "question": question})
-            for lang in r.query_languages:
-                for qa in parallel[lang][a]["paragraphs"][p]["qas"]:
-                    if part == "dev" or (part == "test" and qa["id"] in keep):
-                        questions.append({"qid": qa["id"], "lang": lang, "question": qa["question"],
-                                          "index": index, "split": part})
-            index += 1
-    reader = D.reader_examples(b1, "train", sorted(parallel))
-    write_jsonl(rd.rq3_data("passages"), passages)
-    write_jsonl(rd.rq3_data("questions"), questions)
-    write_jsonl(rd.rq3_data("answers"), answers)
-    write_jsonl(rd.rq3_data("generator_train"), pairs["train"])
-    write_jsonl(rd.rq3_data("generator_dev"), pairs["dev"])
-    write_jsonl(rd.rq3_data("reader_train"), reader)
-    return {"passages": len(passages), "test questions": sum(q["split"] == "test" for q in questions),
+        test_qids = sorted(test_qids[: r.max_questions])
+    rows = matrix_rows(parallel, b1.split, r.query_languages, r.passage_languages, r.generation_languages, test_qids)
+    rows["reader_train"] = D.reader_examples(b1, "train", sorted(parallel))
+    for what, items in rows.items():
+        write_jsonl(rd.rq3_data(what), items)
+    questions = rows["questions"]
+    return {"passages": len(rows["passages"]), "test questions": sum(q["split"] == "test" for q in questions),
             "dev questions": sum(q["split"] == "dev" for q in questions),
-            "generator train pairs": len(pairs["train"]), "reader training examples": len(reader)}
+            "generator train pairs": len(rows["generator_train"]), "reader training examples": len(rows["reader_train"])}
 
 
 def _question(paragraph: dict[str, Any], qid: str) -> str:
@@ -499,23 +520,24 @@ def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
     questions = read_jsonl(rd.rq3_data("questions"))
     answers = {(a["lang"], a["qid"]): a["answers"] for a in read_jsonl(rd.rq3_data("answers"))}
     frames, chosen, sweeps, reader_tops = [], {}, {}, None
-    for name in cfg.rq3.retrievers:
+    for name in cfg.rq3_retrievers:
         vec = Vectors(cfg, rd, name, corpus)
         sweeps[name] = choose_dual_weight(cfg, vec, questions, name)
         chosen[name] = max(sweeps[name], key=lambda w: (sweeps[name][w], -w))
         frame, tops = retrieval_rows(cfg, vec, questions, name, "test", chosen[name])
         frames.append(frame)
-        if name == cfg.rq3.reader_retriever:
+        if name == cfg.reader_retriever:
             reader_tops = tops
     retrieval = with_measures(pd.concat(frames, ignore_index=True))
     retrieval.to_parquet(rd.eval_file("rq3_retrieval.parquet"), index=False)
     with S.timed(rd, "rq3-evaluate", "reading") as timing:
         reading, reads = read_cells(cfg, rd, reader_tops, questions, corpus, answers)
         timing["reads"] = len(reads)
-    reading.insert(0, "retriever", cfg.rq3.reader_retriever)
+    reading.insert(0, "retriever", cfg.reader_retriever)
     reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
     reads.to_parquet(rd.eval_file("rq3_reads.parquet"), index=False)
     summary = {"alpha": fusion_alpha(cfg), "queries per passage": queries_per_passage(cfg),
+               "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
                "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
                                                                        for n, s in sweeps.items()},
                "reads": len(reads)}

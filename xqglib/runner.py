@@ -256,7 +256,7 @@ def book_toc() -> str:
 
 #: The study's own pages, in order: book/<page>.md, and the worked example (a notebook executed
 #: against the run when the book is built).
-BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "reproducibility")
+BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "rq3", "reproducibility")
 WORKED_EXAMPLE = "worked_example"
 
 

@@ -215,8 +215,9 @@ class RQ3Settings:
                                                nonempty=True, unique=True)
     passage_languages: tuple[str, ...] = setting(("en", "es", "ar", "hi"), "languages of the passages (with en)",
                                                  choices=XQUAD_ALL, nonempty=True, unique=True)
-    retrievers: tuple[str, ...] = setting(("base", "xdr", "xdr-align"), "retrievers compared (Table 1 rows "
-                                          "or contrastive arms, by name)", nonempty=True, unique=True)
+    retrievers: tuple[str, ...] | None = setting(None, "retrievers compared, Table 1 rows or contrastive arms by "
+                                                 "name (null: those trained none, crosslingual or align)",
+                                                 nonempty=True, unique=True)
     generation_languages: tuple[str, ...] = setting(("ar", "de", "hi", "th", "zh"), "languages of the "
                                                     "generated queries", choices=XQUAD_ALL, nonempty=True,
                                                     unique=True)
@@ -230,13 +231,14 @@ class RQ3Settings:
                                               "questions is used", low=0, high=1, nonempty=True, unique=True)
     max_questions: int | None = setting(None, "cap on test questions (the same in every language; "
                                               "null: all)", low=1)
-    reader_retriever: str = setting("xdr-align", "the retriever whose passages the reader reads")
+    reader_retriever: str | None = setting(None, "the retriever whose passages the reader reads (null: the "
+                                                 "last of the compared retrievers)")
     reader_steps: int = setting(80, "optimizer steps of the reader", low=1)
     reader_batch_size: int = setting(16, "questions per reader step", low=1)
     reader_lr: float = setting(1e-4, "reader learning rate", above=0, high=1)
     reader_max_len: int = setting(256, "tokens of a reader window (question and passage)", low=32)
     reader_stride: int = setting(64, "tokens two windows of one passage share", low=0)
-    reader_questions: int | None = setting(20, "test questions read per cell (the same questions in "
+    reader_questions: int | None = setting(30, "test questions read per cell (the same questions in "
                                                 "every cell; null: all)", low=1)
     reader_k: tuple[int, ...] = setting((1, 5), "passages read per question", low=1, nonempty=True,
                                         unique=True)
@@ -328,6 +330,20 @@ class Profile:
         rows = (tuple(self.retriever_spec(n) for n in compare) if compare is not None else
                 tuple(r for r in self.retriever.retrievers if r.training in ("none", "crosslingual")))
         return rows + self.contrastive.arms
+
+    @property
+    def rq3_retrievers(self) -> tuple[str, ...]:
+        """The third research question's retrievers: ``rq3.retrievers``, or by default the encoder
+        as it is, the cross-lingual xDR and the contrastive alignment arm (by their trainings)."""
+        if self.rq3.retrievers is not None:
+            return self.rq3.retrievers
+        return tuple(r.name for r in self.retriever.retrievers + self.contrastive.arms
+                     if r.training in ("none", "crosslingual", "align"))
+
+    @property
+    def reader_retriever(self) -> str:
+        """The retriever whose passages the reader reads (by default the last compared one)."""
+        return self.rq3.reader_retriever or self.rq3_retrievers[-1]
 
     def retriever_spec(self, name: str) -> RetrieverSpec:
         """A retriever of Table 1 or a contrastive arm, by name."""
@@ -532,13 +548,16 @@ def _cross_checks(p: Profile) -> list[str]:
         out.append(_line("xquadr.languages", list(p.xquadr.languages), "has no English",
                          "a list with en (the language-agnosticism probe pivots on it) and others"))
     everyone = names + arms
-    unknown = [n for n in p.rq3.retrievers if n not in everyone]
+    unknown = [n for n in p.rq3.retrievers or () if n not in everyone]
     if unknown:
         out.append(_line("rq3.retrievers", list(p.rq3.retrievers), f"names no retriever ({', '.join(unknown)})",
+                         "null, or names of retriever.retrievers and contrastive.arms: " + ", ".join(everyone)))
+    elif not p.rq3_retrievers:
+        out.append(_line("rq3.retrievers", None, "finds no retriever trained none, crosslingual or align",
                          "names of retriever.retrievers and contrastive.arms: " + ", ".join(everyone)))
-    if p.rq3.reader_retriever not in p.rq3.retrievers:
-        out.append(_line("rq3.reader_retriever", p.rq3.reader_retriever, "is not among rq3.retrievers",
-                         "one of " + ", ".join(map(str, p.rq3.retrievers))))
+    elif p.rq3.reader_retriever is not None and p.rq3.reader_retriever not in p.rq3_retrievers:
+        out.append(_line("rq3.reader_retriever", p.rq3.reader_retriever, "is not among the compared retrievers",
+                         "null or one of " + ", ".join(p.rq3_retrievers)))
     if "en" not in p.rq3.passage_languages:
         out.append(_line("rq3.passage_languages", list(p.rq3.passage_languages), "has no English",
                          "a list with en (the language the Table 1 generator was trained on) and others"))

@@ -1,0 +1,211 @@
+"""The third research question: the matrix on a hand-made parallel set (and against the cell
+definition of :mod:`xqglib.language_pairs`), no test-article question in any training file, the
+text-level condition's exact text, the conditions' fusion by hand, ranks, tests and groups by
+hand, and the reader's labels, training and reading on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from test_language_pairs import PARALLEL
+
+from xqglib import data as D
+from xqglib import pipeline as P
+from xqglib import rq3
+from xqglib.artifacts import RunDir
+from xqglib.encoding import DenseEncoder
+from xqglib.errors import UserError
+from xqglib.language_pairs import build_cell
+from xqglib.models import encoder_spec, load_reader, load_tokenizer
+from xqglib.profiles import load_profile
+from xqglib.reading import Reader, ReaderExample, best_over_passages, best_span, train_reader
+
+SMOKE = load_profile("smoke")
+
+
+def test_the_matrix_by_hand_agrees_with_the_cell_definition():
+    split = {"Paris": "test", "Oxygen": "train"}
+    rows = rq3.matrix_rows(PARALLEL, split, ["en", "de"], ["en", "de"], ["de"])
+    assert [(p["lang"], p["index"], p["text"]) for p in rows["passages"]] == [
+        ("en", 0, "Paris is in France."), ("de", 0, "Paris liegt in Frankreich."),
+        ("en", 1, "Oxygen is O."), ("de", 1, "Sauerstoff ist O."), ("en", 2, "It burns."), ("de", 2, "Er brennt.")]
+    assert all(p["title"] == "" for p in rows["passages"])
+    # only test- (and dev-) article questions are queries, in every query language
+    assert [(q["lang"], q["qid"], q["index"]) for q in rows["questions"]] == [("en", "q1", 0), ("de", "q1", 0)]
+    assert {(a["lang"], a["qid"]): a["answers"] for a in rows["answers"]} == {("en", "q1"): ["France"],
+                                                                            ("de", "q1"): ["Frankreich"]}
+    # generator pairs: train-article paragraphs in every passage language, questions in German
+    assert [(g["docid"], g["question"]) for g in rows["generator_train"]] == [
+        ("xquad-en-1-0", "Symbol von Sauerstoff?"), ("xquad-de-1-0", "Symbol von Sauerstoff?"),
+        ("xquad-en-1-1", "Was tut er?"), ("xquad-de-1-1", "Was tut er?")]
+    assert rows["generator_dev"] == []
+    # the cell (en, de) of language_pairs: same corpus, queries, gold passage and answers
+    cell = build_cell(PARALLEL, "en", "de", titles=["Paris"])
+    de = [p for p in rows["passages"] if p["lang"] == "de"]
+    assert [d["docid"] for d in cell.corpus] == [p["docid"] for p in de]
+    assert [q["qid"] for q in cell.queries] == [q["qid"] for q in rows["questions"] if q["lang"] == "en"]
+    assert cell.qrels["q1-en-de"] == {de[0]["docid"]: 1}
+    assert cell.answers["q1-en-de"] == ["Frankreich"]
+    # a test-question cap keeps only those questions
+    capped = rq3.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "test"}, ["en"], ["en"], ["en"], ["q3"])
+    assert [q["qid"] for q in capped["questions"]] == ["q3"]
+
+
+def test_no_test_article_question_in_any_training_file(real_data, tmp_path):
+    cfg = SMOKE
+    rd = RunDir(tmp_path)
+    P.prepare_data(cfg, rd)
+    P.prepare_contrastive_data(cfg, rd)
+    rq3.prepare_rq3_data(cfg, rd)
+    b1 = D.build_b1(cfg)
+    test = set(b1.qids_of("test", b1.english_questions))
+    assert test
+    files = sorted((tmp_path / "data").glob("*train*.jsonl")) + sorted((tmp_path / "data").glob("*_dev.jsonl"))
+    assert {f.name for f in files} >= {"rq3_generator_train.jsonl", "rq3_generator_dev.jsonl", "rq3_reader_train.jsonl",
+                                       "generator_train.jsonl", "retriever_train_crosslingual.jsonl"}
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            qid = row.get("qid") or row.get("id") or row["query_id"].rsplit("-", 1)[0]
+            assert qid not in test, (path.name, qid)
+    # the test questions are the queries, and every passage of every passage language is there
+    questions = [json.loads(x) for x in (tmp_path / "data" / "rq3_questions.jsonl").read_text().splitlines()]
+    assert {q["qid"] for q in questions if q["split"] == "test"} <= test
+    passages = (tmp_path / "data" / "rq3_passages.jsonl").read_text().splitlines()
+    assert len(passages) == 240 * len(cfg.rq3.passage_languages)
+
+
+def test_the_text_condition_encodes_exactly_the_documented_text():
+    tok = load_tokenizer("tiny-bert")
+    encoder = DenseEncoder(None, tok, encoder_spec("me5-small"), 8, 16, False)
+    passage = "Oxygen is a chemical element with symbol O and atomic number 8 in the periodic table of elements."
+    corpus = [{"docid": "d0", "title": "", "text": passage}]
+    texts = rq3.condition_texts(SMOKE, encoder, corpus, {"d0": ["What is O?", "Welches Element?"]})
+    kept = rq3.clip_to_tokens(tok, " " + passage, 16, "passage: ")
+    # the passage as the encoder keeps it (16 tokens, prefix and special tokens included), then the queries
+    assert texts["text"] == [f"{kept.strip()} What is O? Welches Element?"]
+    assert texts["querydocs"] == ["What is O? Welches Element?"]
+    assert texts["passages"] == [" " + passage]
+    assert len(tok("passage: " + kept)["input_ids"]) <= 16
+    assert len(tok("passage: " + kept + passage[len(kept) - 1:][:12])["input_ids"]) > 16
+    assert passage.startswith(kept.strip()) and len(kept.strip()) < len(passage)
+
+
+def _vectors(cfg, passages, generated, generated_docids, querydocs, questions, question_meta):
+    vec = rq3.Vectors.__new__(rq3.Vectors)
+    vec.cfg = cfg
+    vec.corpus = [{"docid": f"xquad-{lang}-0-{i}", "lang": lang, "index": i} for lang in ("en", "th") for i in range(2)]
+    vec.rows = {"en": [0, 1], "th": [2, 3]}
+    vec.passages, vec.text, vec.querydocs = passages, passages * 2, querydocs
+    vec.generated, vec.generated_docids = generated, generated_docids
+    vec.questions, vec.question_meta = questions, question_meta
+    vec.question_row = {(m["lang"], m["qid"]): i for i, m in enumerate(question_meta)}
+    return vec
+
+
+def test_the_conditions_fuse_and_score_as_documented():
+    cfg = SMOKE
+    rng = np.random.default_rng(0)
+    passages = rng.normal(size=(4, 3)).astype(np.float32)
+    generated = rng.normal(size=(8, 3)).astype(np.float32)
+    docids = [d for d in ("xquad-en-0-0", "xquad-en-0-1", "xquad-th-0-0", "xquad-th-0-1") for _ in range(2)]
+    querydocs = rng.normal(size=(4, 3)).astype(np.float32)
+    questions = rng.normal(size=(2, 3)).astype(np.float32)
+    meta = [{"qid": "q", "lang": "en", "split": "test"}, {"qid": "q", "lang": "th", "split": "test"}]
+    vec = _vectors(cfg, passages, generated, docids, querydocs, questions, meta)
+    alpha = rq3.fusion_alpha(cfg)
+    n = rq3.queries_per_passage(cfg)
+    assert alpha == pytest.approx(cfg.augmentation.alpha * 35 / n)
+    expected = (1 - alpha) * passages[2:] + alpha * (generated[[4, 6]] + generated[[5, 7]])
+    np.testing.assert_allclose(vec.passage_matrix("xqg", "th"), expected, rtol=1e-6)
+    # one other passage language (en): it gets the total weight of the queries
+    np.testing.assert_allclose(vec.passage_matrix("translations", "th"),
+                               (1 - alpha) * passages[2:] + alpha * n * passages[:2], rtol=1e-5)
+    np.testing.assert_allclose(vec.passage_matrix("text", "en"), 2 * passages[:2])  # the expanded texts' vectors
+    s = vec.scores("dual", "en", "th", ["q"], 0.3)
+    np.testing.assert_allclose(s, 0.7 * questions[:1] @ passages[2:].T + 0.3 * questions[:1] @ querydocs[2:].T, rtol=1e-6)
+    # the translated question is the question in the passage language
+    np.testing.assert_allclose(vec.scores("query-translated", "en", "th", ["q"], 0), questions[1:] @ passages[2:].T)
+
+
+def test_ranks_tests_and_groups_by_hand():
+    scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.7, 0.2]])
+    assert rq3.gold_ranks(scores, [2, 0]).tolist() == [2, 1]  # a tie is not counted against the gold
+    assert rq3.top_k(scores, 2).tolist() == [[1, 2], [0, 1]]
+    frame = rq3.with_measures(pd.DataFrame({"rank": [1, 2, 11]}))
+    assert frame["recall@1"].tolist() == [100, 0, 0] and frame["mrr@10"].tolist() == [100, 50, 0]
+    rows = []
+    values = {"none": [0, 0, 1, 1], "xqg": [1, 1, 1, 0]}
+    for condition, vs in values.items():
+        for cell in (("ar", "en"), ("en", "en")):
+            rows += [{"retriever": "r", "condition": condition, "query_lang": cell[0], "passage_lang": cell[1],
+                      "qid": f"q{i}", "m": v + (cell[0] == "en")} for i, v in enumerate(vs)]
+    table = pd.DataFrame(rows)
+    tests = rq3.cell_tests(table, "m")
+    p = stats.ttest_rel([1, 1, 1, 0], [0, 0, 1, 1]).pvalue
+    assert tests["p"].tolist() == pytest.approx([p, p])
+    assert tests["p_corrected"].tolist() == pytest.approx([min(1, 2 * p)] * 2)  # Bonferroni over 2 cells
+    assert tests["diff"].tolist() == pytest.approx([0.25, 0.25])
+    groups = rq3.group_table(table, "m")
+    # ar is low-resource (CC-100 28 GiB), en high; (en, en) is the same-language pair
+    assert groups.at["none", "low-resource query"] == pytest.approx(0.5)
+    assert groups.at["none", "high-resource query"] == pytest.approx(1.5)
+    assert groups.at["xqg", "same-language"] == pytest.approx(1.75)
+    assert groups.at["xqg", "cross-language"] == pytest.approx(0.75)
+    assert np.isnan(groups.at["none", "low-resource passage"])
+    assert rq3.resource_group("hi") == "low" and rq3.resource_group("th") == "high"
+    counts = rq3.significance_counts(tests)
+    assert counts.loc[("r", "xqg"), "cells"] == 2
+
+
+def test_the_reader_labels_trains_and_reads(tmp_path):
+    tok = load_tokenizer("tiny-bert")
+    context = ("The river flows north through the valley for many miles. " * 3
+               + "Warsaw is the capital of Poland. " + "Fields and forests line its banks. " * 3)
+    examples = [ReaderExample("What is the capital of Poland?", context, "Warsaw", context.index("Warsaw")),
+                ReaderExample("Which way does the river flow?", context, "north", context.index("north"))]
+    torch.manual_seed(0)  # the span head is initialised at random
+    reader = Reader(load_reader("tiny-bert"), tok, max_len=48, stride=16)
+    features = reader.windows([e.question for e in examples], [e.context for e in examples])
+    assert len(features["input_ids"]) > 2  # the long context takes several windows
+    starts, ends = reader.labels(features, examples)
+    found = 0
+    for w, sample in enumerate(features["overflow_to_sample_mapping"].tolist()):
+        offsets = reader.context_offsets(features, w)
+        if starts[w] > 0:
+            # (the tokenizer counts the space before a word into its offsets)
+            assert context[offsets[starts[w]][0]:offsets[ends[w]][1]].strip() == examples[sample].answer
+            found += 1
+        else:
+            assert ends[w] == 0
+    assert found >= 2
+    log = train_reader(reader, examples, steps=40, batch_size=2, lr=3e-3, warmup_ratio=0.0, seed=1,
+                       freeze_embeddings=False)
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"]
+    spans = reader.read([e.question for e in examples], [e.context for e in examples])
+    assert spans[1].text == "north"  # learned
+    # reading takes the best span of any window: the same as decoding each window by hand
+    with torch.no_grad():
+        out = reader.model(input_ids=features["input_ids"], attention_mask=features["attention_mask"])
+    for i, example in enumerate(examples):
+        windows = [w for w, sample in enumerate(features["overflow_to_sample_mapping"].tolist()) if sample == i]
+        by_hand = best_over_passages([best_span(out.start_logits[w].numpy(), out.end_logits[w].numpy(),
+                                                reader.context_offsets(features, w), context) for w in windows])
+        assert spans[i].text == by_hand.text and spans[i].score == pytest.approx(by_hand.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"rq3.retrievers": ["base", "nope"]}, "rq3.retrievers"),
+    ({"rq3.reader_retriever": "english"}, "rq3.reader_retriever"),
+    ({"rq3.passage_languages": ["th", "hi"]}, "has no English"),
+    ({"rq3.reader_stride": 60}, "rq3.reader_stride"),
+    ({"rq3.query_languages": ["xx"]}, "rq3.query_languages"),
+])
+def test_bad_rq3_settings_are_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_profile("smoke", overrides)
