@@ -85,7 +85,7 @@ def test_a_run_resumes_where_its_settings_allow(smoke_runs, tmp_path, capsys):
     # a new alpha: stages 1-4 are reused, 5 and 6 run again, under the new setting
     run_pipeline("smoke", {"augmentation.alpha": 0.05}, tmp_path / "run")
     err = capsys.readouterr().err
-    assert "stages 1-4 finished under these settings: reusing them" in err and "[5/9]" in err and "[4/9]" not in err
+    assert "stages 1-4 finished under these settings: reusing them" in err and "[5/12]" in err and "[4/12]" not in err
     assert (tmp_path / "run" / "stages" / "04_train-retriever.json").stat().st_mtime_ns == before
     assert S.is_complete(load_profile("smoke", {"augmentation.alpha": 0.05}), RunDir(tmp_path / "run"))
     assert not S.is_complete(SMOKE, RunDir(tmp_path / "run"))
@@ -294,7 +294,7 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     # no number typed into the prose of the pages that report the run: all of them are pasted
     from xqglib.bookcheck import check_pages
 
-    assert check_pages(index.parent) == {"book/results": [], "book/rq2": [], "book/reproducibility": []}
+    assert check_pages(index.parent) == {"book/results": [], "book/rq2": [], "book/rq3": [], "book/reproducibility": []}
     # the worked example was executed against this run; formulas render offline; no local paths
     example = (index.parent / "book" / "_executed" / "worked_example.html").read_text(encoding="utf-8")
     assert "contrastive_loss(q, p) =" in example and "The first 2,000 tokens end inside passage" in example

@@ -199,6 +199,14 @@ def test_the_reader_labels_trains_and_reads(tmp_path):
         assert spans[i].text == by_hand.text and spans[i].score == pytest.approx(by_hand.score, abs=1e-5)
 
 
+def test_the_compared_retrievers_by_default_and_by_name():
+    cpu = load_profile("cpu")
+    assert cpu.rq3_retrievers == ("base", "xdr", "xdr-align") and cpu.reader_retriever == "xdr-align"
+    assert SMOKE.rq3_retrievers == ("base", "xdr") and SMOKE.reader_retriever == "xdr"
+    chosen = load_profile("cpu", {"rq3.retrievers": ["hybrid", "base"], "rq3.reader_retriever": "base"})
+    assert chosen.rq3_retrievers == ("hybrid", "base") and chosen.reader_retriever == "base"
+
+
 @pytest.mark.parametrize("overrides,message", [
     ({"rq3.retrievers": ["base", "nope"]}, "rq3.retrievers"),
     ({"rq3.reader_retriever": "english"}, "rq3.reader_retriever"),
