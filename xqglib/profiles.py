@@ -34,7 +34,7 @@ SMOKE = Profile(
     augmentation=AugmentationSettings(alpha_sweep=(0.0, 0.01, 0.1)),
     evaluation=EvaluationSettings(search_depth=20),
     xquadr=XQuADRSettings(languages=("de", "en", "th"), candidate_max_len=64, full_pool=False),
-    rq3=RQ3Settings(query_languages=("de", "en", "th"), passage_languages=("en", "th"), retrievers=("base", "xdr"),
+    rq3=RQ3Settings(query_languages=("de", "en", "th"), passage_languages=("en", "th"),
                     generation_languages=("de", "th"), generator_steps=2, text_max_len=96,
                     dual_weights=(0.1, 0.5), max_questions=12, reader_steps=2,
                     reader_batch_size=4, reader_max_len=96, reader_stride=32, reader_questions=4),
