@@ -85,7 +85,7 @@ def test_the_text_condition_encodes_exactly_the_documented_text():
     encoder = DenseEncoder(None, tok, encoder_spec("me5-small"), 8, 16, False)
     passage = "Oxygen is a chemical element with symbol O and atomic number 8 in the periodic table of elements."
     corpus = [{"docid": "d0", "title": "", "text": passage}]
-    texts = rq3.condition_texts(SMOKE, encoder, corpus, {"d0": ["What is O?", "Welches Element?"]})
+    texts = rq3.condition_texts(encoder, corpus, {"d0": ["What is O?", "Welches Element?"]})
     kept = rq3.clip_to_tokens(tok, " " + passage, 16, "passage: ")
     # the passage as the encoder keeps it (16 tokens, prefix and special tokens included), then the queries
     assert texts["text"] == [f"{kept.strip()} What is O? Welches Element?"]

@@ -323,7 +323,7 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     expander = DenseEncoder(None, tok, encoder_spec(r.encoder), r.query_max_len, r3.text_max_len, False)
     corpus = read_jsonl(rd.rq3_data("passages"))
     questions = read_jsonl(rd.rq3_data("questions"))
-    texts = rq3.condition_texts(cfg, encoder, corpus, rq3.generated_by_passage(generated, r3.generation_languages))
+    texts = rq3.condition_texts(encoder, corpus, rq3.generated_by_passage(generated, r3.generation_languages))
     counts = {"questions": sum(encoder.token_counts([q["question"] for q in questions], True)),
               "passages": sum(encoder.token_counts(texts["passages"], False)),
               "generated": sum(encoder.token_counts([q for p in generated for lang in r3.generation_languages

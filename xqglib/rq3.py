@@ -176,8 +176,8 @@ GENERATOR = "rq3-passages"
 
 
 def train_rq3_generator(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
-    """Train the Table 1 generator on for passages in every passage language (reused where an
-    identical one was trained before)."""
+    """Continue the Table 1 generator's training on passages in every passage language (reused
+    where an identical one was trained before)."""
     from .generation import train_generator
     from .pipeline import _earlier_training, _generator, _save_trained, seed_everything, training_fingerprint, \
         weights_digest
@@ -277,7 +277,7 @@ def clip_to_tokens(tokenizer: Any, text: str, max_tokens: int, prefix: str = "")
     return text[: max(cut, 0)]
 
 
-def condition_texts(cfg: Profile, encoder: Any, corpus: Sequence[dict[str, Any]],
+def condition_texts(encoder: Any, corpus: Sequence[dict[str, Any]],
                     generated: dict[str, list[str]]) -> dict[str, list[str]]:
     """The passage-side texts each passage condition encodes, one per corpus passage: the passage
     (``passages``), the passage as the encoder keeps it followed by its generated queries (``text``)
@@ -297,7 +297,7 @@ def generated_by_passage(rows: Sequence[dict[str, Any]], languages: Sequence[str
 def encode_rq3(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
     """Encode, with one retriever, the matrix's questions, passages, generated queries, expanded
     passages (``text``: encoded with ``rq3.text_max_len``) and query documents (``querydocs``)."""
-    from .pipeline import _encoder, retriever_source, seed_everything
+    from .pipeline import _encoder, generated_query_table, retriever_source, seed_everything
 
     seed_everything(cfg.seed)
     source = retriever_source(cfg, rd, name)
@@ -306,13 +306,12 @@ def encode_rq3(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
     questions = read_jsonl(rd.rq3_data("questions"))
     rows = read_jsonl(rd.require(rd.generated(GENERATOR), "rq3-encode"))
     generated = generated_by_passage(rows, cfg.rq3.generation_languages)
-    texts = condition_texts(cfg, encoder, corpus, generated)
+    texts = condition_texts(encoder, corpus, generated)
     expander = _encoder(cfg, source, cfg.rq3.text_max_len)
     counts = expander.token_counts(texts["text"], False)
     full = [len(ids) for ids in expander.tok([expander.spec.passage_prefix + t for t in texts["text"]])["input_ids"]]
     bs = cfg.retriever.encode_batch_size
-    flat = [{"docid": r["docid"], "lang": lang, "slot": slot, "query": q}
-            for r in rows for lang in cfg.rq3.generation_languages for slot, q in enumerate(r["generated_queries"][lang])]
+    flat = generated_query_table(rows)
     jobs = [("questions", [q["question"] for q in questions], True, encoder,
              [{k: q[k] for k in ("qid", "lang", "split")} for q in questions]),
             ("passages", texts["passages"], False, encoder, [p["docid"] for p in corpus]),
@@ -395,8 +394,8 @@ class Vectors:
 
 
 def gold_ranks(scores: np.ndarray, gold: Sequence[int]) -> np.ndarray:
-    """1-based rank of each question's gold column (ties counted against it: a gold passage that
-    ties another is not ranked above it)."""
+    """1-based rank of each question's gold column: one plus the passages scoring strictly higher
+    (a tie is resolved in the gold's favour)."""
     gold = np.asarray(gold)
     own = scores[np.arange(len(gold)), gold]
     return 1 + (scores > own[:, None]).sum(axis=1)

@@ -207,9 +207,9 @@ class RQ3Settings:
     """The third research question: query-augmented (xQG) against passage-augmented retrieval on
     XQuAD's query-language x passage-language matrix, to EM/F1 of an extractive reader.
 
-    A generator for passages in every passage language is trained on from the Table 1 generator
-    with XQuAD's train-article (paragraph in P, question in L) pairs; every condition uses the same
-    generated queries (``generation_languages`` x ``n_per_language`` per passage)."""
+    The generator for passages in every passage language continues the Table 1 generator's
+    training on XQuAD's train-article (paragraph in P, question in L) pairs; every condition uses
+    the same generated queries (``generation_languages`` x ``n_per_language`` per passage)."""
 
     query_languages: tuple[str, ...] = setting(XQUAD_ALL, "languages of the questions", choices=XQUAD_ALL,
                                                nonempty=True, unique=True)
