@@ -430,6 +430,9 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
             facts[f"rq3_hit_{key}_{name}"] = _f(read.at[(condition, k), "answer_in_top_k"], 1)
     facts["rq3_em_gold"] = _f(read.at[(rq3.GOLD, 1), "em"], 1)
     facts["rq3_f1_gold"] = _f(read.at[(rq3.GOLD, 1), "f1"], 1)
+    ceiling, found = read.at[(rq3.GOLD, 1), "f1"], read.at[("none", k_max), "answer_in_top_k"]
+    facts["rq3_reading_loss"] = _f(100 - ceiling, 1)  # F1 the reader misses even with the gold passage
+    facts["rq3_retrieval_loss"] = _f(ceiling * (1 - found / 100), 1)  # what missing gold passages cost at that rate
     f1_counts = rq3.significance_counts(reading_tests[reading_tests["measure"] == "f1"])
     facts["rq3_f1_sig_cells"] = str(int((f1_counts["better"] + f1_counts["worse"]).sum()))
     facts["rq3_f1_tests"] = str(int(f1_counts["cells"].sum()))
