@@ -220,8 +220,9 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame.from_dict(timings, orient="index")
     df = df.loc[sorted(df.index, key=lambda k: int(k.split(" ", 1)[0]))]  # stage order
     work = df["seconds"]
-    if "training seconds" in df:
-        work = np.fmax(work, df["training seconds"])  # fmax: a missing training time is ignored
+    for reused in ("training seconds", "reading seconds"):  # the work a reuse stands for
+        if reused in df:
+            work = np.fmax(work, df[reused])  # fmax: a missing time is ignored
     df.loc["total", "seconds"] = work.sum()
     return df
 
@@ -229,15 +230,16 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`timings_table` for a reader: named columns, whole seconds, counts as integers and
     blanks (not NaN) where a detail does not apply to a stage."""
-    names = {"seconds": "wall time (s)", "training seconds": "training time (s)", "peak_rss_gib": "peak memory (GiB)"}
+    names = {"seconds": "wall time (s)", "training seconds": "training time (s)", "reading seconds": "reading time (s)",
+             "peak_rss_gib": "peak memory (GiB)"}
     out = pd.DataFrame(index=table.index)
-    for column in ["seconds", "training seconds", "peak_rss_gib"] + [c for c in table.columns if c not in names]:
+    for column in ["seconds", "training seconds", "reading seconds", "peak_rss_gib"] + [c for c in table.columns if c not in names]:
         if column not in table:
             continue
         values = table[column]
         if column == "peak_rss_gib":
             shown = values.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-        elif column in ("seconds", "training seconds"):
+        elif column in ("seconds", "training seconds", "reading seconds"):
             shown = values.map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
         else:
             shown = values.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v))

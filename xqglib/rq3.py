@@ -39,7 +39,7 @@ from .artifacts import RunDir
 from .augmentation import combine, expanded_text, fuse, queries_document
 from .encoding import passage_text
 from .errors import UserError
-from .formats import read_json, read_jsonl, save_npy, sha256_file, write_json, write_jsonl
+from .formats import read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl
 from .language_pairs import check_parallel, paragraph_docid
 from .qa_metrics import best_over_golds, exact_match, f1
 from .settings import PAPER_QUERIES_PER_PASSAGE, Profile
@@ -465,10 +465,11 @@ def reader_sample(cfg: Profile, questions: Sequence[dict[str, Any]]) -> list[str
 
 
 def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], questions: Sequence[dict[str, Any]],
-               corpus: Sequence[dict[str, Any]], answers: dict[tuple[str, str], list[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+               corpus: Sequence[dict[str, Any]], answers: dict[tuple[str, str], list[str]]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """EM and F1 of the reader on the top-k passages of every condition and cell (k in
     ``rq3.reader_k``) and on the gold passage, for the sampled test questions. Every distinct
-    (question, passage) is read once."""
+    (question, passage) is read once (:func:`_read`); the reads table and the reading's record come
+    back with the scores."""
     sample = reader_sample(cfg, questions)
     test = [q for q in questions if q["split"] == "test"]
     by_q = question_index(questions)
@@ -493,9 +494,8 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
         for k in found:
             reads.setdefault((asked, qid, passage_lang, k), len(reads))
     keys = list(reads)
-    reader = reader_of(cfg, str(rd.require(rd.reader_model(), "rq3-train")))
-    spans = reader.read([by_q[(a, qid)]["question"] for a, qid, _, _ in keys],
-                        [paragraphs[p][k]["text"] for _, _, p, k in keys], 32, f"read ({len(keys)} passages)")
+    spans, record = _read(cfg, rd, keys, [by_q[(a, qid)]["question"] for a, qid, _, _ in keys],
+                  [paragraphs[p][k]["text"] for _, _, p, k in keys])
     read_rows = pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
                                "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
                               for (a, qid, p, k), s in zip(keys, spans)])
@@ -512,7 +512,36 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
                          "k": k, "em": 100 * best_over_golds(exact_match, prediction, golds, passage_lang),
                          "f1": 100 * best_over_golds(f1, prediction, golds, passage_lang),
                          "answer_in_top_k": 100.0 * (gold_position in found[:k])})
-    return pd.DataFrame(rows), read_rows
+    return pd.DataFrame(rows), read_rows, record
+
+
+def _read(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], questions: list[str],
+          contexts: list[str]) -> tuple[list[Any], dict[str, Any]]:
+    """The reader's best span for every (question, passage) pair, and the record of that reading
+    (its fingerprint and the seconds it took). Spans read earlier by the same reader weights, with
+    the same windows, over the same questions and passages, are reused (the reads table and the
+    record beside it, whose seconds are then the earlier reading's), so a rerun of stage 12 that
+    changes only the analysis does not read again."""
+    import time
+
+    from .pipeline import weights_digest
+    from .reading import Span
+
+    model = rd.require(rd.reader_model(), "rq3-train")
+    fingerprint = {"reader": weights_digest(model), "settings": cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
+                   "pairs": sha256_text(json.dumps([questions, contexts], ensure_ascii=False))}
+    table, done = rd.eval_file("rq3_reads.parquet"), rd.eval_file("rq3_reads.fingerprint.json")
+    record = read_json(done) if done.exists() else {}
+    if table.exists() and {k: v for k, v in record.items() if k != "seconds"} == fingerprint:
+        rows = pd.read_parquet(table)
+        if [tuple(r) for r in rows[["asked_lang", "qid", "passage_lang", "position"]].itertuples(index=False)] == keys:
+            print(f"reusing {table}: read earlier by the same reader from the same questions and passages")
+            return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
+                    for answer, score in zip(rows["answer"], rows["score"])], record
+    done.unlink(missing_ok=True)
+    started = time.perf_counter()
+    spans = reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)")
+    return spans, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
@@ -532,17 +561,16 @@ def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
             reader_tops = tops
     retrieval = with_measures(pd.concat(frames, ignore_index=True))
     retrieval.to_parquet(rd.eval_file("rq3_retrieval.parquet"), index=False)
-    with S.timed(rd, "rq3-evaluate", "reading") as timing:
-        reading, reads = read_cells(cfg, rd, reader_tops, questions, corpus, answers)
-        timing["reads"] = len(reads)
+    reading, reads, reads_record = read_cells(cfg, rd, reader_tops, questions, corpus, answers)
     reading.insert(0, "retriever", cfg.reader_retriever)
     reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
     reads.to_parquet(rd.eval_file("rq3_reads.parquet"), index=False)
+    write_json(rd.eval_file("rq3_reads.fingerprint.json"), reads_record)  # after the table it describes
     summary = {"alpha": fusion_alpha(cfg), "queries per passage": queries_per_passage(cfg),
                "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
                "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
                                                                        for n, s in sweeps.items()},
-               "reads": len(reads)}
+               "reads": len(reads), "reading seconds": reads_record["seconds"]}
     write_json(rd.eval_file("rq3_conditions.json"), summary)
     return summary
 
@@ -622,8 +650,9 @@ def group_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 
 def significance_counts(tests: pd.DataFrame) -> pd.DataFrame:
-    """Per condition (and retriever / k): cells significantly better and worse than the baseline."""
-    groups = [c for c in ("retriever", "k") if c in tests.columns] + ["condition"]
+    """Per condition (and measure / retriever / k where the tests have them): cells significantly
+    better and worse than the baseline."""
+    groups = [c for c in ("measure", "retriever", "k") if c in tests.columns] + ["condition"]
     return tests.groupby(groups).apply(lambda t: pd.Series({
         "cells": len(t), "better": int((t["significant"] & (t["diff"] > 0)).sum()),
         "worse": int((t["significant"] & (t["diff"] < 0)).sum()), "mean difference": t["diff"].mean()}),
