@@ -104,6 +104,7 @@ def _vectors(cfg, passages, generated, generated_docids, querydocs, questions, q
     vec.passages, vec.text, vec.querydocs = passages, passages * 2, querydocs
     vec.generated, vec.generated_docids = generated, generated_docids
     vec.questions, vec.question_meta = questions, question_meta
+    vec._matrices = {}
     vec.question_row = {(m["lang"], m["qid"]): i for i, m in enumerate(question_meta)}
     return vec
 

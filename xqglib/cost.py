@@ -153,6 +153,21 @@ def generation_flops(shape: TransformerShape, passage_tokens: list[int], instruc
     return prefill + decode
 
 
+def generation_row(stage: str, what: str, cfg: Any, shape: TransformerShape, gen: Any,
+                   generated: list[dict[str, Any]], languages: list[str], head_rows: int,
+                   seconds: float | None, roof: float) -> dict[str, Any]:
+    """Generation from the generated rows (released xQG format): every passage's prompt tokens, each
+    language's instruction, each query's tokens (capped as sampling caps them), counted by the
+    generator's own prompt tokenisation (``gen`` needs no model)."""
+    passages = [len(gen.passage_ids(r["title"], r["text"])) for r in generated]
+    queries = [q for lang in languages for r in generated for q in r["generated_queries"][lang]]
+    query_tokens = [min(len(ids), cfg.generation.max_new_tokens - 1)
+                    for ids in gen.tok(queries, add_special_tokens=False)["input_ids"]]
+    flops = generation_flops(shape, passages, [len(gen.instruction_ids(lang)) for lang in languages],
+                             query_tokens, head_rows, len(generated))
+    return stage_row(stage, f"{what}: {len(queries):,} queries", flops, seconds, roof)
+
+
 def training_row(stage: str, name: str, log: list[dict[str, Any]], shape: TransformerShape,
                  seconds: float | None, roof: float) -> dict[str, Any] | None:
     """A retriever's training from its log: 3 x forward on the positions it ran (None for a log
@@ -205,17 +220,10 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
         if flops is not None:
             rows.append(stage_row("2 train-generator", f"{name}: {len(log)} steps of {g.batch_size}",
                                   flops, record.get("training seconds"), roof))
-        passages = [len(gen.passage_ids(r["title"], r["text"])) for r in generated]
         languages = list(generated[0]["generated_queries"]) if generated else []
-        instructions = [len(gen.instruction_ids(lang)) for lang in languages]
-        queries = [q for lang in languages for r in generated for q in r["generated_queries"][lang]]
-        query_tokens = [min(len(ids), cfg.generation.max_new_tokens - 1)
-                        for ids in gen.tok(queries, add_special_tokens=False)["input_ids"]]
-        report = read_json(rd.generation_report(name))
-        flops = generation_flops(shape, passages, instructions, query_tokens, report["vocabulary_size"],
-                                 len(generated))
-        rows.append(stage_row("3 generate", f"{name}: {len(queries):,} queries", flops,
-                              timings.get(f"3 generate: {name}", {}).get("seconds"), roof))
+        rows.append(generation_row("3 generate", name, cfg, shape, gen, generated, languages,
+                                   read_json(rd.generation_report(name))["vocabulary_size"],
+                                   timings.get(f"3 generate: {name}", {}).get("seconds"), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     for spec in cfg.retriever.retrievers:
         if spec.training == "none":
@@ -287,7 +295,7 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     from . import rq3
     from .encoding import DenseEncoder
     from .formats import read_json, read_jsonl
-    from .generation import QueryGenerator, data_vocabulary
+    from .generation import QueryGenerator
     from .models import encoder_spec, generator_kind, load_tokenizer
 
     timings = read_json(rd.timings)
@@ -303,20 +311,12 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
             rows.append(stage_row("10 rq3-train", f"generator: {len(log)} steps of {g.batch_size}", flops,
                                   log[-1]["seconds"], roof))
         gen = QueryGenerator(None, load_tokenizer(name), "decoder", g.max_input_len, g.max_target_len)
-        passages = [len(gen.passage_ids(p["title"], p["text"])) for p in generated]
-        languages = list(r3.generation_languages)
-        queries = [q for lang in languages for p in generated for q in p["generated_queries"][lang]]
-        query_tokens = [min(len(ids), cfg.generation.max_new_tokens - 1)
-                        for ids in gen.tok(queries, add_special_tokens=False)["input_ids"]]
-        rows_seen = len(gen.tok)
-        if cfg.generation.vocabulary == "data":  # the sampling vocabulary stage 11 used, rebuilt
-            pairs = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))
-            rows_seen = len(data_vocabulary(gen.tok, [p["text"] for p in read_jsonl(rd.rq3_data("passages"))]
-                                            + [p["question"] for p in pairs], gen.stop_ids))
-        flops = generation_flops(shape, passages, [len(gen.instruction_ids(lang)) for lang in languages],
-                                 query_tokens, rows_seen, len(generated))
-        rows.append(stage_row("11 rq3-encode", f"generate: {len(queries):,} queries", flops,
-                              timings.get("11 rq3-encode: generate", {}).get("seconds"), roof))
+        # the sampling vocabulary stage 11 used, rebuilt
+        head_rows = (len(rq3.sampling_vocabulary(rd, gen, generated)) if cfg.generation.vocabulary == "data"
+                     else len(gen.tok))
+        rows.append(generation_row("11 rq3-encode", "generate", cfg, shape, gen, generated,
+                                   list(r3.generation_languages), head_rows,
+                                   timings.get("11 rq3-encode: generate", {}).get("seconds"), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     reader_log = read_json(rd.reader_log())
     reader_shape = encoder_shape  # the encoder with a span head (two outputs per position: left out)

@@ -42,6 +42,7 @@ from .errors import UserError
 from .formats import read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl
 from .language_pairs import check_parallel, paragraph_docid
 from .qa_metrics import best_over_golds, exact_match, f1
+from .reading import best_over_passages
 from .settings import PAPER_QUERIES_PER_PASSAGE, Profile
 
 #: The conditions compared, in the order tables show them.
@@ -240,7 +241,7 @@ def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
 def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
     """Generated queries (released xQG jsonl) for every passage of every passage language; a
     file generated earlier by the same weights from the same passages and settings is reused."""
-    from .generation import data_vocabulary, generate_xqg
+    from .generation import generate_xqg
     from .pipeline import _generator, seed_everything, weights_digest
 
     model = rd.require(rd.generator_model(GENERATOR), "rq3-train")
@@ -257,15 +258,22 @@ def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
     gen = _generator(cfg, str(model), str(model))
     g, r = cfg.generation, cfg.rq3
     if g.vocabulary == "data" and gen.kind == "decoder":
-        train = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))
-        gen.vocabulary = data_vocabulary(gen.tok, [p["text"] for p in corpus] + [t["question"] for t in train],
-                                         gen.stop_ids)
+        gen.vocabulary = sampling_vocabulary(rd, gen, corpus)
     rows = generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
                         max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
                         bf16=cfg.use_bf16)
     write_jsonl(rd.generated(GENERATOR), rows)
     write_json(done, fingerprint)
     return rows
+
+
+def sampling_vocabulary(rd: RunDir, gen: Any, corpus: Sequence[dict[str, Any]]) -> Any:
+    """The tokens the generator may write for the matrix's passages: those of the passages and of
+    the train- and dev-article questions it was trained towards, and its stop tokens."""
+    from .generation import data_vocabulary
+
+    pairs = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))
+    return data_vocabulary(gen.tok, [p["text"] for p in corpus] + [p["question"] for p in pairs], gen.stop_ids)
 
 
 def clip_to_tokens(tokenizer: Any, text: str, max_tokens: int, prefix: str = "") -> str:
@@ -358,10 +366,16 @@ class Vectors:
         self.generated_docids = [m["docid"] for m in generated_meta]
         self.text = load("text")[0]
         self.querydocs = load("querydocs")[0]
+        self._matrices: dict[tuple[str, str], np.ndarray] = {}
 
     def passage_matrix(self, condition: str, lang: str) -> np.ndarray:
         """The passage vectors of one passage language as a condition uses them (rows in
-        paragraph order)."""
+        paragraph order; fused once, then kept for every query language and weight)."""
+        if (condition, lang) not in self._matrices:
+            self._matrices[(condition, lang)] = self._passage_matrix(condition, lang)
+        return self._matrices[(condition, lang)]
+
+    def _passage_matrix(self, condition: str, lang: str) -> np.ndarray:
         rows = self.rows[lang]
         own = self.passages[rows]
         if condition in ("none", "query-translated", "dual"):
@@ -476,7 +490,7 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
     paragraphs = {lang: [corpus[i] for i in range(len(corpus)) if corpus[i]["lang"] == lang]
                   for lang in cfg.rq3.passage_languages}
     k_max = max(cfg.rq3.reader_k)
-    plan: list[tuple[str, str, str, str, list[int]]] = []  # condition, Q, P, qid, paragraph positions read
+    plan: list[tuple[str, str, str, str, list[int], int]] = []  # condition, Q, P, qid, positions read, gold's
     for query_lang in cfg.rq3.query_languages:
         test_q = [q["qid"] for q in test if q["lang"] == query_lang]
         row = {qid: i for i, qid in enumerate(test_q)}
@@ -484,12 +498,12 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
             positions = {p["index"]: k for k, p in enumerate(paragraphs[passage_lang])}
             for qid in sample:
                 gold = positions[by_q[(query_lang, qid)]["index"]]
-                plan.append((GOLD, query_lang, passage_lang, qid, [gold]))
+                plan.append((GOLD, query_lang, passage_lang, qid, [gold], gold))
                 for condition in CONDITIONS:
                     plan.append((condition, query_lang, passage_lang, qid,
-                                 tops[(condition, query_lang, passage_lang)][row[qid]][:k_max].tolist()))
+                                 tops[(condition, query_lang, passage_lang)][row[qid]][:k_max].tolist(), gold))
     reads: dict[tuple[str, str, str, int], int] = {}
-    for condition, query_lang, passage_lang, qid, found in plan:
+    for condition, query_lang, passage_lang, qid, found, _ in plan:
         asked = passage_lang if condition == "query-translated" else query_lang
         for k in found:
             reads.setdefault((asked, qid, passage_lang, k), len(reads))
@@ -500,13 +514,11 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
                                "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
                               for (a, qid, p, k), s in zip(keys, spans)])
     rows = []
-    for condition, query_lang, passage_lang, qid, found in plan:
+    for condition, query_lang, passage_lang, qid, found, gold_position in plan:
         asked = passage_lang if condition == "query-translated" else query_lang
-        gold_position = {p["index"]: k for k, p in enumerate(paragraphs[passage_lang])}[by_q[(query_lang, qid)]["index"]]
         for k in ([1] if condition == GOLD else cfg.rq3.reader_k):
-            candidates = [spans[reads[(asked, qid, passage_lang, pos)]] for pos in found[:k]]
-            candidates = [c for c in candidates if c is not None]
-            prediction = max(candidates, key=lambda c: c.score).text if candidates else ""
+            best = best_over_passages([spans[reads[(asked, qid, passage_lang, pos)]] for pos in found[:k]])
+            prediction = "" if best is None else best.text
             golds = answers[(passage_lang, qid)]
             rows.append({"condition": condition, "query_lang": query_lang, "passage_lang": passage_lang, "qid": qid,
                          "k": k, "em": 100 * best_over_golds(exact_match, prediction, golds, passage_lang),
