@@ -233,7 +233,7 @@ def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
     names = {"seconds": "wall time (s)", "training seconds": "training time (s)", "reading seconds": "reading time (s)",
              "peak_rss_gib": "peak memory (GiB)"}
     out = pd.DataFrame(index=table.index)
-    for column in ["seconds", "training seconds", "reading seconds", "peak_rss_gib"] + [c for c in table.columns if c not in names]:
+    for column in list(names) + [c for c in table.columns if c not in names]:
         if column not in table:
             continue
         values = table[column]
@@ -378,6 +378,8 @@ XQUADR_ANCHORS = pd.DataFrame([
 #: Published figures beside the third research question's: zero-shot XQuAD with the gold paragraph
 #: (XTREME, Hu et al. 2020, averages over XQuAD's languages) and translate-then-retrieve on
 #: XOR-Retrieve's test set (Asai et al. 2021), human against machine translation of the question.
+#: Transcribed (the XOR-TyDi figures as issue 13 quotes them); the papers cannot be reached from the
+#: study's machines to check them.
 RQ3_ANCHORS = pd.DataFrame([
     {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": "XQuAD, gold paragraph", "measure": "F1", "value": 64.5},
     {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": "XQuAD, gold paragraph", "measure": "EM", "value": 49.4},
