@@ -308,8 +308,11 @@ def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data, si
 def test_the_paper_profile_offline_is_refused_before_any_work(tmp_path, real_data):
     from xqglib.runner import run_pipeline
 
-    with pytest.raises(UserError, match=r"the paper profile needs model\(s\) this machine does not have: "
-                                        r"google/mt5-base, bert-base-multilingual-cased"):
+    with pytest.raises(UserError, match=r"the paper profile needs what this machine does not have:\n"
+                                        r"  - model\(s\) google/mt5-base, bert-base-multilingual-cased: .*\n"
+                                        r"  - XOR-Retrieve's passage collection at .*enwiki_20190201_w100.tsv.*\n"
+                                        r"  - the retriever training data Tevatron/xor-tydi .*\n"
+                                        r"  \(the same code path runs offline on tiny models: --set data.benchmark=b3-tiny"):
         run_pipeline("paper", run_dir=tmp_path / "paper")
     assert [p for p in (tmp_path / "paper").rglob("*") if p.is_file()] == []  # nothing ran, nothing written
     from xqglib.models import missing_models

@@ -75,12 +75,17 @@ _XQUADR_SHA = {
     "zh": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
 }
 XQUAD_LANGUAGES: tuple[str, ...] = tuple(sorted(_XQUAD_SHA))
+#: XOR-Retrieve's question files by split (benchmark B3).
+XOR_FILES = {"dev": "xor_dev_retrieve_eng_span_v1_1.jsonl", "train": "xor_train_retrieve_eng_span.jsonl"}
 KNOWN_FILES.update({f"xquad/xquad.{l}.json": (_XQUAD_URL.format(l), s) for l, s in _XQUAD_SHA.items()})
 KNOWN_FILES.update({f"xquad-r/{l}.json": (_XQUADR_URL.format(l), s) for l, s in _XQUADR_SHA.items()})
 
 
 def files_used(profile: Profile) -> list[str]:
-    """The data files (relative paths) a profile's benchmark reads."""
+    """The data files (relative paths) a profile's benchmark reads (B3's collection is not one of
+    them: it has no published checksum; see :mod:`xqglib.b3`)."""
+    if profile.data.benchmark != "b1":
+        return [f"xor-tydi/{name}" for name in XOR_FILES.values()]
     languages = sorted(set(profile.data.query_languages) | set(profile.generation.languages) | {"en"})
     return ["squad/dev-v1.1.json"] + [f"xquad/xquad.{lang}.json" for lang in languages]
 
@@ -200,10 +205,9 @@ XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
 
 def load_xor_retrieve(split: str, root: Path | None = None) -> list[dict[str, Any]]:
     """XOR-Retrieve questions ``{id, question, answers, lang}`` (``lang`` stripped: train has " ar")."""
-    names = {"dev": "xor_dev_retrieve_eng_span_v1_1.jsonl", "train": "xor_train_retrieve_eng_span.jsonl"}
-    if split not in names:
-        raise UserError(f"XOR-Retrieve split must be one of {sorted(names)}, not {split!r}")
-    path = data_file(f"xor-tydi/{names[split]}", root)
+    if split not in XOR_FILES:
+        raise UserError(f"XOR-Retrieve split must be one of {sorted(XOR_FILES)}, not {split!r}")
+    path = data_file(f"xor-tydi/{XOR_FILES[split]}", root)
     rows = read_jsonl(path)
     for lineno, row in enumerate(rows, 1):
         try:

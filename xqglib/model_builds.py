@@ -317,6 +317,21 @@ def _build_tiny_bert(dest: Path) -> None:
     tok.save_pretrained(dest)
 
 
+def _build_tiny_xlmr(dest: Path) -> None:
+    """A miniature XLM-R (the paper's second backbone): XLM-R's architecture and vocabulary."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    tok = xlmr_tokenizer()
+    config = XLMRobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, intermediate_size=64, max_position_embeddings=514,
+                              type_vocab_size=1, pad_token_id=tok.pad_token_id,
+                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(dest)
+    tok.save_pretrained(dest)
+
+
 def _build_tiny_mt5(dest: Path) -> None:
     import torch
     from transformers import MT5Config, MT5ForConditionalGeneration
@@ -349,6 +364,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "me5-small": build_me5_small,
     "gemma3-270m": build_gemma3_270m,
     "tiny-bert": _build_tiny_bert,
+    "tiny-xlmr": _build_tiny_xlmr,
     "tiny-mt5": _build_tiny_mt5,
     "tiny-gemma3": _build_tiny_gemma3,
 }

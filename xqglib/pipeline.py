@@ -67,7 +67,12 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
-    """Build B1 and write the corpus, test queries, qrels, answers and all training data."""
+    """Build the benchmark (B1; B3 in :mod:`xqglib.b3`) and write the corpus, test queries, qrels,
+    answers and all training data."""
+    if cfg.data.benchmark != "b1":
+        from .b3 import prepare_b3
+
+        return prepare_b3(cfg, rd)
     b1 = D.build_b1(cfg)
     queries = D.test_queries(b1, cfg.data.query_languages)
     write_jsonl(rd.corpus, (p.as_tevatron() for p in b1.corpus))

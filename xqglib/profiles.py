@@ -13,7 +13,7 @@ from typing import Any
 from .errors import UserError
 from .settings import (AugmentationSettings, DataSettings, EvaluationSettings, GenerationSettings,
                        GeneratorSettings, Profile, RetrieverSettings, RetrieverSpec, RQ3Settings,
-                       RunSettings, XQuADRSettings, apply_overrides, check, parse_overrides)
+                       RunSettings, XOR_LANGUAGES, XQuADRSettings, apply_overrides, check, parse_overrides)
 
 SMOKE = Profile(
     name="smoke",
@@ -63,11 +63,12 @@ CPU = Profile(
 
 PAPER = Profile(
     name="paper",
-    description="the paper's models and hyperparameters (mBERT / mT5-base from the hub); for GPU "
-                "machines with network access",
+    description="the paper's task, models and hyperparameters (XOR-Retrieve, benchmark B3; mBERT / "
+                "mT5-base from the hub); for GPU machines with network access",
+    data=DataSettings(benchmark="b3", query_languages=XOR_LANGUAGES),
     generator=GeneratorSettings(models=("google/mt5-base",), steps=2000, batch_size=128,
                                 max_target_len=64, freeze_embeddings=False),
-    generation=GenerationSettings(n_per_language=5, top_k=10, batch_passages=64),
+    generation=GenerationSettings(languages=XOR_LANGUAGES, n_per_language=5, top_k=10, batch_passages=64),
     retriever=RetrieverSettings(encoder="bert-base-multilingual-cased", epochs=40, batch_size=128,
                                 freeze_embeddings=False, encode_batch_size=256),
     run=RunSettings(bf16=False),

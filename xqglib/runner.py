@@ -128,7 +128,7 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     """
     given = parse_overrides(overrides)
     cfg = load_profile(profile, given)
-    chosen = S.select(start, stop)
+    chosen = S.select(start, stop, cfg)
     rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
     if given and run_dir is None:
         _keep_the_default_run(cfg, rd)
@@ -155,7 +155,7 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _interrupted)
     for stage in chosen:
-        print(f"[{stage.number}/{len(S.STAGES)}] {stage.title} ({stage.notebook}, {cfg.name} profile)",
+        print(f"[{stage.number}/{len(S.for_benchmark(cfg))}] {stage.title} ({stage.notebook}, {cfg.name} profile)",
               file=sys.stderr, flush=True)
         started = time.perf_counter()
         run_notebook(stage, cfg, rd, given)
@@ -172,16 +172,25 @@ def _models_at_hand(cfg: Profile, chosen: list[S.Stage]) -> None:
     needed = (list(cfg.generator.models) if "generator" in loaded else []) + \
              ([cfg.retriever.encoder] if "encoder" in loaded else [])
     missing = missing_models(needed)
+    problems = []
     if missing:
-        raise UserError(f"the {cfg.name} profile needs model(s) this machine does not have: {', '.join(missing)}. "
-                        "They come from the Hugging Face hub: download them where the network allows "
-                        "(huggingface-cli download NAME, then copy the cache), or point the settings at "
-                        "saved model folders (--set retriever.encoder=/path/to/folder)")
+        problems.append(f"model(s) {', '.join(missing)}: they come from the Hugging Face hub: download them where "
+                        "the network allows (huggingface-cli download NAME, then copy the cache), or point the "
+                        "settings at saved model folders (--set retriever.encoder=/path/to/folder)")
+    if any(s.number == 1 for s in chosen):
+        from .b3 import missing_inputs
+
+        problems += missing_inputs(cfg)
+    if problems:
+        raise UserError(f"the {cfg.name} profile needs what this machine does not have:\n"
+                        + "\n".join(f"  - {p}" for p in problems)
+                        + ("\n  (the same code path runs offline on tiny models: --set data.benchmark=b3-tiny, "
+                           "see the README)" if cfg.data.benchmark == "b3" else ""))
 
 
 def first_unfinished(cfg: Profile, rd: RunDir) -> S.Stage | None:
     """The first stage whose outputs in ``rd`` are missing or from other settings (None: all done)."""
-    for stage in S.STAGES:
+    for stage in S.for_benchmark(cfg):
         if S.stale_reason(cfg, rd, stage) or not (rd.root / "notebooks" / f"{stage.notebook}.ipynb").exists():
             return stage
     return None
@@ -270,6 +279,10 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
     never overwrites the published book.
     """
     cfg = load_profile(profile, overrides)
+    if cfg.data.benchmark != "b1":
+        raise UserError(f"the book is built on benchmark B1 (its pages answer all three research questions on "
+                        f"XQuAD); a {cfg.data.benchmark} run answers the first one: run it with `python -m xqglib "
+                        f"run --profile {profile} ...` and read its Table 1 in runs/<profile>/notebooks/06_evaluate.ipynb")
     rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
     run_pipeline(profile, overrides, rd.root, start=1 if rerun else None)
     unfinished = first_unfinished(cfg, rd)

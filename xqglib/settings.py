@@ -30,6 +30,14 @@ XQUAD_LANGUAGES = ("ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh")
 #: Languages a question can be generated in on B1: XQuAD gives its training pairs.
 GENERATION_LANGUAGES = XQUAD_LANGUAGES + ("en",)
 
+#: XOR-TyDi's languages: the query (and generation) languages of benchmark B3, XOR-Retrieve.
+XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+
+#: The benchmarks Table 1 can be built on: B1 (XQuAD -> English Wikipedia, the offline default),
+#: B3 (XOR-Retrieve itself, the paper's task: needs its 18M-passage collection) and b3-tiny (the
+#: B3 code path on a hand-made 33-passage collection in the same format, for the tests).
+BENCHMARKS = ("b1", "b3", "b3-tiny")
+
 #: Names used in the generator prompt ("Generate a {Language} question for this passage: ...").
 LANGUAGE_NAMES = {
     "ar": "Arabic", "bn": "Bengali", "de": "German", "el": "Greek", "en": "English",
@@ -85,11 +93,15 @@ class RetrieverSpec:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Benchmark B1: XQuAD questions -> English SQuAD v1.1 dev paragraphs."""
+    """The benchmark of Table 1: B1 (XQuAD questions -> English SQuAD v1.1 dev paragraphs), or B3
+    (XOR-TyDi questions -> XOR-Retrieve's English Wikipedia; see :mod:`xqglib.b3`)."""
 
-    benchmark: str = setting("b1", "the benchmark the retrievers are evaluated on", choices=("b1",))
-    query_languages: tuple[str, ...] = setting(XQUAD_LANGUAGES, "languages of the test queries",
-                                               choices=XQUAD_LANGUAGES, nonempty=True, unique=True)
+    benchmark: str = setting("b1", "the benchmark the retrievers are evaluated on: b1, b3 (XOR-Retrieve; "
+                                   "paper profile) or b3-tiny (its code path on a hand-made collection)",
+                             choices=BENCHMARKS)
+    query_languages: tuple[str, ...] = setting(XQUAD_LANGUAGES, "languages of the test queries (B1: XQuAD's; "
+                                               "B3: XOR-TyDi's)", choices=tuple(sorted(set(XQUAD_LANGUAGES + XOR_LANGUAGES))),
+                                               nonempty=True, unique=True)
     split_articles: tuple[int, int, int] = setting(
         (30, 6, 12), f"train / dev / test articles of the {SHARED_ARTICLES} shared ones (seeded split)", low=1)
     max_corpus: int | None = setting(None, "cap on corpus passages (null: all 2,067); every test gold "
@@ -123,7 +135,8 @@ class GenerationSettings:
 
     languages: tuple[str, ...] = setting(("ar", "de", "hi", "ru", "th", "zh", "es"),
                                          "languages questions are generated in",
-                                         choices=GENERATION_LANGUAGES, nonempty=True, unique=True)
+                                         choices=tuple(sorted(set(GENERATION_LANGUAGES + XOR_LANGUAGES))),
+                                         nonempty=True, unique=True)
     n_per_language: int = setting(5, "questions per passage and language", low=1)
     top_k: int = setting(10, "top-k sampling", low=1)
     max_new_tokens: int = setting(32, "cap on a question's tokens", low=1)
@@ -519,6 +532,7 @@ def _cross_checks(p: Profile) -> list[str]:
     if isinstance(split, tuple) and all(isinstance(v, int) for v in split) and sum(split) != SHARED_ARTICLES:
         out.append(_line("data.split_articles", split, f"adds up to {sum(split)}",
                          f"three whole numbers >= 1 adding up to {SHARED_ARTICLES}"))
+    out += _benchmark_checks(p)
     names = [r.name for r in p.retriever.retrievers if isinstance(r, RetrieverSpec)]
     arms = [r.name for r in p.contrastive.arms if isinstance(r, RetrieverSpec)]
     for path, specs, trainings in (("retriever.retrievers", p.retriever.retrievers, TRAININGS),
@@ -574,6 +588,24 @@ def _cross_checks(p: Profile) -> list[str]:
 
             out.append(_line("generator.models", list(p.generator.models), f"unknown generator {model!r}",
                              "generators of " + ", ".join(sorted(GENERATOR_KINDS))))
+    return out
+
+
+def _benchmark_checks(p: Profile) -> list[str]:
+    """The languages a benchmark has questions (and generator training pairs) in."""
+    out = []
+    b3 = p.data.benchmark in ("b3", "b3-tiny")
+    name, allowed = ("XOR-TyDi's", XOR_LANGUAGES) if b3 else ("XQuAD's", XQUAD_LANGUAGES)
+    for path, languages, extra in (("data.query_languages", p.data.query_languages, ()),
+                                   ("generation.languages", p.generation.languages, () if b3 else ("en",))):
+        wrong = [lang for lang in languages if lang not in allowed + extra]
+        if wrong:
+            out.append(_line(path, list(languages), f"has {', '.join(wrong)}, which benchmark {p.data.benchmark} has "
+                             "no questions in", f"{name} languages: {', '.join(allowed + extra)}"))
+    if p.data.benchmark == "b3-tiny" and any(r.training == "english" for r in p.retriever.retrievers):
+        out.append(_line("retriever.retrievers", [r.name for r in p.retriever.retrievers],
+                         "trains a retriever on English questions, which b3-tiny has none of (B3 takes them "
+                         "from English NQ on the hub)", "retrievers trained none or crosslingual"))
     return out
 
 

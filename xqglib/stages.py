@@ -38,7 +38,7 @@ from .artifacts import RunDir, safe_name
 from .errors import UserError
 from .experiments import main_conditions
 from .formats import read_json, write_json
-from .settings import Profile
+from .settings import BENCHMARKS, Profile
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Stage:
     settings: tuple[str, ...]
     #: the models the stage loads: "generator" (every generator) and/or "encoder" (the retrievers')
     models: tuple[str, ...] = ()
+    #: the benchmarks (``data.benchmark``) the stage runs on: RQ2 and RQ3 are built on XQuAD (B1)
+    benchmarks: tuple[str, ...] = BENCHMARKS
 
     @property
     def label(self) -> str:
@@ -60,7 +62,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage(1, "data", "01_data", "Data: benchmark B1",
+    Stage(1, "data", "01_data", "Data: the benchmark (B1, or B3 in the paper profile)",
           reads=(),
           writes=("data/corpus.jsonl", "data/test_queries.jsonl", "data/qrels.test.txt",
                   "data/answers.test.json", "data/split.json", "data/generator_train.jsonl",
@@ -105,7 +107,8 @@ STAGES: tuple[Stage, ...] = (
           writes=("data/contrastive_train_{arm_training}.jsonl", "retrievers/{arm}/model/config.json",
                   "retrievers/{arm}/log.json", "retrievers/{arm}/fingerprint.json"),
           settings=("contrastive", "retriever", "run"),
-          models=("encoder",)),
+          models=("encoder",),
+          benchmarks=("b1",)),
     Stage(8, "encode-rq2", "08_encode_rq2", "RQ2: encoding B1 and XQuAD-R",
           reads=("retrievers/{arm}/model/config.json", "data/corpus.jsonl", "data/test_queries.jsonl",
                  "generated/{primary_generator}.jsonl", "data/split.json"),
@@ -113,11 +116,13 @@ STAGES: tuple[Stage, ...] = (
                   "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/questions.json",
                   "xquadr/{rq2}/candidates.npy", "xquadr/{rq2}/candidates.json"),
           settings=("xquadr", "run"),
-          models=("encoder",)),
+          models=("encoder",),
+          benchmarks=("b1",)),
     Stage(9, "evaluate-rq2", "09_evaluate_rq2", "RQ2: evaluation",
           reads=("embeddings/{rq2}/passages.npy", "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/candidates.npy"),
           writes=("eval/rq2_results.parquet", "eval/rq2_probe.parquet", "eval/rq2_conditions.json"),
-          settings=("augmentation", "evaluation", "xquadr", "run")),
+          settings=("augmentation", "evaluation", "xquadr", "run"),
+          benchmarks=("b1",)),
     Stage(10, "rq3-train", "10_rq3_train", "RQ3: the matrix, a generator for every passage language, the reader",
           reads=("generators/{primary_generator}/model/config.json", "data/split.json"),
           writes=("data/rq3_passages.jsonl", "data/rq3_questions.jsonl", "data/rq3_answers.jsonl",
@@ -128,20 +133,23 @@ STAGES: tuple[Stage, ...] = (
                     "rq3.max_questions", "rq3.generator_steps", "rq3.reader_steps", "rq3.reader_batch_size",
                     "rq3.reader_lr", "rq3.reader_max_len", "rq3.reader_stride", "generator", "retriever.encoder",
                     "retriever.warmup_ratio", "retriever.freeze_embeddings", "run"),
-          models=("generator", "encoder")),
+          models=("generator", "encoder"),
+          benchmarks=("b1",)),
     Stage(11, "rq3-encode", "11_rq3_encode", "RQ3: generating for every passage, encoding every condition",
           reads=("generators/rq3-passages/model/config.json", "data/rq3_passages.jsonl", "data/rq3_questions.jsonl"),
           writes=("generated/rq3-passages.jsonl", "rq3/{rq3}/questions.npy", "rq3/{rq3}/passages.npy",
                   "rq3/{rq3}/generated.npy", "rq3/{rq3}/text.npy", "rq3/{rq3}/querydocs.npy",
                   "rq3/{rq3}/expansion.json"),
           settings=("rq3.retrievers", "rq3.n_per_language", "rq3.text_max_len", "generation", "retriever", "run"),
-          models=("generator", "encoder")),
+          models=("generator", "encoder"),
+          benchmarks=("b1",)),
     Stage(12, "rq3-evaluate", "12_rq3_evaluate", "RQ3: retrieval and reading in every cell",
           reads=("rq3/{rq3}/passages.npy", "reader/model/config.json", "data/rq3_answers.jsonl"),
           writes=("eval/rq3_retrieval.parquet", "eval/rq3_reading.parquet", "eval/rq3_reads.parquet",
                   "eval/rq3_conditions.json"),
           settings=("rq3", "augmentation.alpha", "run"),
-          models=("encoder",)),
+          models=("encoder",),
+          benchmarks=("b1",)),
 )
 
 
@@ -154,13 +162,28 @@ def stage(key: str | int) -> Stage:
                     + ", ".join(f"{s.number} ({s.name})" for s in STAGES))
 
 
-def select(start: str | int | None = None, stop: str | int | None = None) -> list[Stage]:
-    """The stages from ``start`` to ``stop`` (inclusive; numbers or names)."""
+def select(start: str | int | None = None, stop: str | int | None = None,
+           cfg: Profile | None = None) -> list[Stage]:
+    """The stages from ``start`` to ``stop`` (inclusive; numbers or names); with ``cfg``, only
+    those that run on its benchmark (a range of none of them is refused)."""
     first = stage(start) if start is not None else STAGES[0]
     last = stage(stop) if stop is not None else STAGES[-1]
     if first.number > last.number:
         raise UserError(f"--from {first.number} ({first.name}) comes after --to {last.number} ({last.name})")
-    return [s for s in STAGES if first.number <= s.number <= last.number]
+    chosen = [s for s in STAGES if first.number <= s.number <= last.number]
+    if cfg is None:
+        return chosen
+    runnable = [s for s in chosen if s in for_benchmark(cfg)]
+    if not runnable:
+        raise UserError(f"stages {first.number}-{last.number} do not run on benchmark {cfg.data.benchmark} "
+                        f"(they are built on XQuAD, B1); on {cfg.data.benchmark} the stages are "
+                        + ", ".join(f"{s.number} ({s.name})" for s in for_benchmark(cfg)))
+    return runnable
+
+
+def for_benchmark(cfg: Profile) -> list[Stage]:
+    """The stages of a profile's benchmark (B3 answers the first research question only)."""
+    return [s for s in STAGES if cfg.data.benchmark in s.benchmarks]
 
 
 # --------------------------------------------------------------------------------------------

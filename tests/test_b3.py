@@ -1,0 +1,115 @@
+"""Benchmark B3 (XOR-Retrieve) and the paper profile's code path on b3-tiny: the hand-made
+collection in XOR-Retrieve's format, real XOR-TyDi questions, tiny models of the paper's
+architectures (mT5, XLM-R)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from xqglib import b3 as B
+from xqglib import data as D
+from xqglib.errors import UserError
+from xqglib.formats import read_json, read_jsonl, read_qrels
+from xqglib.profiles import load_profile
+
+#: The paper profile shrunk to seconds: b3-tiny, tiny mT5 and XLM-R, a few steps.
+TINY = {"data.benchmark": "b3-tiny", "data.max_test_questions": 4,
+        "generator.models": ["tiny-mt5"], "generator.steps": 2, "generator.batch_size": 4,
+        "generator.max_input_len": 48, "generator.max_target_len": 16, "generator.eval_every": 1,
+        "generator.max_dev_pairs": 8, "generator.max_train_pairs": 32,
+        "generation.n_per_language": 1, "generation.max_new_tokens": 4, "generation.batch_passages": 33,
+        "retriever.encoder": "tiny-xlmr",
+        "retriever.retrievers": [{"name": "base", "training": "none", "label": "encoder as is"},
+                                 {"name": "xdr", "training": "crosslingual", "label": "cross-lingual xDR"}],
+        "retriever.max_steps": 2, "retriever.batch_size": 4, "retriever.negatives": 1,
+        "retriever.query_max_len": 24, "retriever.passage_max_len": 48, "retriever.encode_batch_size": 16,
+        "augmentation.alpha_sweep": [0.0, 0.01, 0.1], "evaluation.search_depth": 10, "run.bf16": False}
+
+
+def test_answer_matching_is_the_scorers_substring_test():
+    match = B.AnswerMatcher({"q1": ["Portland"], "q2": ["1859", "Darwin"], "q3": ["portland"]})
+    assert match("Portland is in Oregon.") == {"q1"}  # case-sensitive, as the official scorer
+    assert match("Published in 1859 by Charles Darwin") == {"q2"}
+    assert match("In 18590 BC") == {"q2"}  # a substring, not a word: the scorer's semantics
+    assert match("nothing here") == set()
+    assert B.AnswerMatcher({})("anything") == set()
+    assert B.spans(["yes", " Portland ", "no", ""]) == ["Portland"]
+
+
+def test_the_tiny_collection_is_in_xor_retrieves_format():
+    passages = D.load_xor_corpus(B.TINY_CORPUS)
+    assert len(passages) == 33 and len({p.docid for p in passages}) == 33
+    assert passages[0].docid == "1" and passages[0].title == "Portland, Oregon"
+    assert all(p.text and "\t" not in p.text for p in passages)
+
+
+def test_benchmark_languages_and_training_are_checked():
+    with pytest.raises(UserError, match="data.query_languages .* has de, which benchmark b3 has no questions in"):
+        load_profile("paper", {"data.query_languages": ["ar", "de"]})
+    with pytest.raises(UserError, match="generation.languages .* has bn, which benchmark b1"):
+        load_profile("cpu", {"generation.languages": ["ar", "bn"]})
+    with pytest.raises(UserError, match="b3-tiny has none of"):
+        load_profile("paper", {"data.benchmark": "b3-tiny"})  # its English (zero-shot) row needs English NQ
+    cfg = load_profile("paper", TINY)
+    assert cfg.data.query_languages == D.XOR_LANGUAGES == cfg.generation.languages
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, real_data):
+    from xqglib.runner import run_pipeline
+
+    return run_pipeline("paper", TINY, run_dir=tmp_path_factory.mktemp("b3") / "run")
+
+
+def test_b3_data_labels_answer_matched_passages_only(tiny_run):
+    corpus = {p["docid"]: p for p in read_jsonl(tiny_run.corpus)}
+    assert len(corpus) == 33
+    queries = read_jsonl(tiny_run.test_queries)
+    answers, qrels = read_json(tiny_run.answers), read_qrels(tiny_run.qrels)
+    dev = {q["id"]: q for q in D.load_xor_retrieve("dev")}
+    assert {q["lang"] for q in queries} == set(D.XOR_LANGUAGES)
+    assert all(sum(q["lang"] == lang for q in queries) <= 4 for lang in D.XOR_LANGUAGES)
+    for q in queries:
+        real = dev[q["qid"]]
+        assert q["query"] == real["question"] and answers[q["query_id"]] == B.spans(real["answers"])
+        # the gold passages are exactly those holding an answer string
+        holding = {d for d, p in corpus.items() if any(a in p["text"] for a in answers[q["query_id"]])}
+        assert set(qrels[q["query_id"]]) == holding and holding
+    train = {q["id"] for q in D.load_xor_retrieve("train")}
+    rows = read_jsonl(tiny_run.retriever_rows("crosslingual"))
+    assert rows and all(r["qid"] in train and r["qid"] not in dev for r in rows)
+    by_id = {q["id"]: q for q in D.load_xor_retrieve("train")}
+    for r in rows:
+        spans = B.spans(by_id[r["qid"]]["answers"])
+        assert any(a in r["positive_passages"][0]["text"] for a in spans)
+        assert not any(a in p["text"] for p in r["negative_passages"] for a in spans)
+    # the generator's dev questions are held out of its training pairs
+    held = set(read_json(tiny_run.split)["generator dev questions"])
+    pairs = {split: read_jsonl(tiny_run.generator_pairs(split)) for split in ("train", "dev")}
+    assert pairs["dev"] and pairs["train"]
+    questions = {r["query"]: r["qid"] for r in rows}
+    assert all(questions[p["question"]] in held for p in pairs["dev"])
+    assert not any(questions[p["question"]] in held for p in pairs["train"])
+
+
+def test_the_paper_code_path_runs_on_b3_tiny(tiny_run):
+    from xqglib import stages as S
+    from xqglib.runner import build_book, run_pipeline
+
+    cfg = load_profile("paper", TINY)
+    assert [s.number for s in S.for_benchmark(cfg)] == [1, 2, 3, 4, 5, 6]
+    assert all(S.stale_reason(cfg, tiny_run, s) is None for s in S.for_benchmark(cfg))
+    generated = read_jsonl(tiny_run.path("generated", "tiny-mt5.jsonl"))
+    assert len(generated) == 33 and all(set(g["generated_queries"]) == set(D.XOR_LANGUAGES) for g in generated)
+    results = pd.read_parquet(tiny_run.path("eval", "results.parquet"))
+    assert set(results.benchmark) == {"b3-tiny"} and set(results.language) == set(D.XOR_LANGUAGES)
+    assert {"R@2kt", "R@5kt"} <= set(results.measure)
+    official = json.loads(tiny_run.path("eval", "xor_predictions", "xdr.json").read_text())
+    assert {p["lang"] for p in official} == set(D.XOR_LANGUAGES)
+    with pytest.raises(UserError, match="do not run on benchmark b3-tiny"):
+        run_pipeline("paper", TINY, run_dir=tiny_run.root, start=7)
+    with pytest.raises(UserError, match="the book is built on benchmark B1"):
+        build_book("paper", overrides=TINY, run_dir=tiny_run.root)
