@@ -113,3 +113,50 @@ def test_the_paper_code_path_runs_on_b3_tiny(tiny_run):
         run_pipeline("paper", TINY, run_dir=tiny_run.root, start=7)
     with pytest.raises(UserError, match="the book is built on benchmark B1"):
         build_book("paper", overrides=TINY, run_dir=tiny_run.root)
+
+
+def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_run, capsys):
+    """``torchrun --nproc_per_node 2 -m xqglib encode xdr`` on gloo: every matrix equals stage 5's
+    one-process encoding (to 1e-5) and in the same row order; stage 5 then reuses it."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from xqglib import pipeline as P
+    from xqglib.paths import repo_root
+
+    one = {k: np.load(tiny_run.embeddings("xdr", k)) for k in P.ENCODED}
+    ids = {k: read_json(tiny_run.embeddings_meta("xdr", k)) for k in P.ENCODED}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29519", "-m", "xqglib", "encode", "xdr", "--profile", "paper", "--overrides",
+                           json.dumps(TINY), "--run-dir", str(tiny_run.root)], cwd=repo_root(),
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "xdr: 33 passages, 28 test queries and 231 generated queries on 2 process(es)" in done.stdout
+    shards = sorted(p.name for p in tiny_run.path("embeddings", "xdr", "shards").iterdir())
+    assert "passages.shard-1-of-2.npy" in shards and "generated.shard-0-of-2.ids.json" in shards
+    for kind in P.ENCODED:
+        assert read_json(tiny_run.embeddings_meta("xdr", kind)) == ids[kind]
+        assert np.allclose(np.load(tiny_run.embeddings("xdr", kind)), one[kind], atol=1e-5)
+    cfg = load_profile("paper", TINY)
+    counts = P.encode_retriever(cfg, tiny_run, "xdr")
+    assert "reusing the encodings of xdr: encoded earlier on 2 process(es)" in capsys.readouterr().out
+    assert counts["processes"] == 2 and counts["passages"] == 33
+
+
+def test_search_over_shards_equals_one_index():
+    import numpy as np
+
+    from xqglib.search import search, search_shards
+
+    rng = np.random.default_rng(0)
+    passages, queries = rng.standard_normal((103, 16), dtype=np.float32), rng.standard_normal((7, 16), dtype=np.float32)
+    ids, qids = [f"d{i}" for i in range(103)], [f"q{i}" for i in range(7)]
+    whole = search(passages, ids, queries, qids, 10)
+    cuts = [0, 40, 41, 41, 90, 103]  # shards of different sizes, one of a single passage, one empty
+    sharded = search_shards([(passages[a:b], ids[a:b]) for a, b in zip(cuts, cuts[1:])], queries, qids, 10)
+    assert all(list(sharded[q]) == list(whole[q]) for q in qids)
+    assert all(sharded[q][d] == pytest.approx(whole[q][d], abs=1e-5) for q in qids for d in whole[q])
+    assert len(search_shards([(passages[:3], ids[:3]), (passages[3:5], ids[3:5])], queries, qids, 10)["q0"]) == 5

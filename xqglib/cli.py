@@ -1,4 +1,4 @@
-"""Command line: ``python -m xqglib {run,book,profiles,stages,train-retriever,build-model}``."""
+"""Command line: ``python -m xqglib {run,book,profiles,stages,train-retriever,encode,build-model}``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     _add_settings_arguments(train)
     train.add_argument("name", help="the retriever row (e.g. xdr)")
 
+    encode = sub.add_parser("encode",
+                            help="encode corpus, test queries and generated queries with one retriever, sharded "
+                                 "across processes (torchrun / accelerate launch); stage 5 then reuses them")
+    _add_settings_arguments(encode)
+    encode.add_argument("name", help="the retriever row (e.g. xdr)")
+
     build = sub.add_parser("build-model", help="build a local model folder (idempotent)")
     build.add_argument("name")
     build.add_argument("--force", action="store_true")
@@ -84,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             log = train_dense_retriever(cfg, rd, args.name, acc)
             if acc.is_main_process:
                 print(f"{args.name}: {len(log)} steps on {acc.num_processes} process(es), saved to {rd.retriever_model(args.name)}")
+        elif args.command == "encode":
+            from .distributed import accelerator
+            from .pipeline import encode_retriever, open_run
+
+            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
+            acc = accelerator()
+            counts = encode_retriever(cfg, rd, args.name, acc)
+            if acc.is_main_process:
+                print(f"{args.name}: {counts['passages']:,} passages, {counts['test queries']:,} test queries and "
+                      f"{counts['generated queries']:,} generated queries on {acc.num_processes} process(es), "
+                      f"in {rd.embeddings(args.name, 'passages').parent}")
         elif args.command == "profiles":
             from .profiles import PROFILES
             from .settings import describe

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -296,23 +297,70 @@ def generated_query_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in rows for lang, qs in r["generated_queries"].items() for slot, q in enumerate(qs)]
 
 
-def encode_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, int]:
-    """Encode corpus, test queries and the primary generator's queries with one retriever."""
+#: What stage 5 encodes per retriever, in order.
+ENCODED = ("passages", "queries", "generated")
+
+
+def encoding_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
+    """What a retriever's encodings depend on: the model's weights, the retriever and run settings,
+    and the corpus, test queries and generated queries."""
+    folder = Path(resolve(retriever_source(cfg, rd, name)))
+    inputs = [rd.require(rd.corpus, "data"), rd.require(rd.test_queries, "data"),
+              rd.require(rd.generated(cfg.primary_generator), "generate")]
+    return json.loads(json.dumps({"model": weights_digest(folder) if folder.is_dir() else str(folder),
+                                  "settings": cfg.select(["retriever", "run"]),
+                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
+
+
+def _encoding_record(rd: RunDir, name: str) -> Path:
+    return rd.path("embeddings", name, "sharded.json")
+
+
+def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> dict[str, Any]:
+    """Encode corpus, test queries and the primary generator's queries with one retriever.
+
+    With ``accelerator`` (``python -m xqglib encode NAME`` under ``torchrun`` / ``accelerate
+    launch``, see :mod:`xqglib.distributed`) every process encodes its slice of each into its own
+    shard, the first one merges them and records what they were encoded from; stage 5 then reuses
+    them. Without, stage 5 encodes here (reusing a sharded encoding of the very same inputs)."""
     seed_everything(cfg.seed)
+    record = _encoding_record(rd, name)
+    fingerprint = encoding_fingerprint(cfg, rd, name)
+    if accelerator is None and record.exists():
+        earlier = read_json(record)
+        if earlier.get("fingerprint") == fingerprint and all(rd.embeddings(name, k).exists() for k in ENCODED):
+            print(f"reusing the encodings of {name}: encoded earlier on {earlier['processes']} process(es) "
+                  f"in {earlier['seconds']:.1f} s from the same model and inputs")
+            return {**earlier["counts"], "processes": earlier["processes"]}
+    record.unlink(missing_ok=True)
     encoder = _encoder(cfg, retriever_source(cfg, rd, name))
-    corpus = read_jsonl(rd.require(rd.corpus, "data"))
+    corpus = read_jsonl(rd.corpus)
     queries = read_jsonl(rd.test_queries)
-    generated = generated_query_table(read_jsonl(rd.require(rd.generated(cfg.primary_generator), "generate")))
-    bs = cfg.retriever.encode_batch_size
-    rd.save_embeddings(name, "passages", encoder.encode([passage_text(p["title"], p["text"]) for p in corpus],
-                                                        False, bs, f"{name}: passages"), [p["docid"] for p in corpus])
-    rd.save_embeddings(name, "queries", encoder.encode([q["query"] for q in queries], True, bs, f"{name}: test queries"),
-                       [q["query_id"] for q in queries])
+    generated = generated_query_table(read_jsonl(rd.generated(cfg.primary_generator)))
     # generated queries are encoded with the query encoder (the official encode.py does the same)
-    rd.save_embeddings(name, "generated", encoder.encode([g["query"] for g in generated], True, bs,
-                                                         f"{name}: generated queries"),
-                       [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])
-    return {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
+    work = {"passages": ([passage_text(p["title"], p["text"]) for p in corpus], False, [p["docid"] for p in corpus]),
+            "queries": ([q["query"] for q in queries], True, [q["query_id"] for q in queries]),
+            "generated": ([g["query"] for g in generated], True,
+                          [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])}
+    labels = {"passages": "passages", "queries": "test queries", "generated": "generated queries"}
+    bs = cfg.retriever.encode_batch_size
+    started = time.perf_counter()
+    for kind in ENCODED:
+        texts, is_query, ids = work[kind]
+        if accelerator is None:
+            rd.save_embeddings(name, kind, encoder.encode(texts, is_query, bs, f"{name}: {labels[kind]}"), ids)
+            continue
+        from .distributed import encode_sharded
+
+        merged = encode_sharded(encoder, texts, [str(i) for i in range(len(ids))],
+                                rd.path("embeddings", name, "shards", kind), is_query, bs, accelerator)
+        if merged is not None:
+            rd.save_embeddings(name, kind, merged[0], ids)
+    counts = {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
+    if accelerator is not None and accelerator.is_main_process:
+        write_json(record, {"fingerprint": fingerprint, "processes": accelerator.num_processes,
+                            "seconds": round(time.perf_counter() - started, 2), "counts": counts})
+    return counts
 
 
 def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
