@@ -160,3 +160,55 @@ def test_search_over_shards_equals_one_index():
     assert all(list(sharded[q]) == list(whole[q]) for q in qids)
     assert all(sharded[q][d] == pytest.approx(whole[q][d], abs=1e-5) for q in qids for d in whole[q])
     assert len(search_shards([(passages[:3], ids[:3]), (passages[3:5], ids[3:5])], queries, qids, 10)["q0"]) == 5
+
+
+def test_two_processes_generate_what_one_process_generates(tiny_run, tmp_path):
+    """``torchrun --nproc_per_node 2 -m xqglib generate`` splits the seeded sampling batches between
+    the processes: the merged file is the one-process file, and stage 3 reuses it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from xqglib import pipeline as P
+    from xqglib.artifacts import RunDir
+    from xqglib.paths import repo_root
+
+    settings = {**TINY, "generation.batch_passages": 17}  # two batches: one a process
+    runs = {}
+    for processes in (1, 2):
+        root = tmp_path / str(processes)
+        shutil.copytree(tiny_run.root, root)
+        rd = RunDir(root)
+        rd.generation_fingerprint("tiny-mt5").unlink()
+        if processes == 1:
+            P.generate_queries(load_profile("paper", settings), rd, "tiny-mt5")
+        else:
+            done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                   "--master_port", "29521", "-m", "xqglib", "generate", "tiny-mt5", "--profile",
+                                   "paper", "--overrides", json.dumps(settings), "--run-dir", str(root)],
+                                  cwd=repo_root(), env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert "tiny-mt5: queries for 33 passages on 2 process(es)" in done.stdout
+            assert sorted(p.name for p in rd.path("generated", "shards").iterdir()) == [
+                "tiny-mt5.shard-0-of-2.jsonl", "tiny-mt5.shard-1-of-2.jsonl"]
+        runs[processes] = rd
+    one, two = (read_jsonl(runs[n].generated("tiny-mt5")) for n in (1, 2))
+    assert [r["docid"] for r in two] == [p["docid"] for p in read_jsonl(tiny_run.corpus)]
+    assert two == one
+    assert P.generate_queries(load_profile("paper", settings), runs[2], "tiny-mt5") == two  # reused
+
+
+def test_merging_row_shards_checks_every_passage_once(tmp_path):
+    from xqglib.sharding import merge_rows_shards, write_rows_shard
+
+    stem = tmp_path / "gen"
+    write_rows_shard(stem, 0, 2, [{"docid": "b", "q": 1}, {"docid": "a", "q": 2}])
+    with pytest.raises(UserError, match=r"shards \[1\] of 2 .* are missing"):
+        merge_rows_shards(stem, 2, "docid", ["a", "b", "c"])
+    write_rows_shard(stem, 1, 2, [{"docid": "c", "q": 3}])
+    assert [r["q"] for r in merge_rows_shards(stem, 2, "docid", ["a", "b", "c"])] == [2, 1, 3]
+    write_rows_shard(stem, 1, 2, [{"docid": "a", "q": 3}])
+    with pytest.raises(UserError, match="1 repeated, 1 missing"):
+        merge_rows_shards(stem, 2, "docid", ["a", "b", "c"])

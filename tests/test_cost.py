@@ -77,3 +77,20 @@ def test_cost_table_and_roof():
     assert pd.isna(table.loc[1, "share of roof (%)"])
     assert table.loc[2, "TFLOP"] == 6.0 and table.loc[2, "wall s"] == 10.0 and table.loc[2, "roof s"] == 6.0
     assert table.loc[2, "share of roof (%)"] == 40.0  # over the stages with a wall time
+
+
+def test_the_paper_cost_sheet_counts_by_hand():
+    from xqglib import cost as C
+
+    sheet = C.paper_cost_sheet(queries_per_passage=5, passages=2)
+    # mBERT over 2 passages of 128 tokens: 2 x weights per position, plus 4 x layers x heads x
+    # head_dim per attended (query, key) pair
+    weights = 12 * (768 * 64 * 48 + 2 * 768 * 3072)
+    by_hand = 2 * weights * 256 + 4 * 12 * 12 * 64 * 2 * 128 ** 2
+    assert sheet.loc[("5 encode", "mBERT: 2 passages"), "PFLOP"] == pytest.approx(by_hand / 1e15)
+    assert sheet.loc[("5 encode", "mBERT: 10 generated queries"), "disk GB"] == pytest.approx(10 * 768 * 4 / 1e9)
+    assert sheet.loc[("total", ""), "PFLOP"] == pytest.approx(sheet["PFLOP"].iloc[:-1].sum())
+    # at full scale: 630M generated queries, whose vectors are most of the disk
+    full = C.paper_cost_sheet()
+    assert full.loc[("5 encode", "mBERT: 630,000,000 generated queries"), "disk GB"] == pytest.approx(630e6 * 3072 / 1e9)
+    assert C.gpu_hours(full, 1000.0).iloc[-1] == pytest.approx(full["PFLOP"].iloc[-1] * 1e3 / 1000 / 3600)

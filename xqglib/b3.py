@@ -12,6 +12,10 @@ streaming pass with an Aho-Corasick automaton (``pyahocorasick``).
 
 Training data:
 
+The collection is read from ``$XQG_DATA_DIR/xor-tydi/enwiki_20190201_w100.tsv``, downloaded there
+from its published URL where the network allows (no checksum is published: its SHA-256 is recorded
+with the run's data sizes).
+
 - ``b3``: the paper's retriever training file, Tevatron's ``Tevatron/xor-tydi`` (``eng_span``
   train: each XOR train question with DPR's positive and hard negative passages), loaded from the
   hub with ``datasets`` where the network allows. The generator learns (positive passage ->
@@ -32,9 +36,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import XOR_CORPUS, Passage, data_dir, iter_xor_corpus, load_xor_retrieve
+from .data import XOR_CORPUS, Passage, data_dir, download, iter_xor_corpus, load_xor_retrieve
 from .errors import UserError
-from .formats import atomic_open, write_json, write_jsonl, write_qrels
+from .formats import atomic_open, sha256_file, write_json, write_jsonl, write_qrels
 from .progress import progress
 from .settings import Profile
 
@@ -55,12 +59,23 @@ def corpus_path(benchmark: str) -> Path:
     return TINY_CORPUS if benchmark == "b3-tiny" else data_dir() / XOR_CORPUS
 
 
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except Exception:  # offline, refused, moved: the run cannot fetch it
+        return False
+
+
 def missing_inputs(cfg: Profile) -> list[str]:
-    """What a B3 run needs and this machine lacks, in words (checked before any work)."""
+    """What a B3 run needs and this machine can neither find nor fetch, in words (checked before
+    any work): the collection when it is absent and its URL cannot be reached."""
     if cfg.data.benchmark != "b3":
         return []
     path = corpus_path("b3")
-    if path.exists():
+    if path.exists() or _reachable(XOR_CORPUS_URL):
         return []
     return [f"XOR-Retrieve's passage collection at {path} (English Wikipedia of 2019-02-01 in 100-word "
             f"passages, DPR's tsv; published at {XOR_CORPUS_URL}, ~18M passages, no published checksum)",
@@ -111,14 +126,21 @@ def prepare_b3(cfg: Profile, rd: Any) -> dict[str, Any]:
     tiny = benchmark == "b3-tiny"
     languages = sorted(set(cfg.data.query_languages) | set(cfg.generation.languages))
     train = _questions("train", languages) if tiny else []
+    # the hub's training files first: without the network this stops before the long pass below
+    hub = None if tiny else tevatron_training_rows(languages)
+    trainings = sorted({r.training for r in cfg.retrievers} - {"none"})
+    english = english_nq_rows() if "english" in trainings else []
     dev_matcher = AnswerMatcher({q["id"]: q["answers"] for q in dev})
     train_matcher = AnswerMatcher({q["id"]: q["answers"] for q in train})
     matched: dict[str, list[str]] = {}
     train_matched: dict[str, list[str]] = {}
     passages: list[Passage] = []
     count = 0
+    source = corpus_path(benchmark)
+    if not source.exists():  # b3 where the network allows: no checksum is published, so its digest is recorded
+        download(XOR_CORPUS_URL, source, None)
     with atomic_open(rd.corpus) as out, progress(desc="B3 collection", unit=" passages") as bar:
-        for passage in iter_xor_corpus(corpus_path(benchmark)):
+        for passage in iter_xor_corpus(source):
             out.write(json.dumps(passage.as_tevatron(), ensure_ascii=False) + "\n")
             for qid in dev_matcher(passage.text):
                 matched.setdefault(qid, []).append(passage.docid)
@@ -130,17 +152,18 @@ def prepare_b3(cfg: Profile, rd: Any) -> dict[str, Any]:
             bar.update(1)
     if tiny:  # only questions the small collection can answer
         dev = [q for q in dev if q["id"] in matched]
-    dev = _capped(dev, cfg.data.max_test_questions, cfg.data.query_languages)
+    dev = _capped(dev, cfg.data.max_test_questions)
     queries = [{"query_id": f"{q['id']}-{q['lang']}", "query": q["question"], "lang": q["lang"], "qid": q["id"]}
                for q in dev]
     write_jsonl(rd.test_queries, queries)
     write_qrels(rd.qrels, {q["query_id"]: {d: 1 for d in matched.get(q["qid"], [])} for q in queries})
-    write_json(rd.answers, {f"{q['id']}-{q['lang']}": q["answers"] for q in dev})
-    rows = (tiny_training_rows(train, train_matched, passages, cfg.retriever.negative_pool, cfg.seed) if tiny
-            else tevatron_training_rows(languages))
+    write_json(rd.answers, {query["query_id"]: q["answers"] for query, q in zip(queries, dev)})
+    rows = hub if hub is not None else tiny_training_rows(train, train_matched, passages,
+                                                          cfg.retriever.negative_pool, cfg.seed)
     held_out = _generator_dev_ids([r["qid"] for r in rows], cfg.seed)
     write_json(rd.split, {"benchmark": benchmark, "generator dev questions": sorted(held_out)})
-    sizes: dict[str, Any] = {"benchmark": benchmark, "corpus passages": count, "test questions": len(dev),
+    sizes: dict[str, Any] = {"benchmark": benchmark, "collection SHA-256": sha256_file(source),
+                             "corpus passages": count, "test questions": len(dev),
                              "test queries": len(queries),
                              "test questions with an answer-matched passage": sum(q["id"] in matched for q in dev)}
     for split in ("train", "dev"):
@@ -149,16 +172,16 @@ def prepare_b3(cfg: Profile, rd: Any) -> dict[str, Any]:
                  for r in rows if r["lang"] in cfg.generation.languages and (r["qid"] in held_out) == (split == "dev")]
         write_jsonl(rd.generator_pairs(split), pairs)
         sizes[f"generator {split} pairs"] = len(pairs)
-    for training in sorted({r.training for r in cfg.retrievers} - {"none"}):
-        # "english": the paper's zero-shot rows, English NQ (checked absent from b3-tiny's settings)
-        chosen = (english_nq_rows() if training == "english" else
-                  [r for r in rows if r["lang"] in cfg.data.query_languages])
+    for training in trainings:
+        # "english": the paper's zero-shot rows, English NQ (settings refuse it on b3-tiny)
+        chosen = english if training == "english" else [r for r in rows if r["lang"] in cfg.data.query_languages]
         write_jsonl(rd.retriever_rows(training), chosen)
         sizes[f"retriever training rows ({training})"] = len(chosen)
     return sizes
 
 
-def _capped(questions: list[dict[str, Any]], cap: int | None, languages: Sequence[str]) -> list[dict[str, Any]]:
+def _capped(questions: list[dict[str, Any]], cap: int | None) -> list[dict[str, Any]]:
+    """The first ``cap`` questions of each language (all with None)."""
     if cap is None:
         return questions
     kept: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""Command line: ``python -m xqglib {run,book,profiles,stages,train-retriever,encode,build-model}``."""
+"""Command line: ``python -m xqglib {run,book,profiles,stages,train-retriever,generate,encode,build-model}``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     _add_settings_arguments(train)
     train.add_argument("name", help="the retriever row (e.g. xdr)")
 
+    generate = sub.add_parser("generate",
+                              help="generate queries for every corpus passage with one generator, sharded across "
+                                   "processes (torchrun / accelerate launch); stage 3 then reuses them")
+    _add_settings_arguments(generate)
+    generate.add_argument("name", help="the generator (e.g. google/mt5-base)")
+
     encode = sub.add_parser("encode",
                             help="encode corpus, test queries and generated queries with one retriever, sharded "
                                  "across processes (torchrun / accelerate launch); stage 5 then reuses them")
@@ -90,6 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             log = train_dense_retriever(cfg, rd, args.name, acc)
             if acc.is_main_process:
                 print(f"{args.name}: {len(log)} steps on {acc.num_processes} process(es), saved to {rd.retriever_model(args.name)}")
+        elif args.command == "generate":
+            from .distributed import accelerator
+            from .pipeline import generate_queries, open_run
+
+            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
+            acc = accelerator()
+            rows = generate_queries(cfg, rd, args.name, acc)
+            if acc.is_main_process:
+                print(f"{args.name}: queries for {len(rows):,} passages on {acc.num_processes} process(es), "
+                      f"in {rd.generated(args.name)}")
         elif args.command == "encode":
             from .distributed import accelerator
             from .pipeline import encode_retriever, open_run

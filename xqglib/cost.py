@@ -353,3 +353,83 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
                           reader_shape.forward(positions, attended=sum(len(w) ** 2 for w in windows)),
                           _reading_seconds(timings.get("12 rq3-evaluate: score and read", {})), roof))
     return cost_table(sorted(rows, key=lambda row: int(row["stage"].split(" ", 1)[0])))  # stage order
+
+
+# --------------------------------------------------------------------------------------------
+# The paper profile at full scale: a projection from counts, not a measurement
+# --------------------------------------------------------------------------------------------
+
+#: The published sizes of the paper's models (their hub configs), transcribed: no hub here.
+MBERT = TransformerShape(layers=12, hidden=768, intermediate=3072, heads=12, kv_heads=12, head_dim=64,
+                         vocab=119_547, gated_mlp=False)
+MT5_BASE_ENCODER = TransformerShape(layers=12, hidden=768, intermediate=2048, heads=12, kv_heads=12, head_dim=64,
+                                    vocab=250_112, gated_mlp=True)
+#: mT5's decoder per position: self-attention and the cross-attention's query and output on top of
+#: the encoder's body (the cross keys and values are counted per encoder position).
+MT5_BASE_DECODER = TransformerShape(layers=12, hidden=768, intermediate=2048, heads=24, kv_heads=12, head_dim=64,
+                                    vocab=250_112, gated_mlp=True)
+
+#: The scale of the paper's run (its own figures): ~18M passages, 7 languages x n = 5 queries each.
+PAPER_PASSAGES = 18_000_000
+#: XOR-Retrieve train questions (our copy of the file), the epochs, batch and passages per query of
+#: the paper's retriever training; the generator's steps and batch.
+PAPER_TRAIN_QUESTIONS, PAPER_EPOCHS, PAPER_PASSAGES_PER_QUERY = 15_250, 40, 8
+PAPER_GENERATOR_STEPS, PAPER_GENERATOR_BATCH = 2000, 128
+#: Assumed token counts (stated on the page): a 100-word passage fills the 128-token input of both
+#: models; a generated or test question is ~16 tokens (the 32-token query cap is rarely reached).
+PASSAGE_TOKENS, QUESTION_TOKENS = 128, 16
+#: Bytes on disk: fp32 vectors of 768 dimensions (the official code pickles fp32 embeddings); a
+#: generated question as UTF-8 JSON (~100 bytes in the non-Latin scripts of most of the 7 languages).
+VECTOR_BYTES, GENERATED_QUERY_BYTES = 768 * 4, 100
+
+
+def _decoder_keys(steps: int) -> float:
+    """Keys a decoder position attends, per head of :data:`MT5_BASE_DECODER` (whose 24 "heads" are
+    12 self-attention heads over ~steps / 2 earlier tokens and 12 cross-attention heads over the
+    passage): the mean of the two."""
+    return (steps / 2 + PASSAGE_TOKENS) / 2
+
+
+#: The disk the official pipeline takes, by its README ("around 2.5TB").
+PAPER_DISK_TB = 2.5
+
+
+def paper_cost_sheet(queries_per_passage: int = 35, passages: int = PAPER_PASSAGES) -> pd.DataFrame:
+    """The full paper profile's work per stage: FLOPs (this module's count on the published model
+    sizes and the assumed token counts above) and disk. It is a projection: GPU time is the FLOPs
+    over a device's measured rate, which only a GPU run can give."""
+    queries = passages * queries_per_passage
+    prompts = passages * queries_per_passage // 5  # one encoder pass per passage and language, 5 samples each
+    steps = QUESTION_TOKENS + 1  # the question's tokens and its end
+    cross_kv = 2 * MT5_BASE_DECODER.layers * 2 * 768 * 768  # keys and values of every encoder position
+    generation = (MT5_BASE_ENCODER.forward(prompts * PASSAGE_TOKENS, attended=prompts * PASSAGE_TOKENS ** 2)
+                  + queries * PASSAGE_TOKENS * cross_kv
+                  + MT5_BASE_DECODER.forward(queries * steps, head_positions=queries * steps,
+                                             attended=queries * steps * _decoder_keys(steps)))
+    pairs = PAPER_GENERATOR_STEPS * PAPER_GENERATOR_BATCH
+    generator = 3 * (MT5_BASE_ENCODER.forward(pairs * PASSAGE_TOKENS, attended=pairs * PASSAGE_TOKENS ** 2)
+                     + pairs * PASSAGE_TOKENS * cross_kv
+                     + MT5_BASE_DECODER.forward(pairs * steps, head_positions=pairs * steps,
+                                                attended=pairs * steps * _decoder_keys(steps)))
+    examples = PAPER_TRAIN_QUESTIONS * PAPER_EPOCHS
+    retriever = 3 * MBERT.forward(examples * (QUESTION_TOKENS + PAPER_PASSAGES_PER_QUERY * PASSAGE_TOKENS),
+                                  attended=examples * (QUESTION_TOKENS ** 2 + PAPER_PASSAGES_PER_QUERY * PASSAGE_TOKENS ** 2))
+    encode_passages = MBERT.forward(passages * PASSAGE_TOKENS, attended=passages * PASSAGE_TOKENS ** 2)
+    encode_queries = MBERT.forward(queries * QUESTION_TOKENS, attended=queries * QUESTION_TOKENS ** 2)
+    rows = [
+        ("2 train-generator", f"mT5-base: {PAPER_GENERATOR_STEPS:,} steps of {PAPER_GENERATOR_BATCH}", generator, 0),
+        ("3 generate", f"mT5-base: {queries:,} queries ({queries_per_passage} a passage)", generation,
+         queries * GENERATED_QUERY_BYTES),
+        ("4 train-retriever", f"mBERT: {PAPER_EPOCHS} epochs of {PAPER_TRAIN_QUESTIONS:,} questions x "
+                              f"{PAPER_PASSAGES_PER_QUERY} passages", retriever, 0),
+        ("5 encode", f"mBERT: {passages:,} passages", encode_passages, passages * VECTOR_BYTES),
+        ("5 encode", f"mBERT: {queries:,} generated queries", encode_queries, queries * VECTOR_BYTES),
+    ]
+    table = pd.DataFrame([{"stage": s, "what": w, "PFLOP": f / 1e15, "disk GB": b / 1e9} for s, w, f, b in rows])
+    total = {"stage": "total", "what": "", "PFLOP": table["PFLOP"].sum(), "disk GB": table["disk GB"].sum()}
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True).set_index(["stage", "what"])
+
+
+def gpu_hours(table: pd.DataFrame, tflops: float) -> pd.Series:
+    """GPU-hours of each row of :func:`paper_cost_sheet` at a sustained rate of ``tflops``."""
+    return table["PFLOP"] * 1e3 / tflops / 3600

@@ -90,8 +90,9 @@ def files_used(profile: Profile) -> list[str]:
     return ["squad/dev-v1.1.json"] + [f"xquad/xquad.{lang}.json" for lang in languages]
 
 
-def download(url: str, dest: Path, sha256: str) -> Path:
-    """Download ``url`` to ``dest`` (temp file, checksum, then rename)."""
+def download(url: str, dest: Path, sha256: str | None) -> Path:
+    """Download ``url`` to ``dest`` (temp file, checksum, then rename); ``sha256`` None: a file
+    with no published checksum (its digest is then recorded by the caller)."""
     try:
         with urllib.request.urlopen(url, timeout=60) as response, atomic_open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -102,6 +103,8 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(f"could not download {url} ({exc}); put the file at {dest} by hand, or point "
                         "XQG_DATA_DIR at a directory that holds it") from None
+    if sha256 is None:
+        return dest
     actual = sha256_file(dest)
     if actual != sha256:
         dest.unlink()

@@ -449,26 +449,31 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
     return log
 
 
+def generation_batches(passages: Sequence[dict[str, str]], batch_passages: int) -> list[list[int]]:
+    """The sampling batches: passage indices sorted by length (batches of similar length waste
+    little compute on padding), ``batch_passages`` at a time. Batch ``b`` is seeded from the seed
+    and ``b``, so any batch can be generated alone (another process, a rerun) and gives the same
+    questions."""
+    order = sorted(range(len(passages)), key=lambda i: len(passages[i]["title"]) + len(passages[i]["text"]))
+    return [order[start:start + batch_passages] for start in range(0, len(order), batch_passages)]
+
+
 def generate_xqg(gen: QueryGenerator, passages: Sequence[dict[str, str]], languages: Sequence[str],
                  *, n: int, top_k: int, max_new_tokens: int, batch_passages: int, seed: int,
-                 bf16: bool) -> list[dict[str, Any]]:
-    """Rows of the released xQG jsonl: ``{docid, title, text, generated_queries: {lang: [n]}}``.
-
-    Each batch of passages is seeded from ``seed`` and its position, so any part of the output
-    can be regenerated alone and gives the same questions.
-    """
-    rows = [{"docid": p["docid"], "title": p["title"], "text": p["text"],
-             "generated_queries": {lang: [] for lang in languages}} for p in passages]
+                 bf16: bool, batches: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Rows of the released xQG jsonl: ``{docid, title, text, generated_queries: {lang: [n]}}``,
+    in corpus order; with ``batches``, only the passages of those batches of
+    :func:`generation_batches` (one process's share: see :mod:`xqglib.distributed`)."""
+    plan = generation_batches(passages, batch_passages)
+    chosen = range(len(plan)) if batches is None else batches
+    rows: dict[int, dict[str, Any]] = {}
     gen.model.eval()
-    # batches of similar length waste little compute on padding; the order is deterministic
-    by_length = sorted(rows, key=lambda r: len(r["title"]) + len(r["text"]))
-    n_batches = math.ceil(len(passages) / batch_passages)
-    for b in progress(range(n_batches), desc=f"generate queries ({len(languages)} languages x {n})",
-                      unit="batches"):
-        chunk = by_length[b * batch_passages:(b + 1) * batch_passages]
-        questions = gen.sample([(r["title"], r["text"]) for r in chunk], languages, n, top_k,
+    for b in progress(chosen, desc=f"generate queries ({len(languages)} languages x {n})", unit="batches"):
+        chunk = plan[b]
+        questions = gen.sample([(passages[i]["title"], passages[i]["text"]) for i in chunk], languages, n, top_k,
                                max_new_tokens, seed=seed * 1_000_003 + b, bf16=bf16)
-        for lang in languages:
-            for row, qs in zip(chunk, questions[lang]):
-                row["generated_queries"][lang] = qs
-    return rows
+        for position, i in enumerate(chunk):
+            p = passages[i]
+            rows[i] = {"docid": p["docid"], "title": p["title"], "text": p["text"],
+                       "generated_queries": {lang: questions[lang][position] for lang in languages}}
+    return [rows[i] for i in sorted(rows)]

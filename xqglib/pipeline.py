@@ -23,14 +23,15 @@ import torch
 from . import data as D
 from . import lareqa
 from . import stages as S
-from .artifacts import RunDir
+from .artifacts import RunDir, safe_name
 from .augmentation import passage_vectors
 from .encoding import DenseEncoder, passage_text
 from .experiments import main_conditions
 from .errors import UserError
 from .formats import (read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl,
                       write_qrels, write_trec_run)
-from .generation import QueryGenerator, data_vocabulary, generate_xqg, head_agreement, train_generator
+from .generation import (QueryGenerator, data_vocabulary, generate_xqg, generation_batches, head_agreement,
+                         train_generator)
 from .model_builds import BUILDERS, build_stamp
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
 from .profiles import load_profile
@@ -202,16 +203,23 @@ def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any
                                   "inputs": {p.name: sha256_file(p) for p in inputs}}))
 
 
-def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]]:
+def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, Any]]:
     """Generate queries for every corpus passage (released xQG format). A file generated earlier
-    by the same generator weights from the same corpus and settings is reused."""
+    by the same generator weights from the same corpus and settings is reused.
+
+    With ``accelerator`` (``python -m xqglib generate NAME`` under ``torchrun`` / ``accelerate
+    launch``) every process generates a contiguous share of the sampling batches into its own
+    shard, and the first one merges them (every passage once, in corpus order): the file equals the
+    one-process file, since every batch is seeded by its position. Stage 3 then reuses it."""
     fingerprint = generation_fingerprint(cfg, rd, name)
     done = rd.generation_fingerprint(name)
     if rd.generated(name).exists() and rd.generation_report(name).exists() and done.exists() \
             and read_json(done) == fingerprint:
         print(f"reusing {rd.generated(name)}: generated earlier by the same generator from the same corpus and settings")
         return read_jsonl(rd.generated(name))
-    done.unlink(missing_ok=True)
+    main = accelerator is None or accelerator.is_main_process
+    if main:
+        done.unlink(missing_ok=True)
     seed_everything(cfg.seed)
     gen = _generator(cfg, name, str(rd.require(rd.generator_model(name), "train-generator")))
     corpus = read_jsonl(rd.require(rd.corpus, "data"))
@@ -219,16 +227,31 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, Any]
     g = cfg.generation
     if g.vocabulary == "data" and gen.kind == "decoder":
         gen.vocabulary = sampling_vocabulary(cfg, gen, corpus)
-        dev = read_jsonl(rd.require(rd.generator_pairs("dev"), "data"))
-        random.Random(cfg.seed).shuffle(dev)
-        report = {"vocabulary": "data", "vocabulary_size": len(gen.vocabulary),
-                  "full_vocabulary_size": len(gen.tok),
-                  "agreement_on_dev_questions": head_agreement(gen, dev[: cfg.generator.max_dev_pairs],
-                                                               gen.vocabulary, g.top_k)}
+        if main:
+            dev = read_jsonl(rd.require(rd.generator_pairs("dev"), "data"))
+            random.Random(cfg.seed).shuffle(dev)
+            report = {"vocabulary": "data", "vocabulary_size": len(gen.vocabulary),
+                      "full_vocabulary_size": len(gen.tok),
+                      "agreement_on_dev_questions": head_agreement(gen, dev[: cfg.generator.max_dev_pairs],
+                                                                   gen.vocabulary, g.top_k)}
+    settings = dict(n=g.n_per_language, top_k=g.top_k, max_new_tokens=g.max_new_tokens,
+                    batch_passages=g.batch_passages, seed=cfg.seed, bf16=cfg.use_bf16)
+    if accelerator is None:
+        rows = generate_xqg(gen, corpus, g.languages, **settings)
+    else:
+        from .sharding import merge_rows_shards, rows_shard_path, shard_range, write_rows_shard
+
+        stem = rd.path("generated", "shards", safe_name(name))
+        rank, world = accelerator.process_index, accelerator.num_processes
+        if not rows_shard_path(stem, rank, world).exists():
+            start, stop = shard_range(len(generation_batches(corpus, g.batch_passages)), rank, world)
+            write_rows_shard(stem, rank, world, generate_xqg(gen, corpus, g.languages, batches=range(start, stop),
+                                                             **settings))
+        accelerator.wait_for_everyone()
+        if not main:
+            return []
+        rows = merge_rows_shards(stem, world, "docid", [p["docid"] for p in corpus])
     write_json(rd.generation_report(name), report)
-    rows = generate_xqg(gen, corpus, g.languages, n=g.n_per_language, top_k=g.top_k,
-                        max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages,
-                        seed=cfg.seed, bf16=cfg.use_bf16)
     write_jsonl(rd.generated(name), rows)
     write_json(done, fingerprint)
     return rows

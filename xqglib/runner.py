@@ -196,20 +196,20 @@ def first_unfinished(cfg: Profile, rd: RunDir) -> S.Stage | None:
     return None
 
 
-def _execute_worked_example(cfg: Profile, rd: RunDir, out: Path) -> None:
-    """The teaching page: executed against the run (seconds), straight into the book."""
+def _execute_book_notebook(name: str, cfg: Profile, rd: RunDir, out: Path) -> None:
+    """A page of :data:`BOOK_NOTEBOOKS`: executed against the run (seconds), straight into the book."""
     import papermill as pm
 
-    print("[book] the worked example", file=sys.stderr, flush=True)
+    print(f"[book] {name.replace('_', ' ')}", file=sys.stderr, flush=True)
     try:
-        pm.execute_notebook(str(repo_root() / "notebooks" / f"{WORKED_EXAMPLE}.ipynb"), str(out),
+        pm.execute_notebook(str(repo_root() / "notebooks" / f"{name}.ipynb"), str(out),
                             kernel_name=_kernel_name(), cwd=str(repo_root()), progress_bar=False,
                             parameters={"run_dir": str(rd.root), "profile": cfg.name},
                             kernel_manager_class=_kernel_manager_class(),
                             extra_arguments=["--IPKernelApp.capture_fd_output=False"])
     except pm.PapermillExecutionError as exc:
         out.unlink(missing_ok=True)
-        raise UserError(f"the worked example failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+        raise UserError(f"the book page {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
 
 
 def _copy_for_the_book(source: Path, dest: Path) -> None:
@@ -263,10 +263,12 @@ def book_toc() -> str:
     return "\n".join(lines) + "\n"
 
 
-#: The study's own pages, in order: book/<page>.md, and the worked example (a notebook executed
-#: against the run when the book is built).
-BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "rq3", "reproducibility")
-WORKED_EXAMPLE = "worked_example"
+#: The study's own pages, in order: book/<page>.md, and the notebooks of :data:`BOOK_NOTEBOOKS`.
+BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "rq3", "reproducibility",
+              "_executed/paper_cost")
+#: Notebooks executed against the run when the book is built (not stages): the worked example that
+#: teaches the method, and the paper profile's cost sheet that the reproducibility page quotes.
+BOOK_NOTEBOOKS = ("worked_example", "paper_cost")
 
 
 def build_book(profile: str, rerun: bool = False, root: Path | None = None,
@@ -309,8 +311,9 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
         source = rd.root / "notebooks" / f"{stage.notebook}.ipynb"
         _check_executed(source)
         _copy_for_the_book(source, executed / source.name)
-    _execute_worked_example(cfg, rd, executed / f"{WORKED_EXAMPLE}.ipynb")
-    _copy_for_the_book(executed / f"{WORKED_EXAMPLE}.ipynb", executed / f"{WORKED_EXAMPLE}.ipynb")
+    for name in BOOK_NOTEBOOKS:
+        _execute_book_notebook(name, cfg, rd, executed / f"{name}.ipynb")
+        _copy_for_the_book(executed / f"{name}.ipynb", executed / f"{name}.ipynb")
     jb = Path(sys.executable).with_name("jupyter-book")
     # --all: pages paste outputs of the notebooks (glue), a dependency Sphinx does not track, so
     # an incremental build after another run or profile would keep the previous numbers

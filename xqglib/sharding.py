@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .formats import read_json, write_json
+from .formats import read_json, read_jsonl, write_json, write_jsonl
 
 
 def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
@@ -82,3 +82,34 @@ def merge_shards(stem: Path, world: int, expected_ids: Sequence[str] | None = No
         raise UserError(f"the shards of {stem.name} do not hold the corpus in order: {absent} ids missing, "
                         f"{len(seen - set(expected_ids))} unknown")
     return np.concatenate(matrices) if matrices else np.zeros((0, 0), np.float32), ids
+
+
+def rows_shard_path(stem: Path, rank: int, world: int) -> Path:
+    return stem.with_name(f"{stem.name}.shard-{rank}-of-{world}.jsonl")
+
+
+def write_rows_shard(stem: Path, rank: int, world: int, rows: Sequence[dict[str, Any]]) -> None:
+    """One rank's rows (e.g. generated queries, released xQG format), written whole or not at all:
+    the file's presence marks the shard as finished."""
+    write_jsonl(rows_shard_path(stem, rank, world), rows)
+
+
+def merge_rows_shards(stem: Path, world: int, key: str, expected: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of ``world`` shards, in the order of ``expected`` (values of ``key``): every one
+    must occur exactly once across the shards."""
+    missing = [rank for rank in range(world) if not rows_shard_path(stem, rank, world).exists()]
+    if missing:
+        raise UserError(f"shards {missing} of {world} for {stem.name} are missing or unfinished; rerun those ranks")
+    by_key: dict[str, dict[str, Any]] = {}
+    repeated = []
+    for rank in range(world):
+        for row in read_jsonl(rows_shard_path(stem, rank, world)):
+            if row[key] in by_key:
+                repeated.append(row[key])
+            by_key[row[key]] = row
+    absent = [k for k in expected if k not in by_key]
+    if repeated or absent or len(by_key) != len(expected):
+        raise UserError(f"the shards of {stem.name} do not hold every {key} once: {len(repeated)} repeated, "
+                        f"{len(absent)} missing, {len(set(by_key) - set(expected))} unknown")
+    return [by_key[k] for k in expected]
+
