@@ -127,8 +127,12 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
     from xqglib import pipeline as P
     from xqglib.paths import repo_root
 
+    from xqglib.formats import read_trec_run
+
     one = {k: np.load(tiny_run.embeddings("xdr", k)) for k in P.ENCODED}
     ids = {k: read_json(tiny_run.embeddings_meta("xdr", k)) for k in P.ENCODED}
+    systems = sorted(tiny_run.path("trec").glob("xdr*.trec"))
+    runs = {path.name: read_trec_run(path) for path in systems}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            "29519", "-m", "xqglib", "encode", "xdr", "--profile", "paper", "--overrides",
                            json.dumps(TINY), "--run-dir", str(tiny_run.root)], cwd=repo_root(),
@@ -144,6 +148,18 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
     counts = P.encode_retriever(cfg, tiny_run, "xdr")
     assert "reusing the encodings of xdr: encoded earlier on 2 process(es)" in capsys.readouterr().out
     assert counts["processes"] == 2 and counts["passages"] == 33
+    # stage 5 then fuses and searches shard by shard (FAISS over the shards): the runs are stage 5's own
+    record = read_json(tiny_run.path("embeddings", "xdr", "sharded.json"))
+    assert record["bounds"]["passages"] == [[0, 17], [17, 33]] and record["bounds"]["generated"] == [[0, 119], [119, 231]]
+    P.search_retriever(cfg, tiny_run, "xdr")
+    assert len(systems) == 2
+    for path in systems:  # the same top scores; passages differ only among equal scores (this tiny
+        again, before = read_trec_run(path), runs[path.name]  # random encoder scores some passages alike)
+        assert set(again) == set(before)
+        for q in before:
+            assert list(again[q].values()) == pytest.approx(list(before[q].values()), abs=1e-5)
+            assert all(s == pytest.approx(before[q][d], abs=1e-5) for d, s in again[q].items() if d in before[q])
+            assert len(set(again[q]) & set(before[q])) >= len(before[q]) - 3
 
 
 def test_search_over_shards_equals_one_index():

@@ -37,13 +37,14 @@ def accelerator() -> Any:
 
 
 def encode_sharded(encoder: DenseEncoder, texts: Sequence[str], ids: Sequence[str], stem: Path, is_query: bool,
-                   batch_size: int, acc: Any) -> tuple[np.ndarray, list[str]] | None:
+                   batch_size: int, acc: Any,
+                   bounds: Sequence[tuple[int, int]] | None = None) -> tuple[np.ndarray, list[str]] | None:
     """Encode this process's slice of ``texts`` into its shard (skipped where the shard is already
     finished), wait for every process, and on the first one merge the shards (returned there;
-    None elsewhere)."""
+    None elsewhere). ``bounds``: each process's [start, stop) (default: :func:`shard_range`)."""
     rank, world = acc.process_index, acc.num_processes
     if not shard_done(stem, rank, world):
-        start, stop = shard_range(len(texts), rank, world)
+        start, stop = bounds[rank] if bounds is not None else shard_range(len(texts), rank, world)
         vectors = encoder.encode(list(texts[start:stop]), is_query, batch_size,
                                  f"rank {rank}: encode" if acc.is_main_process else None)
         write_shard(stem, rank, world, vectors, ids[start:stop])

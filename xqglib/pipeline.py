@@ -14,6 +14,7 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .model_builds import BUILDERS, build_stamp
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
 from .profiles import load_profile
 from .retrieval_training import train_retriever
-from .search import search
+from .search import search, search_shards
 from .settings import CONTRASTIVE_TRAININGS, Profile
 
 
@@ -368,6 +369,14 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
     labels = {"passages": "passages", "queries": "test queries", "generated": "generated queries"}
     bs = cfg.retriever.encode_batch_size
     started = time.perf_counter()
+    bounds: dict[str, list[tuple[int, int]] | None] = {kind: None for kind in ENCODED}
+    if accelerator is not None:  # each process the passages of its slice and their generated queries
+        from .sharding import shard_range
+
+        bounds["passages"] = [shard_range(len(corpus), r, accelerator.num_processes)
+                              for r in range(accelerator.num_processes)]
+        bounds["generated"] = aligned_bounds([g["docid"] for g in generated], [p["docid"] for p in corpus],
+                                             bounds["passages"])
     for kind in ENCODED:
         texts, is_query, ids = work[kind]
         if accelerator is None:
@@ -376,27 +385,72 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
         from .distributed import encode_sharded
 
         merged = encode_sharded(encoder, texts, [str(i) for i in range(len(ids))],
-                                rd.path("embeddings", name, "shards", kind), is_query, bs, accelerator)
+                                rd.path("embeddings", name, "shards", kind), is_query, bs, accelerator,
+                                bounds[kind])
         if merged is not None:
             rd.save_embeddings(name, kind, merged[0], ids)
     counts = {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
     if accelerator is not None and accelerator.is_main_process:
         write_json(record, {"fingerprint": fingerprint, "processes": accelerator.num_processes,
-                            "seconds": round(time.perf_counter() - started, 2), "counts": counts})
+                            "seconds": round(time.perf_counter() - started, 2), "counts": counts,
+                            "bounds": {k: v for k, v in bounds.items() if v is not None}})
     return counts
+
+
+def aligned_bounds(owners: list[str], docids: list[str], passage_bounds: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The [start, stop) of the rows (generated queries, in corpus order, ``owners`` their
+    passages) that belong to each slice of passages."""
+    position = {d: i for i, d in enumerate(docids)}
+    order = [position[o] for o in owners]
+    if order != sorted(order):
+        raise ValueError("generated queries are not in corpus order")
+    import bisect
+
+    return [(bisect.bisect_left(order, start), bisect.bisect_left(order, stop)) for start, stop in passage_bounds]
+
+
+def _sharded_encoding(rd: RunDir, name: str) -> dict[str, Any] | None:
+    """The record of a sharded encoding (several processes) that stage 5 is reusing, or None."""
+    record = _encoding_record(rd, name)
+    if not record.exists():
+        return None
+    earlier = read_json(record)
+    return earlier if earlier.get("processes", 1) > 1 and "bounds" in earlier else None
 
 
 def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
     """Write the TREC runs of the retriever's Table 1 systems (without and with xQG)."""
     corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
     query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
-    emb = rd.load_embeddings(name, corpus_ids, query_ids)
     systems = [c for c in main_conditions(cfg) if c.retriever == name]
+    sharded = _sharded_encoding(rd, name)
+    if sharded is not None:  # fused and searched shard by shard: one shard's vectors in memory at a time
+        queries = np.load(rd.embeddings(name, "queries"))
+        meta = read_json(rd.embeddings_meta(name, "generated"))
+        for c in systems:
+            write_trec_run(rd.trec_run(c.name), search_shards(
+                _fused_shards(rd, name, sharded, corpus_ids, meta, c), queries, query_ids,
+                cfg.evaluation.search_depth), c.name)
+        return {c.name: str(rd.trec_run(c.name)) for c in systems}
+    emb = rd.load_embeddings(name, corpus_ids, query_ids)
     for c in systems:
         vectors = passage_vectors(emb, corpus_ids, c.alpha, n=c.n)
         write_trec_run(rd.trec_run(c.name), search(vectors, corpus_ids, emb["queries"], query_ids,
                                                    cfg.evaluation.search_depth), c.name)
     return {c.name: str(rd.trec_run(c.name)) for c in systems}
+
+
+def _fused_shards(rd: RunDir, name: str, record: dict[str, Any], corpus_ids: list[str], meta: list[dict[str, Any]],
+                  condition: Any) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """A condition's passage vectors, one shard of a sharded encoding at a time (memory-mapped)."""
+    from .sharding import shard_paths
+
+    world = record["processes"]
+    for rank, ((a, b), (ga, gb)) in enumerate(zip(record["bounds"]["passages"], record["bounds"]["generated"])):
+        passages = np.load(shard_paths(rd.path("embeddings", name, "shards", "passages"), rank, world)[0], mmap_mode="r")
+        generated = np.load(shard_paths(rd.path("embeddings", name, "shards", "generated"), rank, world)[0], mmap_mode="r")
+        shard = {"passages": passages, "generated": generated, "generated_meta": meta[ga:gb]}
+        yield passage_vectors(shard, corpus_ids[a:b], condition.alpha, n=condition.n), corpus_ids[a:b]
 
 
 # --------------------------------------------------------------------------------------------

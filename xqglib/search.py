@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -29,24 +29,23 @@ def _index(dim: int) -> faiss.Index:
     return index
 
 
-def search_shards(shards: Sequence[tuple[np.ndarray, Sequence[str]]], query_emb: np.ndarray,
+def search_shards(shards: Iterable[tuple[np.ndarray, Sequence[str]]], query_emb: np.ndarray,
                   query_ids: Sequence[str], depth: int) -> Run:
     """Top-``depth`` passages per query over a collection held in shards (each ``(vectors, ids)``,
-    e.g. memory-mapped ``.npy`` files of :mod:`xqglib.sharding`), one shard in memory at a time:
+    e.g. memory-mapped ``.npy`` files of :mod:`xqglib.sharding`; an iterator keeps one shard in
+    memory at a time):
     each shard is searched exactly and FAISS's ``ResultHeap`` keeps the best ``depth`` across them,
     so the run equals :func:`search` over the concatenated collection (up to the order of tied
     scores)."""
     queries = np.ascontiguousarray(query_emb, dtype=np.float32)
-    total = sum(len(ids) for _, ids in shards)
-    k = min(depth, total)
-    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    heap = faiss.ResultHeap(len(queries), depth, keep_max=True)
     all_ids: list[str] = []
     for vectors, ids in shards:
         if len(ids) == 0:
             continue
         index = _index(vectors.shape[1])
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        scores, rows = index.search(queries, min(k, len(ids)))
+        scores, rows = index.search(queries, min(depth, len(ids)))
         offset = len(all_ids)
         heap.add_result(scores, np.where(rows >= 0, rows + offset, -1).astype(np.int64))
         all_ids.extend(ids)
