@@ -16,7 +16,9 @@ Measure on AVX2 (the study's budget machine): ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU
   ``model.generate(do_sample=True, num_return_sequences=n)`` on every full prompt (it reads each
   passage n times per language). Ours (:func:`xqglib.generation.sample_shared_prefix`): each
   passage read once for all languages, decoding stops at the first line break, with the LM head
-  over the whole vocabulary (exact) and over the data's vocabulary (the profile's choice).
+  over the whole vocabulary (exact) and over the data's vocabulary (the profile's choice), one
+  language at a time (the reference path) and every language's rows decoded together over the
+  shared prefixes (the pipeline's path where it is exact).
 - **retriever training step**: Tevatron's loss on a batch of the profile's size; no baseline.
 - **encoding**: baseline the plain Hugging Face loop (batches in input order); ours
   :meth:`xqglib.encoding.DenseEncoder.encode` (batches of similar length).
@@ -117,17 +119,18 @@ def main() -> None:
     passage_tokens = [len(gen.passage_ids(t, x)) for t, x in chunk]
     instruction_tokens = [len(gen.instruction_ids(lang)) for lang in languages] if kind == "decoder" else []
 
-    def generate(shared: bool, restricted: bool):
+    def generate(shared: bool, restricted: bool, joint: bool | None):
         out = {}
 
         def run():
             gen.vocabulary = vocabulary if restricted else None
             out["q"] = gen.sample(chunk, languages, s.n_per_language, s.top_k, s.max_new_tokens, seed=0,
-                                  bf16=cfg.use_bf16, shared_prefill=shared)
+                                  bf16=cfg.use_bf16, shared_prefill=shared, joint=joint)
         return run, out
 
-    def generation_row(path: str, shared: bool, restricted: bool, baseline: float | None) -> float:
-        run, out = generate(shared, restricted)
+    def generation_row(path: str, shared: bool, restricted: bool, baseline: float | None,
+                       joint: bool | None = False) -> float:
+        run, out = generate(shared, restricted, joint)
         seconds = median_time(run, args.repeats)
         texts = [q for lang in languages for qs in out["q"][lang] for q in qs]
         tokens = [min(len(gen.tok(q, add_special_tokens=False)["input_ids"]), s.max_new_tokens - 1) for q in texts]
@@ -145,6 +148,7 @@ def main() -> None:
     base = generation_row("HF generate", False, False, None)
     generation_row("ours, shared prefix", True, False, base)
     generation_row(f"ours, + {len(vocabulary):,}-token head", True, True, base)
+    generation_row(f"ours, + {len(vocabulary):,}-token head, languages decoded jointly", True, True, base, joint=None)
 
     # ---- the retriever: a training step, encoding, search ---------------------------------------
     r = cfg.retriever

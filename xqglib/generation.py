@@ -21,12 +21,13 @@ sampling over the full vocabulary; :func:`head_agreement` measures how close it 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,13 +168,13 @@ class QueryGenerator:
     @torch.no_grad()
     def sample(self, passages: Sequence[tuple[str, str]], languages: Sequence[str], n: int,
                top_k: int, max_new_tokens: int, seed: int, bf16: bool = False,
-               shared_prefill: bool = True) -> dict[str, list[list[str]]]:
+               shared_prefill: bool = True, joint: bool | None = None) -> dict[str, list[list[str]]]:
         """``n`` questions per (title, text) passage and language by top-k sampling, seeded.
 
         Returns ``{lang: [[n questions] per passage]}``. Decoder-only models use
         :func:`sample_shared_prefix` (each passage is read once for all languages and samples);
         ``shared_prefill=False`` runs transformers' ``generate`` on every full prompt, which reads
-        it n times per language (the benchmark's baseline). Seq2seq models use ``generate``, which
+        it n times per language (the benchmark's baseline); ``joint`` as there. Seq2seq models use ``generate``, which
         already encodes each prompt once per language.
         """
         out: dict[str, list[list[str]]] = {}
@@ -183,7 +184,7 @@ class QueryGenerator:
                 tokens = sample_shared_prefix(
                     self.model, ids, mask, [self.instruction_ids(lang) for lang in languages], n,
                     top_k, max_new_tokens, self.stop_ids, self.pad_id,
-                    torch.Generator().manual_seed(seed), self.vocabulary)
+                    torch.Generator().manual_seed(seed), self.vocabulary, joint)
                 out = {lang: self._texts(t, n) for lang, t in zip(languages, tokens)}
             else:
                 torch.manual_seed(seed)
@@ -230,26 +231,43 @@ def sample_top_k(logits: torch.Tensor, k: int, generator: torch.Generator) -> to
     return indices.gather(-1, choice).squeeze(-1)
 
 
+#: The sampler's version, part of every generated file's fingerprint: 2 decodes every language's
+#: rows together over the shared passage prefixes (:func:`sample_shared_prefix`), which draws the
+#: same distributions as version 1 (one language at a time) but in another random order.
+SAMPLER_VERSION = 2
+
+
 @torch.no_grad()
 def sample_shared_prefix(model: Any, ids: torch.Tensor, mask: torch.Tensor,
                          instructions: Sequence[list[int]], n: int, top_k: int, max_new_tokens: int,
                          stop_ids: Iterable[int], pad_id: int, generator: torch.Generator,
-                         vocabulary: torch.Tensor | None = None) -> list[torch.Tensor]:
+                         vocabulary: torch.Tensor | None = None, joint: bool | None = None) -> list[torch.Tensor]:
     """Top-k sampling of ``n`` continuations of ``passage + instruction`` for each left-padded
     passage and each instruction, reading every passage once.
 
-    The passages' key/value cache is computed once; for each instruction it is copied, extended by
-    the instruction (the same tokens on every row) and repeated n times, and decoding runs on all
-    rows at once. The LM head is applied only where a token is sampled. Rows that have stopped are
-    dropped from the batch as they accumulate. Returns, per instruction, the new tokens (rows in
-    passage-major order, padded with ``pad_id`` after the stop token).
-    """
+    The passages' key/value cache is computed once and extended by each instruction (the same
+    tokens on every row). Then, ``joint`` (the default where :func:`joint_decoding_exact` holds):
+    the rows of every instruction and sample decode together, P x languages x n rows per step,
+    each attending to its passage's prefix *without copying it per row*
+    (:func:`shared_prefix_attention`); this is the same computation as decoding each language on
+    its own with the prefix repeated n times (checked in the tests: greedy decoding gives the same
+    tokens, the first step the same logits), at ~1.5x the speed on a 2-core machine, since the
+    body's matrix products run on 5x as many rows. Otherwise (``joint=False``, the reference
+    path): one instruction at a time, the cache copied and repeated n times per row. The LM head is
+    applied only where a token is sampled; rows that have stopped are dropped as they accumulate.
+    Returns, per instruction, the new tokens (rows in passage-major order, padded with ``pad_id``
+    after the stop token)."""
     decoder = model.get_decoder()
     head = LMHead(model, vocabulary)
     stops = torch.tensor(sorted(set(stop_ids)))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
+    if joint is None:
+        joint = joint_decoding_exact(model, ids.shape[1] + max(map(len, instructions)) + max_new_tokens)
     cache = decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
                     use_cache=True).past_key_values
+    if joint:
+        return _sample_joint(decoder, head, cache, mask, positions, instructions, n, top_k, max_new_tokens,
+                             stops, pad_id, generator)
     results = []
     for i, instruction in enumerate(instructions):
         own = cache if i == len(instructions) - 1 else copy.deepcopy(cache)
@@ -266,10 +284,11 @@ def sample_shared_prefix(model: Any, ids: torch.Tensor, mask: torch.Tensor,
     return results
 
 
-def _decode(decoder: Any, head: LMHead, cache: Any, mask: torch.Tensor, position: torch.Tensor,
+def _decode(decoder: Any, head: LMHead, cache: Any, mask: torch.Tensor | None, position: torch.Tensor,
             hidden: torch.Tensor, top_k: int, max_new_tokens: int, stops: torch.Tensor, pad_id: int,
-            generator: torch.Generator) -> torch.Tensor:
-    """The decoding loop of :func:`sample_shared_prefix` from a filled cache."""
+            generator: torch.Generator, prefix: PrefixContext | None = None) -> torch.Tensor:
+    """The decoding loop of :func:`sample_shared_prefix` from a filled cache (with ``prefix``: the
+    rows' own cache is a :class:`SuffixCache` and ``mask`` is unused)."""
     out = torch.full((hidden.shape[0], max_new_tokens), pad_id)
     rows = torch.arange(hidden.shape[0])  # which output row each batch row is
     done = torch.zeros(hidden.shape[0], dtype=torch.bool)
@@ -279,16 +298,171 @@ def _decode(decoder: Any, head: LMHead, cache: Any, mask: torch.Tensor, position
         done |= torch.isin(token, stops)
         if bool(done.all()) or step == max_new_tokens - 1:
             break
-        # every row costs a cache copy per step; drop stopped rows once they are an eighth
+        # every row costs compute (and, on the reference path, a cache copy) per step: drop
+        # stopped rows once they are an eighth
         if int(done.sum()) * 8 >= len(done):
             keep = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
-            rows, done, token, mask, position = rows[keep], done[keep], token[keep], mask[keep], position[keep]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        hidden = decoder(input_ids=token[:, None], attention_mask=mask, position_ids=position,
-                         past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+            if prefix is not None:
+                prefix.place(prefix.passage[keep])
+            else:
+                mask = mask[keep]
+            rows, done, token, position = rows[keep], done[keep], token[keep], position[keep]
+        if prefix is None:
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            hidden = decoder(input_ids=token[:, None], attention_mask=mask, position_ids=position,
+                             past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+        else:  # the masks are the prefix context; cache_position is given so no cache length is asked
+            hidden = decoder(input_ids=token[:, None], attention_mask={"full_attention": prefix, "sliding_attention": prefix},
+                             position_ids=position, past_key_values=cache, use_cache=True,
+                             cache_position=position[:1, 0]).last_hidden_state[:, -1]
         position = position + 1
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Joint decoding over shared prefixes
+# --------------------------------------------------------------------------------------------
+
+#: The name of :func:`shared_prefix_attention` among transformers' attention implementations.
+SHARED_PREFIX_ATTENTION = "xqg_shared_prefix"
+
+
+def joint_decoding_exact(model: Any, length: int) -> bool:
+    """Whether :func:`shared_prefix_attention` computes exactly what the model's own attention
+    does for sequences up to ``length`` tokens: a Gemma 3 text decoder without attention logit
+    soft-capping whose sliding window (if any) covers the whole sequence."""
+    config = model.get_decoder().config
+    window = getattr(config, "sliding_window", None)
+    return (config.model_type == "gemma3_text" and getattr(config, "attn_logit_softcapping", None) is None
+            and (window is None or length <= window))
+
+
+class PrefixContext:
+    """What every layer's attention needs besides a row's own tokens: the shared prefixes' keys and
+    values per layer ``(prefixes, kv_heads, length, head_dim)``, their padding, and which prefix
+    each row continues (rows of a prefix are consecutive)."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor,
+                 prefix_of_row: torch.Tensor) -> None:
+        self.keys, self.values = keys, values
+        self.pad = ~mask.bool()
+        self.place(prefix_of_row)
+
+    def place(self, prefix_of_row: torch.Tensor) -> None:
+        """(Re)build the row layout: each row's prefix and its slot among that prefix's rows."""
+        self.passage = prefix_of_row
+        counts = torch.bincount(prefix_of_row, minlength=self.pad.shape[0])
+        self.slot = torch.arange(len(prefix_of_row)) - (torch.cumsum(counts, 0) - counts)[prefix_of_row]
+        self.width = int(counts.max()) if len(prefix_of_row) else 0
+
+
+class SuffixCache:
+    """The keys and values of the tokens each row generated, in buffers allocated once (no copy per
+    step), in the interface transformers' layers call (``update``)."""
+
+    def __init__(self, layers: int, rows: int, kv_heads: int, head_dim: int, capacity: int,
+                 dtype: torch.dtype) -> None:
+        self.keys = [torch.empty(rows, kv_heads, capacity, head_dim, dtype=dtype) for _ in range(layers)]
+        self.values = [torch.empty(rows, kv_heads, capacity, head_dim, dtype=dtype) for _ in range(layers)]
+        self.length = 0
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer: int, kwargs: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key.shape[2]
+        self.keys[layer][:, :, self.length:end] = key
+        self.values[layer][:, :, self.length:end] = value
+        if layer == len(self.keys) - 1:
+            self.length = end
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def batch_select_indices(self, keep: torch.Tensor) -> None:
+        self.keys = [k[keep] for k in self.keys]
+        self.values = [v[keep] for v in self.values]
+
+
+def shared_prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            attention_mask: PrefixContext, dropout: float = 0.0, scaling: float | None = None,
+                            **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Attention of one new token per row over [its prefix | its own tokens], in transformers'
+    attention-function interface: ``query`` (rows, heads, 1, d); ``key`` / ``value`` (rows,
+    kv_heads, own tokens, d) from :class:`SuffixCache`; ``attention_mask`` the
+    :class:`PrefixContext`. One softmax over the concatenated scores, as the model's own attention
+    over the concatenated keys; the prefix is read once per prefix, not once per row (each
+    prefix's rows are gathered into a padded block for one batched product)."""
+    ctx, layer = attention_mask, module.layer_idx
+    pk, pv = ctx.keys[layer], ctx.values[layer]
+    rows, heads, _, d = query.shape
+    prefixes, kv, length, _ = pk.shape
+    g, m = heads // kv, ctx.width
+    scale = scaling if scaling is not None else d ** -0.5
+    q = query[:, :, 0, :].reshape(rows, kv, g, d)
+    block = query.new_zeros(prefixes, m, kv, g, d)
+    block[ctx.passage, ctx.slot] = q
+    block = block.permute(0, 2, 1, 3, 4).reshape(prefixes * kv, m * g, d)
+    scores = torch.bmm(block, pk.reshape(prefixes * kv, length, d).transpose(1, 2)) * scale
+    scores = scores.view(prefixes, kv, m, g, length).masked_fill(ctx.pad[:, None, None, None, :], float("-inf"))
+    own = torch.matmul(q, key.transpose(2, 3)) * scale
+    probs = torch.softmax(torch.cat([scores.permute(0, 2, 1, 3, 4)[ctx.passage, ctx.slot], own], dim=-1), dim=-1)
+    weights = probs.new_zeros(prefixes, m, kv, g, length)
+    weights[ctx.passage, ctx.slot] = probs[..., :length]
+    weights = weights.permute(0, 2, 1, 3, 4).reshape(prefixes * kv, m * g, length)
+    from_prefix = torch.bmm(weights, pv.reshape(prefixes * kv, length, d)).view(prefixes, kv, m, g, d)
+    out = from_prefix.permute(0, 2, 1, 3, 4)[ctx.passage, ctx.slot] + torch.matmul(probs[..., length:], value)
+    return out.reshape(rows, 1, heads, d), None
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+
+
+@contextlib.contextmanager
+def _attention(config: Any, name: str) -> Iterator[None]:
+    """The model's layers use attention implementation ``name`` inside the block."""
+    before = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
+
+
+def _sample_joint(decoder: Any, head: LMHead, cache: Any, mask: torch.Tensor, positions: torch.Tensor,
+                  instructions: Sequence[list[int]], n: int, top_k: int, max_new_tokens: int,
+                  stops: torch.Tensor, pad_id: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """:func:`sample_shared_prefix`'s joint path: each instruction extends the passages' cache
+    (then cut back), its keys and values become one prefix per (instruction, passage), shorter
+    instructions padded (masked) between passage and instruction so positions stay as they are;
+    then every row decodes in one loop."""
+    _register_attention()
+    passages, width = mask.shape
+    longest = max(map(len, instructions))
+    keys: list[list[torch.Tensor]] = [[] for _ in cache.layers]
+    values: list[list[torch.Tensor]] = [[] for _ in cache.layers]
+    masks, hidden, position = [], [], []
+    for instruction in instructions:
+        suffix = torch.tensor(instruction).expand(passages, -1)
+        gap = longest - len(instruction)
+        suffix_pos = positions[:, -1:] + 1 + torch.arange(suffix.shape[1])
+        hidden.append(decoder(input_ids=suffix, attention_mask=torch.cat([mask, torch.ones_like(suffix)], dim=1),
+                              position_ids=suffix_pos, past_key_values=cache, use_cache=True).last_hidden_state[:, -1])
+        for i, layer in enumerate(cache.layers):
+            for store, full in ((keys[i], layer.keys), (values[i], layer.values)):
+                blank = full.new_zeros(*full.shape[:2], gap, full.shape[3])
+                store.append(torch.cat([full[:, :, :width], blank, full[:, :, width:]], dim=2))
+        masks.append(torch.cat([mask, torch.zeros(passages, gap, dtype=mask.dtype), torch.ones_like(suffix)], dim=1))
+        position.append(suffix_pos[:, -1:] + 1)
+        cache.crop(width)
+    prefix = PrefixContext([torch.cat(k) for k in keys], [torch.cat(v) for v in values], torch.cat(masks),
+                           torch.arange(passages * len(instructions)).repeat_interleave(n))
+    first = prefix.keys[0]
+    own = SuffixCache(len(prefix.keys), len(prefix.passage), first.shape[1], first.shape[3], max_new_tokens, first.dtype)
+    with _attention(decoder.config, SHARED_PREFIX_ATTENTION):
+        out = _decode(decoder, head, own, None, torch.cat(position).repeat_interleave(n, 0),
+                      torch.cat(hidden).repeat_interleave(n, 0), top_k, max_new_tokens, stops, pad_id, generator,
+                      prefix)
+    return list(out.split(passages * n))
 
 
 def data_vocabulary(tokenizer: Any, texts: Iterable[str], extra: Iterable[int] = ()) -> torch.Tensor:

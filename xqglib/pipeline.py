@@ -31,8 +31,8 @@ from .experiments import main_conditions
 from .errors import UserError
 from .formats import (read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl,
                       write_qrels, write_trec_run)
-from .generation import (QueryGenerator, data_vocabulary, generate_xqg, generation_batches, head_agreement,
-                         train_generator)
+from .generation import (SAMPLER_VERSION, QueryGenerator, data_vocabulary, generate_xqg, generation_batches,
+                         head_agreement, train_generator)
 from .model_builds import BUILDERS, build_stamp
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
 from .profiles import load_profile
@@ -201,7 +201,7 @@ def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any
     model = rd.require(rd.generator_model(name), "train-generator")
     inputs = [rd.require(rd.corpus, "data"), rd.require(rd.generator_pairs("dev"), "data")]
     return json.loads(json.dumps({"generator": weights_digest(model), "settings": cfg.select(["generation", "run"]),
-                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
+                                  "sampler": SAMPLER_VERSION, "inputs": {p.name: sha256_file(p) for p in inputs}}))
 
 
 def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, Any]]:

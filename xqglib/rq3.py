@@ -241,13 +241,13 @@ def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
 def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
     """Generated queries (released xQG jsonl) for every passage of every passage language; a
     file generated earlier by the same weights from the same passages and settings is reused."""
-    from .generation import generate_xqg
+    from .generation import SAMPLER_VERSION, generate_xqg
     from .pipeline import _generator, seed_everything, weights_digest
 
     model = rd.require(rd.generator_model(GENERATOR), "rq3-train")
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
     fingerprint = json.loads(json.dumps({
-        "generator": weights_digest(model), "passages": sha256_file(rd.rq3_data("passages")),
+        "generator": weights_digest(model), "passages": sha256_file(rd.rq3_data("passages")), "sampler": SAMPLER_VERSION,
         "settings": cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language", "run"])}))
     done = rd.generation_fingerprint(GENERATOR)
     if rd.generated(GENERATOR).exists() and done.exists() and read_json(done) == fingerprint:

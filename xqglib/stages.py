@@ -6,7 +6,8 @@ runner, ``--from``/``--to``, reuse checks, stage timings and the book's stage li
 adding a stage is adding a row (and its notebook).
 
 A stage's *fingerprint* is the hash of the settings of that stage **and of every stage before
-it** (each stage reads what the earlier ones wrote). When a stage finishes it writes a record
+it** (each stage reads what the earlier ones wrote), of their notebooks, and, from the first stage
+that generates queries on, of the sampler's version (a new sampler draws other queries). When a stage finishes it writes a record
 (``stages/<name>.json``) with its fingerprint; a later stage starts only if every earlier record
 matches the current settings, so a run never mixes outputs of different settings: a changed
 setting names the stage to rerun from.
@@ -252,6 +253,10 @@ def covered_settings(cfg: Profile, s: Stage) -> dict[str, Any]:
     earlier = [e for e in STAGES if e.number <= s.number]
     covered = cfg.select([p for e in earlier for p in e.settings])
     covered.update({f"notebook {e.notebook}": notebook_digest(e) for e in earlier})
+    if any("generation" in e.settings for e in earlier):  # what generates decides the queries too
+        from .generation import SAMPLER_VERSION
+
+        covered["sampler version"] = SAMPLER_VERSION
     return covered
 
 

@@ -1,0 +1,92 @@
+"""Joint decoding over shared prefixes (xqglib.generation.sample_shared_prefix) against the reference
+path (one language at a time, the prefix cache repeated per row), on a tiny random Gemma 3 whose
+sliding window covers the sequences: greedy decoding must give the same tokens (passages of different
+lengths, instructions of different lengths, rows stopping at different steps), and sampling must be
+seeded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xqglib.generation import joint_decoding_exact, sample_shared_prefix
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                              max_position_embeddings=256, sliding_window=128, pad_token_id=0)
+    return Gemma3ForCausalLM(config).eval()
+
+
+def _inputs():
+    lengths = [9, 4, 7]  # left-padded passages of different lengths
+    ids = torch.zeros(3, 9, dtype=torch.long)
+    mask = torch.zeros(3, 9, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, 9 - length:] = torch.arange(10 + row, 10 + row + length)
+        mask[row, 9 - length:] = 1
+    instructions = [[50, 51, 52], [60, 61], [70, 71, 72, 73]]  # of different lengths
+    return ids, mask, instructions
+
+
+def test_greedy_joint_decoding_equals_the_reference_path(model):
+    ids, mask, instructions = _inputs()
+    kwargs = dict(n=2, top_k=1, max_new_tokens=8, pad_id=0)
+    reference = sample_shared_prefix(model, ids, mask, instructions, stop_ids=[], generator=torch.Generator(),
+                                     joint=False, **kwargs)
+    # stop on a token some rows write early, so that rows finish at different steps and are dropped
+    stop = int(reference[0][0, 1])
+    reference = sample_shared_prefix(model, ids, mask, instructions, stop_ids=[stop], generator=torch.Generator(),
+                                     joint=False, **kwargs)
+    joint = sample_shared_prefix(model, ids, mask, instructions, stop_ids=[stop], generator=torch.Generator(),
+                                 joint=True, **kwargs)
+    assert sum(int((r == stop).any(1).sum()) for r in reference) >= 2  # some rows did stop early
+    assert [r.shape for r in joint] == [(6, 8)] * 3
+    for a, b in zip(reference, joint):
+        assert torch.equal(a, b)
+
+
+def test_joint_sampling_is_seeded_and_used_only_where_exact(model):
+    ids, mask, instructions = _inputs()
+    kwargs = dict(n=3, top_k=20, max_new_tokens=6, stop_ids=[], pad_id=0)
+    first = sample_shared_prefix(model, ids, mask, instructions, generator=torch.Generator().manual_seed(5), **kwargs)
+    again = sample_shared_prefix(model, ids, mask, instructions, generator=torch.Generator().manual_seed(5), **kwargs)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert len({tuple(r.tolist()) for r in first[0]}) > 1  # sampled, not greedy
+    assert joint_decoding_exact(model, 128) and not joint_decoding_exact(model, 129)  # the sliding window
+    assert model.get_decoder().config._attn_implementation != "xqg_shared_prefix"  # restored after decoding
+
+
+def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
+    """The states each step's token is sampled from, both paths fed the same tokens: equal to float
+    precision (greedy tokens alone could hide a small difference, e.g. attention to padding)."""
+    from xqglib import generation as G
+
+    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+
+    class Recording:
+        path = False
+
+        def __init__(self, model, vocabulary=None):
+            pass
+
+        def sample(self, hidden, k, generator):
+            seen[Recording.path].append(hidden.clone())
+            step = (len(seen[Recording.path]) - 1) % 4  # the same token at the same step on both paths
+            return torch.full((hidden.shape[0],), 7 + step)
+
+    monkeypatch.setattr(G, "LMHead", Recording)
+    ids, mask, instructions = _inputs()
+    for joint in (False, True):
+        Recording.path = joint
+        sample_shared_prefix(model, ids, mask, instructions, 2, 1, 4, [], 0, torch.Generator(), joint=joint)
+    # the reference records language by language (4 steps each); the joint path every language at once
+    reference = [torch.cat([seen[False][lang * 4 + step] for lang in range(3)]) for step in range(4)]
+    assert len(seen[True]) == 4
+    for step in range(4):
+        assert torch.allclose(seen[True][step], reference[step], atol=1e-5), step
