@@ -69,6 +69,6 @@ def test_a_retriever_trained_on_two_processes_is_what_stage_4_reuses(tmp_path, r
                            "29518", "-m", "xqglib", "train-retriever", "xdr", "--profile", "smoke", "--run-dir",
                            str(rd.root)], cwd=repo_root(), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "xdr: 4 steps on 2 process(es)" in done.stdout
+    assert "xdr: 4 steps, saved to " in done.stdout and "on 2 process(es)" in done.stdout
     log = P.train_dense_retriever(load_profile("smoke"), RunDir(rd.root), "xdr")
     assert "reusing" in capsys.readouterr().out and len(log) == 4

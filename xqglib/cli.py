@@ -52,23 +52,17 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("stages", help="print the stage table")
 
-    train = sub.add_parser("train-retriever",
-                           help="train one retriever row on one or several processes (torchrun / accelerate "
-                                "launch); stage 4 then reuses the model")
-    _add_settings_arguments(train)
-    train.add_argument("name", help="the retriever row (e.g. xdr)")
-
-    generate = sub.add_parser("generate",
-                              help="generate queries for every corpus passage with one generator, sharded across "
-                                   "processes (torchrun / accelerate launch); stage 3 then reuses them")
-    _add_settings_arguments(generate)
-    generate.add_argument("name", help="the generator (e.g. google/mt5-base)")
-
-    encode = sub.add_parser("encode",
-                            help="encode corpus, test queries and generated queries with one retriever, sharded "
-                                 "across processes (torchrun / accelerate launch); stage 5 then reuses them")
-    _add_settings_arguments(encode)
-    encode.add_argument("name", help="the retriever row (e.g. xdr)")
+    for command, (help_text, what) in {
+        "train-retriever": ("train one retriever row on one or several processes (torchrun / accelerate launch); "
+                            "stage 4 then reuses the model", "the retriever row (e.g. xdr)"),
+        "generate": ("generate queries for every corpus passage with one generator, sharded across processes "
+                     "(torchrun / accelerate launch); stage 3 then reuses them", "the generator (e.g. google/mt5-base)"),
+        "encode": ("encode corpus, test queries and generated queries with one retriever, sharded across "
+                   "processes (torchrun / accelerate launch); stage 5 then reuses them", "the retriever row (e.g. xdr)"),
+    }.items():
+        parser_ = sub.add_parser(command, help=help_text)
+        _add_settings_arguments(parser_)
+        parser_.add_argument("name", help=what)
 
     build = sub.add_parser("build-model", help="build a local model folder (idempotent)")
     build.add_argument("name")
@@ -87,36 +81,16 @@ def main(argv: list[str] | None = None) -> int:
                 from .runner import build_book
 
                 build_book(args.profile, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
-        elif args.command == "train-retriever":
+        elif args.command in DISTRIBUTED:
+            from . import pipeline
             from .distributed import accelerator
-            from .pipeline import open_run, train_dense_retriever
 
-            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
+            cfg, rd = pipeline.open_run(args.profile, args.run_dir, _overrides(args))
             acc = accelerator()
-            log = train_dense_retriever(cfg, rd, args.name, acc)
+            work, say = DISTRIBUTED[args.command]
+            done = getattr(pipeline, work)(cfg, rd, args.name, acc)
             if acc.is_main_process:
-                print(f"{args.name}: {len(log)} steps on {acc.num_processes} process(es), saved to {rd.retriever_model(args.name)}")
-        elif args.command == "generate":
-            from .distributed import accelerator
-            from .pipeline import generate_queries, open_run
-
-            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
-            acc = accelerator()
-            rows = generate_queries(cfg, rd, args.name, acc)
-            if acc.is_main_process:
-                print(f"{args.name}: queries for {len(rows):,} passages on {acc.num_processes} process(es), "
-                      f"in {rd.generated(args.name)}")
-        elif args.command == "encode":
-            from .distributed import accelerator
-            from .pipeline import encode_retriever, open_run
-
-            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
-            acc = accelerator()
-            counts = encode_retriever(cfg, rd, args.name, acc)
-            if acc.is_main_process:
-                print(f"{args.name}: {counts['passages']:,} passages, {counts['test queries']:,} test queries and "
-                      f"{counts['generated queries']:,} generated queries on {acc.num_processes} process(es), "
-                      f"in {rd.embeddings(args.name, 'passages').parent}")
+                print(f"{args.name}: {say(done, rd, args.name)} on {acc.num_processes} process(es)")
         elif args.command == "profiles":
             from .profiles import PROFILES
             from .settings import describe
@@ -142,6 +116,20 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; finished stages are kept, and `run --from N` resumes", file=sys.stderr)
         return 130
     return 0
+
+
+#: The commands that run on one process or several (torchrun / accelerate launch): the pipeline
+#: function each calls with the accelerator, and what its first process reports.
+DISTRIBUTED = {
+    "train-retriever": ("train_dense_retriever",
+                        lambda log, rd, name: f"{len(log)} steps, saved to {rd.retriever_model(name)},"),
+    "generate": ("generate_queries",
+                 lambda rows, rd, name: f"queries for {len(rows):,} passages in {rd.generated(name)},"),
+    "encode": ("encode_retriever",
+               lambda c, rd, name: f"{c['passages']:,} passages, {c['test queries']:,} test queries and "
+                                   f"{c['generated queries']:,} generated queries in "
+                                   f"{rd.embeddings(name, 'passages').parent},"),
+}
 
 
 def _canonical(profile: str, overrides: dict) -> dict:

@@ -174,8 +174,8 @@ class QueryGenerator:
         Returns ``{lang: [[n questions] per passage]}``. Decoder-only models use
         :func:`sample_shared_prefix` (each passage is read once for all languages and samples);
         ``shared_prefill=False`` runs transformers' ``generate`` on every full prompt, which reads
-        it n times per language (the benchmark's baseline); ``joint`` as there. Seq2seq models use ``generate``, which
-        already encodes each prompt once per language.
+        it n times per language (the benchmark's baseline); ``joint`` as there. Seq2seq models use
+        ``generate``, which already encodes each prompt once per language.
         """
         out: dict[str, list[list[str]]] = {}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -251,7 +251,7 @@ def sample_shared_prefix(model: Any, ids: torch.Tensor, mask: torch.Tensor,
     each attending to its passage's prefix *without copying it per row*
     (:func:`shared_prefix_attention`); this is the same computation as decoding each language on
     its own with the prefix repeated n times (checked in the tests: greedy decoding gives the same
-    tokens, the first step the same logits), at ~1.5x the speed on a 2-core machine, since the
+    tokens, every step the same hidden states), at ~1.5x the speed on a 2-core machine, since the
     body's matrix products run on 5x as many rows. Otherwise (``joint=False``, the reference
     path): one instruction at a time, the cache copied and repeated n times per row. The LM head is
     applied only where a token is sampled; rows that have stopped are dropped as they accumulate.

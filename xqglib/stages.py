@@ -7,10 +7,10 @@ adding a stage is adding a row (and its notebook).
 
 A stage's *fingerprint* is the hash of the settings of that stage **and of every stage before
 it** (each stage reads what the earlier ones wrote), of their notebooks, and, from the first stage
-that generates queries on, of the sampler's version (a new sampler draws other queries). When a stage finishes it writes a record
-(``stages/<name>.json``) with its fingerprint; a later stage starts only if every earlier record
-matches the current settings, so a run never mixes outputs of different settings: a changed
-setting names the stage to rerun from.
+that generates queries on, of the sampler's version (a new sampler draws other queries). When a
+stage finishes it writes a record (``stages/<name>.json``) with its fingerprint; a later stage
+starts only if every earlier record matches the current settings, so a run never mixes outputs of
+different settings: a changed setting names the stage to rerun from.
 
 Path templates may hold ``{generator}`` (every generator), ``{primary_generator}``, ``{retriever}``
 (every retriever), ``{trained}`` (retrievers that are trained), ``{training}`` (their kinds of
