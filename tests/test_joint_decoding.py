@@ -59,6 +59,9 @@ def test_joint_sampling_is_seeded_and_used_only_where_exact(model):
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert len({tuple(r.tolist()) for r in first[0]}) > 1  # sampled, not greedy
     assert joint_decoding_exact(model, 128) and not joint_decoding_exact(model, 129)  # the sliding window
+    with pytest.raises(ValueError, match="joint decoding would not compute"):
+        sample_shared_prefix(model, ids, mask, instructions, generator=torch.Generator(), joint=True,
+                             **{**kwargs, "max_new_tokens": 120})
     assert model.get_decoder().config._attn_implementation != "xqg_shared_prefix"  # restored after decoding
 
 
