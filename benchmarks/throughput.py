@@ -148,7 +148,8 @@ def main() -> None:
     base = generation_row("HF generate", False, False, None)
     generation_row("ours, shared prefix", True, False, base)
     generation_row(f"ours, + {len(vocabulary):,}-token head", True, True, base)
-    generation_row(f"ours, + {len(vocabulary):,}-token head, languages decoded jointly", True, True, base, joint=None)
+    generation_row(f"ours, + {len(vocabulary):,}-token head, languages jointly where exact", True, True, base,
+                   joint=None)
 
     # ---- the retriever: a training step, encoding, search ---------------------------------------
     r = cfg.retriever

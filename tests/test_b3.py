@@ -154,6 +154,14 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
     assert record["bounds"]["passages"] == [[0, 17], [17, 33]] and record["bounds"]["generated"] == [[0, 119], [119, 231]]
     P.search_retriever(cfg, tiny_run, "xdr")
     assert len(systems) == 2
+    # stage 6's sweeps are searched the same way: per condition, the same R@2kt up to a tie or two
+    from xqglib import evaluation as V
+
+    before = pd.read_parquet(tiny_run.path("eval", "results.parquet"))
+    after = V.evaluate(cfg, tiny_run)
+    assert set(after.condition) == set(before.condition) and len(after) == len(before)
+    mean = lambda r: r[r.measure == "R@2kt"].groupby("condition").value.mean()  # noqa: E731
+    assert (mean(after) - mean(before)).abs().max() <= 2 / 28 + 1e-9
     for path in systems:  # the same top scores; passages differ only among equal scores (this tiny
         again, before = read_trec_run(path), runs[path.name]  # random encoder scores some passages alike)
         assert set(again) == set(before)

@@ -42,6 +42,9 @@ def test_merge_checks_every_id_once(tmp_path):
         write_shard(stem, rank, 3, vectors[start:stop], ids[start:stop])
     merged, merged_ids = merge_shards(stem, 3, ids)
     assert merged_ids == ids and np.array_equal(merged, vectors)
+    on_disk, disk_ids = merge_shards(stem, 3, ids, dest=tmp_path / "out" / "passages.npy")  # shard by shard
+    assert disk_ids == ids and np.array_equal(np.load(tmp_path / "out" / "passages.npy"), vectors)
+    assert np.array_equal(on_disk, vectors) and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["passages.npy"]
     with pytest.raises(UserError, match="do not hold the corpus in order"):
         merge_shards(stem, 3, ids[::-1])
     write_shard(stem, 2, 3, vectors[:1], ["d0"])  # a rank that wrote the wrong slice

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .artifacts import RunDir
 from .data import XOR_CORPUS, Passage, data_dir, download, iter_xor_corpus, load_xor_retrieve
 from .errors import UserError
 from .formats import atomic_open, sha256_file, write_json, write_jsonl, write_qrels
@@ -113,11 +114,12 @@ class AnswerMatcher:
 
 
 def _questions(split: str, languages: Sequence[str]) -> list[dict[str, Any]]:
-    return [{**row, "answers": spans(row["answers"])} for row in load_xor_retrieve(split)
-            if row["lang"] in languages and spans(row["answers"])]
+    """The split's questions in ``languages`` that the scorer counts, with their span answers."""
+    rows = [{**row, "answers": spans(row["answers"])} for row in load_xor_retrieve(split) if row["lang"] in languages]
+    return [row for row in rows if row["answers"]]
 
 
-def prepare_b3(cfg: Profile, rd: Any) -> dict[str, Any]:
+def prepare_b3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
     """Stage 1 for B3: stream the collection into ``data/corpus.jsonl``, label answer-matched
     passages, and write test queries, qrels, answers and the training files, as :func:`xqglib.
     pipeline.prepare_data` does for B1."""

@@ -38,10 +38,12 @@ def accelerator() -> Any:
 
 def encode_sharded(encoder: DenseEncoder, texts: Sequence[str], ids: Sequence[str], stem: Path, is_query: bool,
                    batch_size: int, acc: Any,
-                   bounds: Sequence[tuple[int, int]] | None = None) -> tuple[np.ndarray, list[str]] | None:
+                   bounds: Sequence[tuple[int, int]] | None = None,
+                   dest: Path | None = None) -> tuple[np.ndarray, list[str]] | None:
     """Encode this process's slice of ``texts`` into its shard (skipped where the shard is already
     finished), wait for every process, and on the first one merge the shards (returned there;
-    None elsewhere). ``bounds``: each process's [start, stop) (default: :func:`shard_range`)."""
+    None elsewhere; with ``dest``, merged into that file, see :func:`merge_shards`). ``bounds``:
+    each process's [start, stop) (default: :func:`shard_range`)."""
     rank, world = acc.process_index, acc.num_processes
     if not shard_done(stem, rank, world):
         start, stop = bounds[rank] if bounds is not None else shard_range(len(texts), rank, world)
@@ -49,7 +51,7 @@ def encode_sharded(encoder: DenseEncoder, texts: Sequence[str], ids: Sequence[st
                                  f"rank {rank}: encode" if acc.is_main_process else None)
         write_shard(stem, rank, world, vectors, ids[start:stop])
     acc.wait_for_everyone()
-    return merge_shards(stem, world, ids) if acc.is_main_process else None
+    return merge_shards(stem, world, ids, dest) if acc.is_main_process else None
 
 
 def check_rows(n: int = 8) -> list[dict[str, Any]]:

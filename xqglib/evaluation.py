@@ -13,24 +13,22 @@ One row per (benchmark, condition, language, query id, measure) with its value, 
 
 Outcomes are computed once per run and condition; :mod:`xqglib.analysis` aggregates them.
 Table 1 systems are scored from the TREC runs stage 5 wrote; the sweeps' conditions are searched
-here, in memory, from the same embeddings.
+here from the same embeddings, as stage 5 searches (:class:`xqglib.search.RetrieverSearch`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import pandas as pd
 
 from .artifacts import RunDir, safe_name
-from .augmentation import passage_vectors
 from .experiments import Condition, all_conditions, main_conditions
 from .formats import Run, ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, write_json, write_jsonl
 from .metrics import (STANDARD_MEASURES, Tokenizer, exact_tokenizer_available, fallback_word_tokenize,
                       standard_measures, xor_recall_at_kt, xor_word_tokenize)
-from .search import search
+from .search import RetrieverSearch
 from .settings import Profile
 
 #: Columns of the results table.
@@ -103,18 +101,16 @@ def evaluate(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None
     main = {c.key for c in main_conditions(cfg)}
     corpus_ids = list(evaluator.texts)  # corpus order
     query_ids = [q["query_id"] for q in evaluator.queries]
-    embeddings: dict[str, dict[str, Any]] = {}
+    searchers: dict[str, RetrieverSearch] = {}
     frames = []
     for condition in conditions:
         if condition.key in main:
             run = read_trec_run(rd.require(rd.trec_run(condition.name), "encode-search"))
             write_official_predictions(rd, evaluator, condition.name, run)
-        else:
-            if condition.retriever not in embeddings:
-                embeddings[condition.retriever] = rd.load_embeddings(condition.retriever, corpus_ids, query_ids)
-            emb = embeddings[condition.retriever]
-            vectors = passage_vectors(emb, corpus_ids, condition.alpha, n=condition.n)
-            run = search(vectors, corpus_ids, emb["queries"], query_ids, cfg.evaluation.search_depth)
+        else:  # the sweeps: searched here, as stage 5 searches Table 1 (shard by shard after a sharded encoding)
+            if condition.retriever not in searchers:
+                searchers[condition.retriever] = RetrieverSearch(cfg, rd, condition.retriever, corpus_ids, query_ids)
+            run = searchers[condition.retriever].run(condition)
         frames.append(evaluator.frame(condition, run, with_fallback=condition.key in main))
     results = pd.concat(frames, ignore_index=True)
     results["alpha"] = results["alpha"].astype("float64")

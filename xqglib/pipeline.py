@@ -10,11 +10,11 @@ once in :mod:`xqglib.stages`; evaluation and analysis live in :mod:`xqglib.evalu
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from . import data as D
 from . import lareqa
 from . import stages as S
 from .artifacts import RunDir, safe_name
-from .augmentation import passage_vectors
 from .encoding import DenseEncoder, passage_text
 from .experiments import main_conditions
 from .errors import UserError
@@ -37,7 +36,8 @@ from .model_builds import BUILDERS, build_stamp
 from .models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
 from .profiles import load_profile
 from .retrieval_training import train_retriever
-from .search import search, search_shards
+from .search import RetrieverSearch
+from .sharding import encoding_record
 from .settings import CONTRASTIVE_TRAININGS, Profile
 
 
@@ -336,10 +336,6 @@ def encoding_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
                                   "inputs": {p.name: sha256_file(p) for p in inputs}}))
 
 
-def _encoding_record(rd: RunDir, name: str) -> Path:
-    return rd.path("embeddings", name, "sharded.json")
-
-
 def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> dict[str, Any]:
     """Encode corpus, test queries and the primary generator's queries with one retriever.
 
@@ -348,7 +344,7 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
     shard, the first one merges them and records what they were encoded from; stage 5 then reuses
     them. Without, stage 5 encodes here (reusing a sharded encoding of the very same inputs)."""
     seed_everything(cfg.seed)
-    record = _encoding_record(rd, name)
+    record = encoding_record(rd, name)
     fingerprint = encoding_fingerprint(cfg, rd, name)
     if accelerator is None and record.exists():
         earlier = read_json(record)
@@ -384,11 +380,12 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
             continue
         from .distributed import encode_sharded
 
+        # merged on disk shard by shard (never the whole matrix in memory), then its ids beside it
         merged = encode_sharded(encoder, texts, [str(i) for i in range(len(ids))],
                                 rd.path("embeddings", name, "shards", kind), is_query, bs, accelerator,
-                                bounds[kind])
+                                bounds[kind], dest=rd.embeddings(name, kind))
         if merged is not None:
-            rd.save_embeddings(name, kind, merged[0], ids)
+            write_json(rd.embeddings_meta(name, kind), ids)
     counts = {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
     if accelerator is not None and accelerator.is_main_process:
         write_json(record, {"fingerprint": fingerprint, "processes": accelerator.num_processes,
@@ -404,53 +401,18 @@ def aligned_bounds(owners: list[str], docids: list[str], passage_bounds: list[tu
     order = [position[o] for o in owners]
     if order != sorted(order):
         raise ValueError("generated queries are not in corpus order")
-    import bisect
-
     return [(bisect.bisect_left(order, start), bisect.bisect_left(order, stop)) for start, stop in passage_bounds]
-
-
-def _sharded_encoding(rd: RunDir, name: str) -> dict[str, Any] | None:
-    """The record of a sharded encoding (several processes) that stage 5 is reusing, or None."""
-    record = _encoding_record(rd, name)
-    if not record.exists():
-        return None
-    earlier = read_json(record)
-    return earlier if earlier.get("processes", 1) > 1 and "bounds" in earlier else None
 
 
 def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
     """Write the TREC runs of the retriever's Table 1 systems (without and with xQG)."""
     corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
     query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
+    searcher = RetrieverSearch(cfg, rd, name, corpus_ids, query_ids)
     systems = [c for c in main_conditions(cfg) if c.retriever == name]
-    sharded = _sharded_encoding(rd, name)
-    if sharded is not None:  # fused and searched shard by shard: one shard's vectors in memory at a time
-        queries = np.load(rd.embeddings(name, "queries"))
-        meta = read_json(rd.embeddings_meta(name, "generated"))
-        for c in systems:
-            write_trec_run(rd.trec_run(c.name), search_shards(
-                _fused_shards(rd, name, sharded, corpus_ids, meta, c), queries, query_ids,
-                cfg.evaluation.search_depth), c.name)
-        return {c.name: str(rd.trec_run(c.name)) for c in systems}
-    emb = rd.load_embeddings(name, corpus_ids, query_ids)
     for c in systems:
-        vectors = passage_vectors(emb, corpus_ids, c.alpha, n=c.n)
-        write_trec_run(rd.trec_run(c.name), search(vectors, corpus_ids, emb["queries"], query_ids,
-                                                   cfg.evaluation.search_depth), c.name)
+        write_trec_run(rd.trec_run(c.name), searcher.run(c), c.name)
     return {c.name: str(rd.trec_run(c.name)) for c in systems}
-
-
-def _fused_shards(rd: RunDir, name: str, record: dict[str, Any], corpus_ids: list[str], meta: list[dict[str, Any]],
-                  condition: Any) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """A condition's passage vectors, one shard of a sharded encoding at a time (memory-mapped)."""
-    from .sharding import shard_paths
-
-    world = record["processes"]
-    for rank, ((a, b), (ga, gb)) in enumerate(zip(record["bounds"]["passages"], record["bounds"]["generated"])):
-        passages = np.load(shard_paths(rd.path("embeddings", name, "shards", "passages"), rank, world)[0], mmap_mode="r")
-        generated = np.load(shard_paths(rd.path("embeddings", name, "shards", "generated"), rank, world)[0], mmap_mode="r")
-        shard = {"passages": passages, "generated": generated, "generated_meta": meta[ga:gb]}
-        yield passage_vectors(shard, corpus_ids[a:b], condition.alpha, n=condition.n), corpus_ids[a:b]
 
 
 # --------------------------------------------------------------------------------------------

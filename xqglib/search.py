@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import faiss
 import numpy as np
 
-from .formats import Run
+from .augmentation import passage_vectors
+from .formats import Run, read_json
+from .sharding import shard_paths, sharded_encoding
 
 
 def search(passage_emb: np.ndarray, passage_ids: Sequence[str], query_emb: np.ndarray,
@@ -52,3 +55,36 @@ def search_shards(shards: Iterable[tuple[np.ndarray, Sequence[str]]], query_emb:
     heap.finalize()
     return {qid: {all_ids[r]: float(s) for s, r in zip(srow, rrow) if r >= 0}
             for qid, srow, rrow in zip(query_ids, heap.D, heap.I)}
+
+
+class RetrieverSearch:
+    """The runs of one retriever's conditions (stage 5's Table 1 systems, stage 6's sweeps): passage
+    vectors fused as each condition says and searched exactly. After a sharded encoding
+    (``python -m xqglib encode``) this happens shard by shard, memory-mapped, one shard's vectors in
+    memory at a time (:func:`xqglib.search.search_shards`); otherwise on the whole matrices."""
+
+    def __init__(self, cfg: Any, rd: Any, name: str, corpus_ids: list[str], query_ids: list[str]) -> None:
+        self.rd, self.name, self.corpus_ids, self.query_ids = rd, name, corpus_ids, query_ids
+        self.depth = cfg.evaluation.search_depth
+        self.sharded = sharded_encoding(rd, name)
+        if self.sharded is None:
+            self.emb = rd.load_embeddings(name, corpus_ids, query_ids)
+        else:
+            self.queries = np.load(rd.embeddings(name, "queries"))
+            self.meta = read_json(rd.embeddings_meta(name, "generated"))
+
+    def run(self, condition: Any) -> dict[str, dict[str, float]]:
+        if self.sharded is None:
+            vectors = passage_vectors(self.emb, self.corpus_ids, condition.alpha, n=condition.n)
+            return search(vectors, self.corpus_ids, self.emb["queries"], self.query_ids, self.depth)
+        return search_shards(self._fused_shards(condition), self.queries, self.query_ids, self.depth)
+
+    def _fused_shards(self, condition: Any) -> Iterator[tuple[np.ndarray, list[str]]]:
+        world = self.sharded["processes"]
+        bounds = zip(self.sharded["bounds"]["passages"], self.sharded["bounds"]["generated"])
+        for rank, ((a, b), (ga, gb)) in enumerate(bounds):
+            stem = self.rd.path("embeddings", self.name, "shards")
+            shard = {"passages": np.load(shard_paths(stem / "passages", rank, world)[0], mmap_mode="r"),
+                     "generated": np.load(shard_paths(stem / "generated", rank, world)[0], mmap_mode="r"),
+                     "generated_meta": self.meta[ga:gb]}
+            yield passage_vectors(shard, self.corpus_ids[a:b], condition.alpha, n=condition.n), self.corpus_ids[a:b]

@@ -59,19 +59,23 @@ def shard_done(stem: Path, rank: int, world: int) -> bool:
     return all(p.exists() for p in shard_paths(stem, rank, world))
 
 
-def merge_shards(stem: Path, world: int, expected_ids: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+def merge_shards(stem: Path, world: int, expected_ids: Sequence[str] | None = None,
+                 dest: Path | None = None) -> tuple[np.ndarray, list[str]]:
     """The shards of ``world`` ranks joined in rank order; every id must occur once (and, where
-    ``expected_ids`` is given, the ids must be exactly those, in that order)."""
+    ``expected_ids`` is given, the ids must be exactly those, in that order). With ``dest`` the
+    rows are copied shard by shard into that ``.npy`` file (written beside it, then renamed; one
+    shard in memory at a time) and the result is that file, memory-mapped; otherwise they are
+    concatenated in memory."""
     missing = [rank for rank in range(world) if not shard_done(stem, rank, world)]
     if missing:
         raise UserError(f"shards {missing} of {world} for {stem.name} are missing or unfinished; rerun those ranks")
-    matrices, ids = [], []
+    shards, ids = [], []
     for rank in range(world):
         vectors_path, ids_path = shard_paths(stem, rank, world)
-        vectors, shard_ids = np.load(vectors_path), read_json(ids_path)
+        vectors, shard_ids = np.load(vectors_path, mmap_mode="r"), read_json(ids_path)
         if len(vectors) != len(shard_ids):
             raise UserError(f"{vectors_path} is out of step with its ids ({len(vectors)} rows, {len(shard_ids)} ids)")
-        matrices.append(vectors)
+        shards.append(vectors)
         ids.extend(shard_ids)
     seen: set[str] = set()
     repeated = [i for i in ids if i in seen or seen.add(i)]
@@ -81,7 +85,20 @@ def merge_shards(stem: Path, world: int, expected_ids: Sequence[str] | None = No
         absent = len(set(expected_ids) - seen)
         raise UserError(f"the shards of {stem.name} do not hold the corpus in order: {absent} ids missing, "
                         f"{len(seen - set(expected_ids))} unknown")
-    return np.concatenate(matrices) if matrices else np.zeros((0, 0), np.float32), ids
+    if dest is None:
+        return np.concatenate(shards) if shards else np.zeros((0, 0), np.float32), ids
+    dim = next((v.shape[1] for v in shards if v.ndim == 2), 0)
+    partial = dest.with_name(dest.name + ".partial.npy")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(len(ids), dim))
+    row = 0
+    for vectors in shards:
+        out[row:row + len(vectors)] = vectors
+        row += len(vectors)
+    out.flush()
+    del out
+    partial.replace(dest)
+    return np.load(dest, mmap_mode="r"), ids
 
 
 def rows_shard_path(stem: Path, rank: int, world: int) -> Path:
@@ -112,4 +129,19 @@ def merge_rows_shards(stem: Path, world: int, key: str, expected: Sequence[str])
         raise UserError(f"the shards of {stem.name} do not hold every {key} once: {len(repeated)} repeated, "
                         f"{len(absent)} missing, {len(set(by_key) - set(expected))} unknown")
     return [by_key[k] for k in expected]
+
+
+def encoding_record(rd: Any, name: str) -> Path:
+    """Where ``python -m xqglib encode`` records a retriever's sharded encoding (processes, seconds,
+    the fingerprint of its inputs, each process's bounds)."""
+    return rd.path("embeddings", name, "sharded.json")
+
+
+def sharded_encoding(rd: Any, name: str) -> dict[str, Any] | None:
+    """The record of a retriever's encoding on several processes, or None (one process, or none)."""
+    record = encoding_record(rd, name)
+    if not record.exists():
+        return None
+    earlier = read_json(record)
+    return earlier if earlier.get("processes", 1) > 1 and "bounds" in earlier else None
 
