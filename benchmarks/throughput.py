@@ -20,8 +20,13 @@ Measure on AVX2 (the study's budget machine): ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU
   language at a time (the reference path) and every language's rows decoded together over the
   shared prefixes (the pipeline's path where it is exact).
 - **retriever training step**: Tevatron's loss on a batch of the profile's size; no baseline.
-- **encoding**: baseline the plain Hugging Face loop (batches in input order); ours
-  :meth:`xqglib.encoding.DenseEncoder.encode` (batches of similar length).
+- **encoding**, of passages and of test queries in every query language: baseline the plain
+  Hugging Face loop (batches in input order); ours :meth:`xqglib.encoding.DenseEncoder.encode`
+  (batches of nearly equal token count).
+- **reading** (the third question's reader, its span head untrained: the speed is the same):
+  question-passage pairs of the reader's languages cut into windows, spans decoded; baseline
+  Hugging Face's recipe (a batch of pairs, their windows padded together, in input order), ours
+  :meth:`xqglib.reading.Reader.read` (windows of all pairs batched by length, spans decoded).
 - **search**: exact inner-product search of the test queries; baseline numpy (product and a full
   sort), ours FAISS ``IndexFlatIP``.
 """
@@ -41,9 +46,10 @@ from xqglib import cost as C
 from xqglib import data as D
 from xqglib.encoding import DenseEncoder, passage_text
 from xqglib.generation import QueryGenerator
-from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
+from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_reader, load_tokenizer
 from xqglib.pipeline import sampling_vocabulary
 from xqglib.profiles import load_profile
+from xqglib.reading import Reader, best_over_passages, best_span
 from xqglib.retrieval_training import contrastive_loss
 from xqglib.search import search
 
@@ -72,6 +78,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8, help="passages per generation trial")
     parser.add_argument("--languages", type=int, default=2, help="generation languages (the profile's first ones)")
     parser.add_argument("--passages", type=int, default=64, help="passages per encoding trial")
+    parser.add_argument("--queries", type=int, default=512, help="test queries per encoding trial")
+    parser.add_argument("--pairs", type=int, default=128, help="question-passage pairs per reading trial")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     cfg = load_profile(args.profile)
@@ -180,20 +188,54 @@ def main() -> None:
     model.eval()
 
     corpus = [passage_text(p.title, p.text) for p in passages[: args.passages]]
+    # test queries in every query language, in the order stage 5 encodes them (language by language)
+    tests = D.test_queries(b1, cfg.data.query_languages)
+    picked = sorted(random.Random(cfg.seed).sample(range(len(tests)), min(args.queries, len(tests))))
+    questions = [tests[i]["query"] for i in picked]
     bs = r.encode_batch_size
 
-    @torch.no_grad()
-    def plain_loop():
-        for start in range(0, len(corpus), bs):
-            batch = tok([spec.passage_prefix + t for t in corpus[start:start + bs]], padding=True,
-                        truncation=True, max_length=r.passage_max_len, return_tensors="pt")
-            model(**batch)
+    for texts, is_query, what, unit in ((corpus, False, "", "passages/s"), (questions, True, " (queries)", "queries/s")):
+        prefix = spec.query_prefix if is_query else spec.passage_prefix
+        max_len = r.query_max_len if is_query else r.passage_max_len
 
-    tokens = sum(encoder.token_counts(corpus, False))
-    base = median_time(plain_loop, args.repeats)
-    ours = median_time(lambda: encoder.encode(corpus, False, bs), args.repeats)
-    rows.append(row("encoding", "HF loop", len(corpus), "passages/s", base, eshape.forward(tokens), roof))
-    rows.append(row("encoding", "DenseEncoder", len(corpus), "passages/s", ours, eshape.forward(tokens), roof, base))
+        @torch.no_grad()
+        def plain_loop(texts=texts, prefix=prefix, max_len=max_len):  # batches in input order
+            for start in range(0, len(texts), bs):
+                model(**tok([prefix + t for t in texts[start:start + bs]], padding=True, truncation=True,
+                            max_length=max_len, return_tensors="pt"))
+
+        flops = eshape.forward(sum(encoder.token_counts(texts, is_query)))
+        base = median_time(plain_loop, args.repeats)
+        ours = median_time(lambda: encoder.encode(texts, is_query, bs), args.repeats)
+        rows.append(row("encoding", f"HF loop{what}", len(texts), unit, base, flops, roof))
+        rows.append(row("encoding", f"DenseEncoder{what}", len(texts), unit, ours, flops, roof, base))
+
+    # ---- the reader: question-passage pairs of the third question's languages -------------------
+    r3 = cfg.rq3
+    examples = D.reader_examples(b1, "test", r3.passage_languages, with_squad=False)
+    examples = [examples[i] for i in sorted(random.Random(cfg.seed).sample(range(len(examples)),
+                                                                          min(args.pairs, len(examples))))]
+    reader = Reader(load_reader(r.encoder), tok, r3.reader_max_len, r3.reader_stride)
+    pair_questions, contexts = [e["question"] for e in examples], [e["context"] for e in examples]
+    windows = tok(pair_questions, contexts, truncation="only_second", max_length=r3.reader_max_len,
+                  stride=r3.reader_stride, return_overflowing_tokens=True)["input_ids"]
+    flops = eshape.forward(sum(len(w) for w in windows), attended=sum(len(w) ** 2 for w in windows))
+
+    @torch.no_grad()
+    def plain_reading():  # Hugging Face's recipe: 32 pairs a batch, their windows padded together
+        best = [None] * len(examples)
+        for start in range(0, len(examples), 32):
+            f = reader.windows(pair_questions[start:start + 32], contexts[start:start + 32])
+            out = reader.model(input_ids=f["input_ids"], attention_mask=f["attention_mask"])
+            for w, sample in enumerate(f["overflow_to_sample_mapping"].tolist()):
+                span = best_span(out.start_logits[w].numpy(), out.end_logits[w].numpy(),
+                                 reader.context_offsets(f, w), contexts[start + sample])
+                best[start + sample] = best_over_passages([best[start + sample], span])
+
+    base = median_time(plain_reading, args.repeats)
+    ours = median_time(lambda: reader.read(pair_questions, contexts, 32), args.repeats)
+    rows.append(row("reading", "HF recipe (pairs in order)", len(examples), "pairs/s", base, flops, roof))
+    rows.append(row("reading", "Reader.read (windows by length)", len(examples), "pairs/s", ours, flops, roof, base))
 
     rng = np.random.default_rng(0)
     n_passages, n_queries, dim = len(b1.corpus), len(D.test_queries(b1, cfg.data.query_languages)), eshape.hidden

@@ -139,6 +139,28 @@ def test_pooling_and_encode_order():
     np.testing.assert_allclose(enc.encode(["x y"], False)[0], hidden[0, 0].detach().numpy(), atol=1e-5)
 
 
+def test_length_batches_are_tokenize_of_their_texts_in_token_order():
+    enc = _encoder()
+    # character length misleads across scripts: few characters, many tokens, and the reverse
+    texts = ["東京都庁舎の展望室", "a b c d e f g h", "word " * 30, "x", "über Straße", "ok then",
+             "北京是中国的首都", "a considerably longer passage made of plain words"]
+    seen, lengths = [], []
+    for idx, batch in enc.length_batches(texts, False, batch_size=2, chunk_batches=2):
+        reference = enc.tokenize([texts[i] for i in idx], False)
+        assert batch.keys() == reference.keys()
+        for key in batch:  # the same ids, mask (and segment ids) as tokenising the batch's texts
+            assert torch.equal(batch[key], reference[key])
+        lengths.append([int(m.sum()) for m in batch["attention_mask"]])
+        seen += idx
+    assert sorted(seen) == list(range(len(texts)))  # every text once
+    for first in range(0, len(lengths), 2):  # within a chunk (2 batches), in order of token count
+        flat = [n for part in lengths[first:first + 2] for n in part]
+        assert flat == sorted(flat)
+    vectors = enc.encode(texts, False, batch_size=2)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(vectors[i], enc.encode([text], False, 1)[0], atol=1e-5)
+
+
 def test_mean_pooling_ignores_padding():
     from xqglib.models import EncoderSpec
 

@@ -6,14 +6,14 @@ and no normalisation, for mBERT / XLM-R; mean pooling with "query: " / "passage:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from .progress import progress
 
-from .models import EncoderSpec
+from .models import EncoderSpec, pad_batch
+from .progress import progress
 
 
 def passage_text(title: str, text: str) -> str:
@@ -77,19 +77,44 @@ class DenseEncoder:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             return self.module(batches)
 
+    def length_batches(self, texts: Sequence[str], is_query: bool, batch_size: int,
+                       chunk_batches: int = 64) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Padded model inputs for every text, in batches of texts of (nearly) equal token count,
+        each with the positions of its texts in ``texts``.
+
+        Texts are taken in order of character length, in chunks of ``chunk_batches`` batches; each
+        chunk is tokenised once (without padding) and cut into batches in order of token count, so
+        that little compute goes to padding (characters alone are a poor guide across scripts)
+        while memory stays bounded by the chunk, however long the collection. Every batch equals
+        :meth:`tokenize` of its texts (the same truncation, padding and prefix).
+        """
+        inputs, max_len = self._inputs(texts, is_query)
+        by_chars = sorted(range(len(texts)), key=lambda i: len(inputs[i]))
+        chunk = batch_size * chunk_batches
+        for first in range(0, len(by_chars), chunk):
+            idx = by_chars[first:first + chunk]
+            encoded = self.tok([inputs[i] for i in idx], truncation=True, max_length=max_len)
+            by_tokens = sorted(range(len(idx)), key=lambda k: len(encoded["input_ids"][k]))
+            for start in range(0, len(by_tokens), batch_size):
+                part = by_tokens[start:start + batch_size]
+                yield [idx[k] for k in part], pad_batch(self.tok, {key: [column[k] for k in part]
+                                                                  for key, column in encoded.items()})
+
     @torch.no_grad()
     def encode(self, texts: Sequence[str], is_query: bool, batch_size: int = 32,
                desc: str | None = None) -> np.ndarray:
         """float32 matrix, one row per text, in input order.
 
-        Texts are batched in order of length so that little compute goes to padding.
+        Batches hold texts of nearly equal token count (:meth:`length_batches`), so that little
+        compute goes to padding; padding does not change a vector (the attention mask).
         """
         self.model.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         dim = self.model.config.hidden_size
         out = np.zeros((len(texts), dim), dtype=np.float32)
-        for start in progress(range(0, len(texts), batch_size), desc=desc or "encode", unit="batches",
-                              quiet=desc is None and len(texts) < 10 * batch_size):
-            idx = order[start:start + batch_size]
-            out[idx] = self.forward([texts[i] for i in idx], is_query).numpy()
+        batches = self.length_batches(texts, is_query, batch_size)
+        for idx, batch in progress(batches, total=-(-len(texts) // batch_size), desc=desc or "encode",
+                                   unit="batches", quiet=desc is None and len(texts) < 10 * batch_size):
+            self.positions_run += int(batch["input_ids"].numel())
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                out[idx] = self.module([batch])[0].numpy()
         return out

@@ -261,11 +261,12 @@ def sample_shared_prefix(model: Any, ids: torch.Tensor, mask: torch.Tensor,
     head = LMHead(model, vocabulary)
     stops = torch.tensor(sorted(set(stop_ids)))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    exact = joint_decoding_exact(model, ids.shape[1] + max(map(len, instructions)) + max_new_tokens)
-    if joint and not exact:
-        raise ValueError("joint decoding would not compute what this model computes for these lengths "
-                         "(see joint_decoding_exact); use joint=None or False")
-    joint = exact if joint is None else joint
+    if joint is not False:  # asked for, or chosen where exact
+        exact = joint_decoding_exact(model, ids.shape[1] + max(map(len, instructions)) + max_new_tokens)
+        if joint and not exact:
+            raise ValueError("joint decoding would not compute what this model computes for these lengths "
+                             "(see joint_decoding_exact); use joint=None or False")
+        joint = exact
     cache = decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
                     use_cache=True).past_key_values
     if joint:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 from .model_builds import BUILDERS, build_model
@@ -107,6 +108,15 @@ def _load(loader: Callable[..., object], name: str, **kwargs):
     except OSError as exc:
         raise UserError(f"could not load model {name!r}: {exc}. The hub is unreachable offline; "
                         f"use a local model ({sorted(BUILDERS)}) or a saved model folder") from None
+
+
+def pad_batch(tokenizer: Any, columns: dict[str, list[list[int]]], padding_side: str | None = None
+              ) -> dict[str, Any]:
+    """Texts tokenised once (lists of ids, masks, ...) padded into one batch of tensors, as the
+    tokenizer pads them. (transformers advises calling the tokenizer instead, which tokenises
+    again: here the texts were tokenised once to batch them by length, so its advice is muted.)"""
+    tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+    return dict(tokenizer.pad(columns, padding_side=padding_side, return_tensors="pt"))
 
 
 def load_tokenizer(name: str):

@@ -92,7 +92,9 @@ class Reader:
     def context_offsets(features: Any, i: int) -> list[tuple[int, int] | None]:
         """Window ``i``'s character offsets, None for every token outside the context."""
         ids = features.sequence_ids(i)
-        return [tuple(o) if s == 1 else None for o, s in zip(features["offset_mapping"][i].tolist(), ids)]
+        offsets = features["offset_mapping"][i]  # a tensor row, or a list where not padded
+        offsets = offsets.tolist() if hasattr(offsets, "tolist") else offsets
+        return [tuple(o) if s == 1 else None for o, s in zip(offsets, ids)]
 
     def labels(self, features: Any, examples: Sequence[ReaderExample]) -> tuple[torch.Tensor, torch.Tensor]:
         """Start and end token of the answer in each window; 0 (the first token, as Hugging Face's
@@ -128,20 +130,32 @@ class Reader:
     @torch.no_grad()
     def read(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32,
              desc: str | None = None) -> list[Span | None]:
-        """The best span of each (question, context) pair, over the context's windows."""
+        """The best span of each (question, context) pair, over the context's windows.
+
+        Every pair is cut into its windows once; the windows of all pairs are then read in batches
+        of ``batch_size`` windows of (nearly) equal length, so that little compute goes to padding,
+        and each window's span is decoded from its own tokens only: the answer is the one each
+        window read alone would give, whatever else shares its batch.
+        """
+        from .models import pad_batch
         from .progress import progress
 
         self.model.eval()
+        features = self.tok(list(questions), list(contexts), truncation="only_second", max_length=self.max_len,
+                            stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        sample_of = features["overflow_to_sample_mapping"]
+        lengths = [len(ids) for ids in features["input_ids"]]
+        windows = sorted(range(len(lengths)), key=lambda w: lengths[w])
         best: list[Span | None] = [None] * len(questions)
-        order = sorted(range(len(questions)), key=lambda i: len(contexts[i]) + len(questions[i]))
-        for start in progress(range(0, len(order), batch_size), desc=desc or "read", unit="batches",
+        for start in progress(range(0, len(windows), batch_size), desc=desc or "read", unit="batches",
                               quiet=desc is None):
-            idx = order[start:start + batch_size]
-            features = self.windows([questions[i] for i in idx], [contexts[i] for i in idx])
-            out = self._forward(features)
-            for w, sample in enumerate(features["overflow_to_sample_mapping"].tolist()):
-                i = idx[sample]
-                span = best_span(out.start_logits[w].float().numpy(), out.end_logits[w].float().numpy(),
+            part = windows[start:start + batch_size]
+            batch = pad_batch(self.tok, {key: [features[key][w] for w in part] for key in ("input_ids", "attention_mask")},
+                              padding_side="right")  # a window's own tokens first
+            out = self._forward(batch)
+            for row, w in enumerate(part):
+                i, n = sample_of[w], lengths[w]
+                span = best_span(out.start_logits[row, :n].float().numpy(), out.end_logits[row, :n].float().numpy(),
                                  self.context_offsets(features, w), contexts[i],
                                  max_answer_tokens=self.max_answer_tokens)
                 best[i] = best_over_passages([best[i], span])

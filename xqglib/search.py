@@ -82,8 +82,8 @@ class RetrieverSearch:
     def _fused_shards(self, condition: Any) -> Iterator[tuple[np.ndarray, list[str]]]:
         world = self.sharded["processes"]
         bounds = zip(self.sharded["bounds"]["passages"], self.sharded["bounds"]["generated"])
+        stem = self.rd.path("embeddings", self.name, "shards")
         for rank, ((a, b), (ga, gb)) in enumerate(bounds):
-            stem = self.rd.path("embeddings", self.name, "shards")
             shard = {"passages": np.load(shard_paths(stem / "passages", rank, world)[0], mmap_mode="r"),
                      "generated": np.load(shard_paths(stem / "generated", rank, world)[0], mmap_mode="r"),
                      "generated_meta": self.meta[ga:gb]}
