@@ -99,6 +99,10 @@ def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     assert first.generated("rq3-passages").read_text() == second.generated("rq3-passages").read_text()
     for table in ("rq3_retrieval.parquet", "rq3_reading.parquet", "rq3_reads.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(first.eval_file(table)), pd.read_parquet(second.eval_file(table)))
+    # a stored reading is reused only by the reading version that read it
+    from xqglib.reading import READING_VERSION
+
+    assert json.loads(first.eval_file("rq3_reads.fingerprint.json").read_text())["reading version"] == READING_VERSION
 
 
 def test_augmentation_changes_the_ranking(smoke_runs):

@@ -18,6 +18,12 @@ import numpy as np
 import torch
 
 
+#: The reading's version: 2 decodes each window from its own tokens (version 1 chose the n-best
+#: start and end tokens among the padding of its batch too, so its answers could depend on the
+#: batch). Stored readings are reused only when read by the same version.
+READING_VERSION = 2
+
+
 @dataclass(frozen=True)
 class Span:
     text: str

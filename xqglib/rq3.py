@@ -537,10 +537,11 @@ def _read(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], quest
     import time
 
     from .pipeline import weights_digest
-    from .reading import Span
+    from .reading import READING_VERSION, Span
 
     model = rd.require(rd.reader_model(), "rq3-train")
-    fingerprint = {"reader": weights_digest(model), "settings": cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
+    fingerprint = {"reader": weights_digest(model), "reading version": READING_VERSION,
+                   "settings": cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
                    "pairs": sha256_text(json.dumps([questions, contexts], ensure_ascii=False))}
     table, done = rd.eval_file("rq3_reads.parquet"), rd.eval_file("rq3_reads.fingerprint.json")
     record = read_json(done) if done.exists() else {}
