@@ -79,6 +79,22 @@ def test_cost_table_and_roof():
     assert table.loc[2, "share of roof (%)"] == 40.0  # over the stages with a wall time
 
 
+def test_the_study_summary_sums_each_question_and_the_whole():
+    from xqglib.cost import study_summary
+
+    rq1 = cost_table([stage_row("2 a", "x", 4e12, 10.0, 1e12), stage_row("3 b", "y", 2e12, 5.0, 1e12)])
+    rq2 = cost_table([stage_row("7 c", "z", 3e12, 12.0, 1e12), stage_row("8 d", "w", 9e12, None, 1e12)])
+    summary = study_summary({"RQ1": rq1, "RQ2": rq2})
+    assert list(summary.index) == ["RQ1", "RQ2", "whole study"]
+    assert summary.loc["RQ1", "wall min"] * 60 == pytest.approx(15.0) and summary.loc["RQ1", "roof min"] * 60 == 6.0
+    assert summary.loc["RQ1", "share of roof (%)"] == pytest.approx(40.0)
+    # a stage without a wall time counts in neither sum
+    assert summary.loc["RQ2", "roof min"] * 60 == pytest.approx(3.0) and summary.loc["RQ2", "stages"] == 1
+    assert summary.loc["whole study", "wall min"] * 60 == pytest.approx(27.0)
+    assert summary.loc["whole study", "wall / roof"] == pytest.approx(27.0 / 9.0)
+    assert summary.loc["whole study", "stages"] == 3
+
+
 def test_the_paper_cost_sheet_counts_by_hand():
     from xqglib import cost as C
 

@@ -295,6 +295,7 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     assert f"{average:.2f}" in results  # the number of this run, pasted
     repro = (index.parent / "book" / "reproducibility.html").read_text(encoding="utf-8")
     assert "train-generator" in repro  # the stage table
+    assert "whole study" in repro and "roof time" in repro  # the whole study's cost, pasted
     # no number typed into the prose of the pages that report the run: all of them are pasted
     from xqglib.bookcheck import check_pages
 

@@ -355,6 +355,28 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     return cost_table(sorted(rows, key=lambda row: int(row["stage"].split(" ", 1)[0])))  # stage order
 
 
+def study_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per research question (the cost tables of :func:`run_costs`, :func:`rq2_costs`,
+    :func:`rq3_costs`, keyed by question) and for the whole study: the stages' wall time and roof
+    time (over the stages with a wall time), the share of the roof, and wall over roof time."""
+    rows = []
+    for question, table in [*tables.items(), ("whole study", pd.concat(list(tables.values())))]:
+        timed = table[(table["stage"] != "total") & table["wall s"].notna()]
+        wall, roof = float(timed["wall s"].sum()), float(timed["roof s"].sum())
+        rows.append({"question": question, "stages": timed["stage"].nunique(), "wall min": wall / 60,
+                     "roof min": roof / 60, "share of roof (%)": 100 * roof / wall if wall else None,
+                     "wall / roof": wall / roof if roof else None})
+    return pd.DataFrame(rows).set_index("question")
+
+
+def study_costs(cfg: Any, rd: Any, roof: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The whole study's cost: every research question's cost table against one roof (one table,
+    in stage order, the question in the first column), and :func:`study_summary` of them."""
+    tables = {"RQ1": run_costs(cfg, rd, roof), "RQ2": rq2_costs(cfg, rd, roof), "RQ3": rq3_costs(cfg, rd, roof)}
+    every = pd.concat([t[t["stage"] != "total"].assign(question=q) for q, t in tables.items()], ignore_index=True)
+    return every[["question", *[c for c in every.columns if c != "question"]]], study_summary(tables)
+
+
 # --------------------------------------------------------------------------------------------
 # The paper profile at full scale: a projection from counts, not a measurement
 # --------------------------------------------------------------------------------------------

@@ -265,10 +265,11 @@ def book_toc() -> str:
 
 #: The study's own pages, in order: book/<page>.md, and the notebooks of :data:`BOOK_NOTEBOOKS`.
 BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "rq3", "reproducibility",
-              "_executed/paper_cost")
+              "_executed/study_cost", "_executed/paper_cost")
 #: Notebooks executed against the run when the book is built (not stages): the worked example that
-#: teaches the method, and the paper profile's cost sheet that the reproducibility page quotes.
-BOOK_NOTEBOOKS = ("worked_example", "paper_cost")
+#: teaches the method, the whole study's cost against one roof, and the paper profile's cost sheet
+#: (the reproducibility page quotes both).
+BOOK_NOTEBOOKS = ("worked_example", "study_cost", "paper_cost")
 
 
 def build_book(profile: str, rerun: bool = False, root: Path | None = None,
