@@ -223,7 +223,7 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
         languages = list(generated[0]["generated_queries"]) if generated else []
         rows.append(generation_row("3 generate", name, cfg, shape, gen, generated, languages,
                                    read_json(rd.generation_report(name))["vocabulary_size"],
-                                   timings.get(f"3 generate: {name}", {}).get("seconds"), roof))
+                                   _work_seconds(timings.get(f"3 generate: {name}", {}), "generation"), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     for spec in cfg.retriever.retrievers:
         if spec.training == "none":
@@ -281,10 +281,10 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     return cost_table(rows)
 
 
-def _reading_seconds(record: dict[str, Any]) -> float | None:
-    """The reading's own time (that of the reading reused, where stage 12 reused it); the stage's
-    wall time where it was not recorded apart."""
-    return record.get("reading seconds") or record.get("seconds")
+def _work_seconds(record: dict[str, Any], work: str) -> float | None:
+    """The time of a stage part's own ``work`` ("generation", "reading"): that of the work reused,
+    where the part reused it; the part's wall time where it was not recorded apart."""
+    return record.get(f"{work} seconds") or record.get("seconds")
 
 
 def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
@@ -316,7 +316,7 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
                      else len(gen.tok))
         rows.append(generation_row("11 rq3-encode", "generate", cfg, shape, gen, generated,
                                    list(r3.generation_languages), head_rows,
-                                   timings.get("11 rq3-encode: generate", {}).get("seconds"), roof))
+                                   _work_seconds(timings.get("11 rq3-encode: generate", {}), "generation"), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     reader_log = read_json(rd.reader_log())
     reader_shape = encoder_shape  # the encoder with a span head (two outputs per position: left out)
@@ -351,7 +351,7 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     positions = sum(len(w) for w in windows)
     rows.append(stage_row("12 rq3-evaluate", f"reading: {len(reads):,} question-passage pairs, {len(windows):,} windows",
                           reader_shape.forward(positions, attended=sum(len(w) ** 2 for w in windows)),
-                          _reading_seconds(timings.get("12 rq3-evaluate: score and read", {})), roof))
+                          _work_seconds(timings.get("12 rq3-evaluate: score and read", {}), "reading"), roof))
     return cost_table(sorted(rows, key=lambda row: int(row["stage"].split(" ", 1)[0])))  # stage order
 
 

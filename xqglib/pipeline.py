@@ -214,10 +214,10 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
     one-process file, since every batch is seeded by its position. Stage 3 then reuses it."""
     fingerprint = generation_fingerprint(cfg, rd, name)
     done = rd.generation_fingerprint(name)
-    if rd.generated(name).exists() and rd.generation_report(name).exists() and done.exists() \
-            and read_json(done) == fingerprint:
+    if rd.generated(name).exists() and rd.generation_report(name).exists() and same_generation(done, fingerprint):
         print(f"reusing {rd.generated(name)}: generated earlier by the same generator from the same corpus and settings")
         return read_jsonl(rd.generated(name))
+    started = time.perf_counter()
     main = accelerator is None or accelerator.is_main_process
     if main:
         done.unlink(missing_ok=True)
@@ -254,8 +254,19 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
         rows = merge_rows_shards(stem, world, "docid", [p["docid"] for p in corpus])
     write_json(rd.generation_report(name), report)
     write_jsonl(rd.generated(name), rows)
-    write_json(done, fingerprint)
+    write_json(done, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)})
     return rows
+
+
+def same_generation(done: Path, fingerprint: dict[str, Any]) -> bool:
+    """Whether the generated file whose fingerprint record is ``done`` was generated from what
+    ``fingerprint`` names. The record also keeps the seconds that generation took: a reuse notes
+    them (:func:`xqglib.stages.note_reused`), so the run's time counts the work the file stands for."""
+    record = read_json(done) if done.exists() else None
+    if record is None or {k: v for k, v in record.items() if k != "seconds"} != fingerprint:
+        return False
+    S.note_reused("generation", record.get("seconds"))
+    return True
 
 
 def sampling_vocabulary(cfg: Profile, gen: QueryGenerator, corpus: list[dict[str, str]]) -> torch.Tensor:

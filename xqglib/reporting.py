@@ -214,13 +214,18 @@ def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, tit
     return fig
 
 
+#: Columns of a stage record that give the time of work a reuse stands for.
+REUSED_WORK = ("training seconds", "generation seconds", "reading seconds")
+
+
 def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Stage records, with a total of the work done: where a rerun reused a trained model, its
-    training time (from the training log) counts instead of the seconds the reuse took."""
+    """Stage records, with a total of the work done: where a rerun reused a trained model, a
+    generated file or a reading, the time that work took (its training log, its record) counts
+    instead of the seconds the reuse took."""
     df = pd.DataFrame.from_dict(timings, orient="index")
     df = df.loc[sorted(df.index, key=lambda k: int(k.split(" ", 1)[0]))]  # stage order
     work = df["seconds"]
-    for reused in ("training seconds", "reading seconds"):  # the work a reuse stands for
+    for reused in REUSED_WORK:  # the work a reuse stands for
         if reused in df:
             work = np.fmax(work, df[reused])  # fmax: a missing time is ignored
     df.loc["total", "seconds"] = work.sum()
@@ -230,7 +235,8 @@ def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`timings_table` for a reader: named columns, whole seconds, counts as integers and
     blanks (not NaN) where a detail does not apply to a stage."""
-    names = {"seconds": "wall time (s)", "training seconds": "training time (s)", "reading seconds": "reading time (s)",
+    names = {"seconds": "wall time (s)", "training seconds": "training time (s)",
+             "generation seconds": "generation time (s)", "reading seconds": "reading time (s)",
              "peak_rss_gib": "peak memory (GiB)"}
     out = pd.DataFrame(index=table.index)
     for column in list(names) + [c for c in table.columns if c not in names]:
@@ -239,7 +245,7 @@ def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
         values = table[column]
         if column == "peak_rss_gib":
             shown = values.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-        elif column in ("seconds", "training seconds", "reading seconds"):
+        elif column == "seconds" or column in REUSED_WORK:
             shown = values.map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
         else:
             shown = values.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -242,7 +243,7 @@ def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
     """Generated queries (released xQG jsonl) for every passage of every passage language; a
     file generated earlier by the same weights from the same passages and settings is reused."""
     from .generation import SAMPLER_VERSION, generate_xqg
-    from .pipeline import _generator, seed_everything, weights_digest
+    from .pipeline import _generator, same_generation, seed_everything, weights_digest
 
     model = rd.require(rd.generator_model(GENERATOR), "rq3-train")
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
@@ -250,10 +251,11 @@ def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
         "generator": weights_digest(model), "passages": sha256_file(rd.rq3_data("passages")), "sampler": SAMPLER_VERSION,
         "settings": cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language", "run"])}))
     done = rd.generation_fingerprint(GENERATOR)
-    if rd.generated(GENERATOR).exists() and done.exists() and read_json(done) == fingerprint:
+    if rd.generated(GENERATOR).exists() and same_generation(done, fingerprint):
         print(f"reusing {rd.generated(GENERATOR)}: generated earlier by the same generator from the same passages")
         return read_jsonl(rd.generated(GENERATOR))
     done.unlink(missing_ok=True)
+    started = time.perf_counter()
     seed_everything(cfg.seed)
     gen = _generator(cfg, str(model), str(model))
     g, r = cfg.generation, cfg.rq3
@@ -263,7 +265,7 @@ def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
                         max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
                         bf16=cfg.use_bf16)
     write_jsonl(rd.generated(GENERATOR), rows)
-    write_json(done, fingerprint)
+    write_json(done, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)})
     return rows
 
 

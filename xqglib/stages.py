@@ -333,15 +333,32 @@ def timing_key(s: Stage, part: str | None = None) -> str:
     return f"{s.number} {s.name}" + (f": {part}" if part else "")
 
 
+#: The work that a reuse inside the current :func:`timed` block stands for ("generation seconds":
+#: the seconds of the generation whose file was reused), noted by the library with :func:`note_reused`.
+_REUSED: dict[str, float] = {}
+
+
+def note_reused(work: str, seconds: float | None) -> None:
+    """Say that the running :func:`timed` block reused ``work`` ("generation", ...) that took
+    ``seconds`` when it was done; the block's record keeps it as ``"<work> seconds"``, which the
+    run's total counts instead of the moment the reuse took."""
+    if seconds is not None:
+        _REUSED[f"{work} seconds"] = round(float(seconds), 2)
+
+
 @contextlib.contextmanager
 def timed(rd: RunDir, stage_name: str, part: str | None = None, **details: Any) -> Iterator[dict[str, Any]]:
     """Record the wall time and the process's peak resident memory of (a part of) a stage in
-    ``timings.json``; ``details`` and whatever the caller adds to the yielded dict go with it."""
+    ``timings.json``; ``details``, whatever the caller adds to the yielded dict and the work a
+    reuse inside the block stands for (:func:`note_reused`) go with it."""
     key = timing_key(stage(stage_name), part)
     record: dict[str, Any] = dict(details)
+    _REUSED.clear()
     started = time.perf_counter()
     yield record
     record["seconds"] = round(time.perf_counter() - started, 2)
+    record.update({k: v for k, v in _REUSED.items() if k not in record})
+    _REUSED.clear()
     # ru_maxrss is in KiB on Linux: the peak of this (notebook kernel) process so far
     record["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     timings = read_json(rd.timings) if rd.timings.exists() else {}
