@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xqglib.artifacts import RunDir
 from xqglib.encoding import DenseEncoder, passage_text
 from xqglib.formats import read_jsonl
 from xqglib.models import encoder_spec, load_encoder, load_reader, load_tokenizer
-from xqglib.profiles import load_profile
+from xqglib.pipeline import open_run
 from xqglib.reading import Reader, best_over_passages, best_span
 
 
@@ -46,8 +45,7 @@ def main() -> None:
     parser.add_argument("--generated", type=int, default=6400, help="generated queries sampled")
     parser.add_argument("--pairs", type=int, default=1500, help="stage 12's pairs sampled")
     args = parser.parse_args()
-    cfg = load_profile(args.profile)
-    rd = RunDir(args.run_dir) if args.run_dir else RunDir.for_profile(cfg)
+    cfg, rd = open_run(args.profile, args.run_dir, None)
     r = cfg.retriever
     enc = DenseEncoder(load_encoder(r.encoder).eval(), load_tokenizer(r.encoder), encoder_spec(r.encoder),
                        r.query_max_len, r.passage_max_len, cfg.use_bf16)

@@ -72,8 +72,11 @@ class DenseEncoder:
     def forward_many(self, groups: Sequence[tuple[Sequence[str], bool]]) -> list[torch.Tensor]:
         """Vectors with gradients for several groups of texts (queries, passages, ...) in one call
         of :attr:`module` (one forward per training step, as distributed data parallel needs)."""
-        batches = [self.tokenize(texts, is_query) for texts, is_query in groups]
-        self.positions_run += sum(b["input_ids"].numel() for b in batches)  # padded: what the FLOPs go to
+        return self._run([self.tokenize(texts, is_query) for texts, is_query in groups])
+
+    def _run(self, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+        """:attr:`module` on padded batches, counting the positions it runs on."""
+        self.positions_run += sum(int(b["input_ids"].numel()) for b in batches)  # padded: what the FLOPs go to
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             return self.module(batches)
 
@@ -114,7 +117,5 @@ class DenseEncoder:
         batches = self.length_batches(texts, is_query, batch_size)
         for idx, batch in progress(batches, total=-(-len(texts) // batch_size), desc=desc or "encode",
                                    unit="batches", quiet=desc is None and len(texts) < 10 * batch_size):
-            self.positions_run += int(batch["input_ids"].numel())
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                out[idx] = self.module([batch])[0].numpy()
+            out[idx] = self._run([batch])[0].numpy()
         return out

@@ -87,12 +87,13 @@ class Reader:
         #: token positions (padding included) the model has run on
         self.positions_run = 0
 
-    def windows(self, questions: Sequence[str], contexts: Sequence[str]) -> Any:
+    def windows(self, questions: Sequence[str], contexts: Sequence[str], padded: bool = True) -> Any:
         """Tokenised (question, context window) features; ``overflow_to_sample_mapping`` says
-        which input each window comes from, ``offset_mapping`` the context characters of each token."""
+        which input each window comes from, ``offset_mapping`` the context characters of each token.
+        ``padded``: as one batch of tensors; otherwise lists, each window its own length."""
         return self.tok(list(questions), list(contexts), truncation="only_second", max_length=self.max_len,
                         stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-                        padding=True, return_tensors="pt")
+                        padding=padded, return_tensors="pt" if padded else None)
 
     @staticmethod
     def context_offsets(features: Any, i: int) -> list[tuple[int, int] | None]:
@@ -147,8 +148,7 @@ class Reader:
         from .progress import progress
 
         self.model.eval()
-        features = self.tok(list(questions), list(contexts), truncation="only_second", max_length=self.max_len,
-                            stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        features = self.windows(questions, contexts, padded=False)
         sample_of = features["overflow_to_sample_mapping"]
         lengths = [len(ids) for ids in features["input_ids"]]
         windows = sorted(range(len(lengths)), key=lambda w: lengths[w])

@@ -536,8 +536,6 @@ def _read(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], quest
     the same windows, over the same questions and passages, are reused (the reads table and the
     record beside it, whose seconds are then the earlier reading's), so a rerun of stage 12 that
     changes only the analysis does not read again."""
-    import time
-
     from .pipeline import weights_digest
     from .reading import READING_VERSION, Span
 
