@@ -4,11 +4,11 @@ with the naive loop; this compares the pipeline's batching with the one it repla
     .venv/bin/python benchmarks/batching.py [--run-dir runs/cpu] [--pairs 1500]
 
 - **encoding**: the previous batching (texts in order of character length, each batch tokenised
-  on its own) against :meth:`xqglib.encoding.DenseEncoder.encode` (chunks tokenised once and cut by
+  on its own) against :meth:`xqglib.method.encoding.DenseEncoder.encode` (chunks tokenised once and cut by
   token count), on the run's passages, test queries and a seeded sample of its generated queries;
   the largest difference between the two matrices.
 - **reading**: the previous reading (pairs in order of character length, their windows padded
-  together, spans decoded from the padded logits) against :meth:`xqglib.reading.Reader.read`
+  together, spans decoded from the padded logits) against :meth:`xqglib.method.reading.Reader.read`
   (windows of all pairs batched by length, each decoded from its own tokens), on a seeded sample
   of stage 12's pairs, with the run's reader; how many answers agree.
 
@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xqglib.encoding import DenseEncoder, passage_text
-from xqglib.formats import read_jsonl
-from xqglib.models import encoder_spec, load_encoder, load_reader, load_tokenizer
-from xqglib.pipeline import open_run
-from xqglib.reading import Reader, best_over_passages, best_span
+from xqglib.method.encoding import DenseEncoder, passage_text
+from xqglib.core.formats import read_jsonl
+from xqglib.models.registry import encoder_spec, load_encoder, load_reader, load_tokenizer
+from xqglib.pipeline.common import open_run
+from xqglib.method.reading import Reader, best_over_passages, best_span
 
 
 def timed(fn):

@@ -24,10 +24,11 @@ import time
 
 import pandas as pd
 
-from xqglib.formats import read_jsonl
-from xqglib.generation import QueryGenerator
-from xqglib.models import load_generator, load_tokenizer
-from xqglib.pipeline import open_run, sampling_vocabulary
+from xqglib.core.formats import read_jsonl
+from xqglib.method.generator import QueryGenerator
+from xqglib.models.registry import load_generator, load_tokenizer
+from xqglib.pipeline.common import open_run
+from xqglib.pipeline.rq1 import sampling_vocabulary
 from xqglib.quantization import SCHEMES, TOLERANCE, distribution_check, passes, quantized, with_model
 
 

@@ -5,7 +5,7 @@
 
 The profile's real sampling batch (``generation.batch_passages`` passages of the corpus x its
 languages x n, top-k, the data vocabulary where the profile uses it), sampled by
-:func:`xqglib.generation.sample_shared_prefix` one language at a time (the reference path) and
+:func:`xqglib.method.sampling.sample_shared_prefix` one language at a time (the reference path) and
 with every language's rows decoded together over the shared prefixes (the pipeline's path), each
 with the same seeds; medians of ``--repeats`` rounds, and the ratio. Then greedy decoding
 (top-k = 1) by both, which must give the same tokens.
@@ -19,10 +19,13 @@ import time
 
 import torch
 
-from xqglib.formats import read_jsonl
-from xqglib.generation import QueryGenerator, joint_decoding_exact, sample_shared_prefix
-from xqglib.models import load_generator, load_tokenizer
-from xqglib.pipeline import open_run, sampling_vocabulary
+from xqglib.core.formats import read_jsonl
+from xqglib.method.generator import QueryGenerator
+from xqglib.method.joint_decoding import joint_decoding_exact
+from xqglib.method.sampling import sample_shared_prefix
+from xqglib.models.registry import load_generator, load_tokenizer
+from xqglib.pipeline.common import open_run
+from xqglib.pipeline.rq1 import sampling_vocabulary
 
 
 def main() -> None:

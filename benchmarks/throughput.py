@@ -6,7 +6,7 @@ to the naive baseline, on the profile's real models and real data. Medians of re
     .venv/bin/python benchmarks/throughput.py --profile smoke   # tiny models, seconds
 
 Measure on AVX2 (the study's budget machine): ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``
-(``make bench`` sets both). FLOPs are counted by :mod:`xqglib.cost` from the work each path did
+(``make bench`` sets both). FLOPs are counted by :mod:`xqglib.study.cost` from the work each path did
 (its own outputs' token counts), so a share is useful work over the roof.
 
 - **generator training step** (batch of the profile's size): ours takes the LM head only at the
@@ -14,19 +14,19 @@ Measure on AVX2 (the study's budget machine): ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU
   (``model(labels=...)``, the head over every position).
 - **generation**: n questions per passage and language by top-k sampling. Baseline:
   ``model.generate(do_sample=True, num_return_sequences=n)`` on every full prompt (it reads each
-  passage n times per language). Ours (:func:`xqglib.generation.sample_shared_prefix`): each
+  passage n times per language). Ours (:func:`xqglib.method.sampling.sample_shared_prefix`): each
   passage read once for all languages, decoding stops at the first line break, with the LM head
   over the whole vocabulary (exact) and over the data's vocabulary (the profile's choice), one
   language at a time (the reference path) and every language's rows decoded together over the
   shared prefixes (the pipeline's path where it is exact).
 - **retriever training step**: Tevatron's loss on a batch of the profile's size; no baseline.
 - **encoding**, of passages and of test queries in every query language: baseline the plain
-  Hugging Face loop (batches in input order); ours :meth:`xqglib.encoding.DenseEncoder.encode`
+  Hugging Face loop (batches in input order); ours :meth:`xqglib.method.encoding.DenseEncoder.encode`
   (batches of nearly equal token count).
 - **reading** (the third question's reader, its span head untrained: the speed is the same):
   question-passage pairs of the reader's languages cut into windows, spans decoded; baseline
   Hugging Face's recipe (a batch of pairs, their windows padded together, in input order), ours
-  :meth:`xqglib.reading.Reader.read` (windows of all pairs batched by length, spans decoded).
+  :meth:`xqglib.method.reading.Reader.read` (windows of all pairs batched by length, spans decoded).
 - **search**: exact inner-product search of the test queries; baseline numpy (product and a full
   sort), ours FAISS ``IndexFlatIP``.
 """
@@ -42,16 +42,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xqglib import cost as C
-from xqglib import data as D
-from xqglib.encoding import DenseEncoder, passage_text
-from xqglib.generation import QueryGenerator
-from xqglib.models import encoder_spec, generator_kind, load_encoder, load_generator, load_reader, load_tokenizer
-from xqglib.pipeline import sampling_vocabulary
-from xqglib.profiles import load_profile
-from xqglib.reading import Reader, best_over_passages, best_span
-from xqglib.retrieval_training import contrastive_loss
-from xqglib.search import search
+from xqglib.study import cost as C
+from xqglib.method.encoding import DenseEncoder, passage_text
+from xqglib.method.generator import QueryGenerator
+from xqglib.models.registry import encoder_spec, generator_kind, load_encoder, load_generator, load_reader, load_tokenizer
+from xqglib.pipeline.rq1 import sampling_vocabulary
+from xqglib.config.profiles import load_profile
+from xqglib.method.reading import Reader, best_over_passages, best_span
+from xqglib.method.retriever_training import contrastive_loss
+from xqglib.method.search import search
+from xqglib.data import b1 as D
 
 
 def median_time(fn, repeats: int) -> float:

@@ -6,7 +6,7 @@ token counts of the tokenizer it replaces.
 For every study language and text kind (SQuAD passages of benchmark B1, XQuAD paragraphs and
 questions in its 12 languages, XOR-TyDi dev questions in its 7), it prints the number of texts,
 the tokens per text under transformers' reading of the GGUF (a Unigram model: the old
-tokenizer), under the rebuilt SentencePiece BPE tokenizer (:func:`xqglib.model_builds.
+tokenizer), under the rebuilt SentencePiece BPE tokenizer (:func:`xqglib.models.builds.
 gemma_tokenizer`) and their ratio, and the share of texts whose token ids equal llama.cpp's for
 the same GGUF file. llama.cpp comes from ``llama-cpp-python`` (not part of the study's
 environment: ``pip install llama-cpp-python==0.3.36``, which compiles llama.cpp, ~10 minutes on
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from xqglib import data as D
-from xqglib.model_builds import gemma_tokenizer
-from xqglib.profiles import load_profile
+from xqglib.models.builds import gemma_tokenizer
+from xqglib.config.profiles import load_profile
+from xqglib.data import b1 as D
+from xqglib.data import sources as DS
 
 
 def texts_by_language(limit: int | None) -> dict[tuple[str, str], list[str]]:
@@ -32,12 +33,12 @@ def texts_by_language(limit: int | None) -> dict[tuple[str, str], list[str]]:
     out: dict[tuple[str, str], list[str]] = {}
     b1 = D.build_b1(load_profile("cpu"))
     out[("B1 passage", "en")] = [p.text for p in b1.corpus]
-    for lang in D.XQUAD_LANGUAGES:
-        articles = D.load_xquad(lang)
+    for lang in DS.XQUAD_LANGUAGES:
+        articles = DS.load_xquad(lang)
         paragraphs = [p for a in articles for p in a["paragraphs"]]
         out[("XQuAD paragraph", lang)] = [p["context"] for p in paragraphs]
         out[("XQuAD question", lang)] = [q["question"] for p in paragraphs for q in p["qas"]]
-    for row in D.load_xor_retrieve("dev"):
+    for row in DS.load_xor_retrieve("dev"):
         out.setdefault(("XOR-TyDi question", row["lang"]), []).append(row["question"])
     return {key: texts[:limit] for key, texts in out.items()}
 

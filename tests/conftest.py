@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xqglib.paths import data_dir
+from xqglib.core.paths import data_dir
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from xqglib.alignment import agnosticism_probe, hybrid_batches, translation_ranking_loss
+from xqglib.method.alignment import agnosticism_probe, hybrid_batches, translation_ranking_loss
 
 
 def test_translation_ranking_loss_by_hand():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from xqglib import analysis as A
-from xqglib import reporting as R
-from xqglib.evaluation import COLUMNS
-from xqglib.profiles import load_profile
+from xqglib.study import analysis as A
+from xqglib.evaluation.rq1 import COLUMNS
+from xqglib.config.profiles import load_profile
+from xqglib.study import tables as R
 
 CFG = load_profile("smoke", {"retriever.retrievers": [{"name": "xdr", "training": "crosslingual", "label": "xDR"}],
                              "data.query_languages": ["ar", "de"]})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xqglib.augmentation import fuse
-from xqglib.errors import UserError
-from xqglib.formats import ranked_docids, read_trec_run, write_trec_run
-from xqglib.search import search
+from xqglib.method.augmentation import fuse
+from xqglib.core.errors import UserError
+from xqglib.core.formats import ranked_docids, read_trec_run, write_trec_run
+from xqglib.method.search import search
 
 
 def test_fuse_is_the_official_sum_formula():
@@ -67,7 +67,7 @@ def test_search_is_exact_inner_product(tmp_path):
 
 
 def test_text_augmentation_encodes_exactly_the_documented_text():
-    from xqglib.augmentation import expanded_text, queries_document
+    from xqglib.method.augmentation import expanded_text, queries_document
 
     assert expanded_text("Warsaw", "Warsaw is the capital.", ["Wo liegt Warschau?", "ما هي العاصمة؟"]) == \
         "Warsaw Warsaw is the capital. Wo liegt Warschau? ما هي العاصمة؟"
@@ -79,7 +79,7 @@ def test_dual_index_score_fusion_by_hand():
     import numpy as np
     import pytest
 
-    from xqglib.augmentation import fuse_scores
+    from xqglib.method.augmentation import fuse_scores
 
     text, queries = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     assert np.allclose(fuse_scores(text, queries, 0.25), [[0.75, 0.25]])

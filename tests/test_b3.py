@@ -9,11 +9,12 @@ import json
 import pandas as pd
 import pytest
 
-from xqglib import b3 as B
-from xqglib import data as D
-from xqglib.errors import UserError
-from xqglib.formats import read_json, read_jsonl, read_qrels
-from xqglib.profiles import load_profile
+from xqglib.data import b3 as B
+from xqglib.core.errors import UserError
+from xqglib.core.formats import read_json, read_jsonl, read_qrels
+from xqglib.config.profiles import load_profile
+from xqglib.data import sources as D
+from xqglib.pipeline import rq1 as P
 
 #: The paper profile shrunk to seconds: b3-tiny, tiny mT5 and XLM-R, a few steps.
 TINY = {"data.benchmark": "b3-tiny", "data.max_test_questions": 4,
@@ -59,7 +60,7 @@ def test_benchmark_languages_and_training_are_checked():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, real_data):
-    from xqglib.runner import run_pipeline
+    from xqglib.pipeline.runner import run_pipeline
 
     return run_pipeline("paper", TINY, run_dir=tmp_path_factory.mktemp("b3") / "run")
 
@@ -96,8 +97,8 @@ def test_b3_data_labels_answer_matched_passages_only(tiny_run):
 
 
 def test_the_paper_code_path_runs_on_b3_tiny(tiny_run):
-    from xqglib import stages as S
-    from xqglib.runner import build_book, run_pipeline
+    from xqglib.pipeline import stages as S
+    from xqglib.pipeline.runner import build_book, run_pipeline
 
     cfg = load_profile("paper", TINY)
     assert [s.number for s in S.for_benchmark(cfg)] == [1, 2, 3, 4, 5, 6]
@@ -124,10 +125,9 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
 
     import numpy as np
 
-    from xqglib import pipeline as P
-    from xqglib.paths import repo_root
+    from xqglib.core.paths import repo_root
 
-    from xqglib.formats import read_trec_run
+    from xqglib.core.formats import read_trec_run
 
     one = {k: np.load(tiny_run.embeddings("xdr", k)) for k in P.ENCODED}
     ids = {k: read_json(tiny_run.embeddings_meta("xdr", k)) for k in P.ENCODED}
@@ -155,7 +155,7 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
     P.search_retriever(cfg, tiny_run, "xdr")
     assert len(systems) == 2
     # stage 6's sweeps are searched the same way: per condition, the same R@2kt up to a tie or two
-    from xqglib import evaluation as V
+    from xqglib.evaluation import rq1 as V
 
     before = pd.read_parquet(tiny_run.path("eval", "results.parquet"))
     after = V.evaluate(cfg, tiny_run)
@@ -174,7 +174,7 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
 def test_search_over_shards_equals_one_index():
     import numpy as np
 
-    from xqglib.search import search, search_shards
+    from xqglib.method.search import search, search_shards
 
     rng = np.random.default_rng(0)
     passages, queries = rng.standard_normal((103, 16), dtype=np.float32), rng.standard_normal((7, 16), dtype=np.float32)
@@ -195,9 +195,8 @@ def test_two_processes_generate_what_one_process_generates(tiny_run, tmp_path):
     import subprocess
     import sys
 
-    from xqglib import pipeline as P
-    from xqglib.artifacts import RunDir
-    from xqglib.paths import repo_root
+    from xqglib.core.artifacts import RunDir
+    from xqglib.core.paths import repo_root
 
     settings = {**TINY, "generation.batch_passages": 17}  # two batches: one a process
     runs = {}
@@ -226,7 +225,7 @@ def test_two_processes_generate_what_one_process_generates(tiny_run, tmp_path):
 
 
 def test_merging_row_shards_checks_every_passage_once(tmp_path):
-    from xqglib.sharding import merge_rows_shards, write_rows_shard
+    from xqglib.core.sharding import merge_rows_shards, write_rows_shard
 
     stem = tmp_path / "gen"
     write_rows_shard(stem, 0, 2, [{"docid": "b", "q": 1}, {"docid": "a", "q": 2}])

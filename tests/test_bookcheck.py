@@ -1,6 +1,6 @@
 """The typed-number check on hand-made pages."""
 
-from xqglib.bookcheck import typed_numbers
+from xqglib.study.bookcheck import typed_numbers
 
 PAGE = """<html><body><article>
 <h1>Results</h1>

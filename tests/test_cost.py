@@ -1,4 +1,4 @@
-"""The FLOP count of xqglib.cost against a hand count and against PyTorch's own FLOP counter on
+"""The FLOP count of xqglib.study.cost against a hand count and against PyTorch's own FLOP counter on
 tiny models of the real architectures (eager attention, so that the attention products are
 matrix products the counter sees)."""
 
@@ -10,10 +10,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel, AutoModelForCausalLM
 
-from xqglib.cost import TransformerShape, cost_table, generator_training_flops, measure_roof, stage_row
-from xqglib.generation import QueryGenerator
-from xqglib.model_builds import build_model
-from xqglib.models import load_tokenizer
+from xqglib.study.cost import TransformerShape, cost_table, generator_training_flops, measure_roof, stage_row
+from xqglib.method.generator import QueryGenerator
+from xqglib.models.builds import build_model
+from xqglib.models.registry import load_tokenizer
 
 
 def counted(fn) -> int:
@@ -80,7 +80,7 @@ def test_cost_table_and_roof():
 
 
 def test_the_study_summary_sums_each_question_and_the_whole():
-    from xqglib.cost import study_summary
+    from xqglib.study.cost import study_summary
 
     rq1 = cost_table([stage_row("2 a", "x", 4e12, 10.0, 1e12), stage_row("3 b", "y", 2e12, 5.0, 1e12)])
     rq2 = cost_table([stage_row("7 c", "z", 3e12, 12.0, 1e12), stage_row("8 d", "w", 9e12, None, 1e12)])
@@ -96,7 +96,7 @@ def test_the_study_summary_sums_each_question_and_the_whole():
 
 
 def test_the_paper_cost_sheet_counts_by_hand():
-    from xqglib import cost as C
+    from xqglib.study import cost as C
 
     sheet = C.paper_cost_sheet(queries_per_passage=5, passages=2)
     # mBERT over 2 passages of 128 tokens: 2 x weights per position, plus 4 x layers x heads x

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 from collections import Counter
 
 import pytest
 
-from xqglib import data as D
-from xqglib.profiles import load_profile
-from xqglib.settings import XQUAD_LANGUAGES
-from xqglib.errors import UserError
+from xqglib.config.profiles import load_profile
+from xqglib.config.settings import XQUAD_LANGUAGES
+from xqglib.core.errors import UserError
+from xqglib.data import b1 as D
+from xqglib.data import sources as DS
 
 
 def _counts(articles):
@@ -21,9 +21,9 @@ def _counts(articles):
 
 @pytest.mark.parametrize("lang", list(XQUAD_LANGUAGES) + ["en", "ro"])
 def test_xquad_counts_and_parallel_ids(real_data, lang):
-    articles = D.load_xquad(lang, real_data)
+    articles = DS.load_xquad(lang, real_data)
     assert _counts(articles) == (48, 240, 1190)
-    english = D.load_xquad("en", real_data)
+    english = DS.load_xquad("en", real_data)
     ids = [qa["id"] for a in articles for p in a["paragraphs"] for qa in p["qas"]]
     en_ids = [qa["id"] for a in english for p in a["paragraphs"] for qa in p["qas"]]
     assert ids == en_ids
@@ -32,21 +32,21 @@ def test_xquad_counts_and_parallel_ids(real_data, lang):
 
 
 def test_xquad_r_has_sentences(real_data):
-    articles = D.load_xquad_r("th", real_data)
+    articles = DS.load_xquad_r("th", real_data)
     assert _counts(articles) == (48, 240, 1190)
     n_sentences = sum(len(p["sentences"]) for a in articles for p in a["paragraphs"])
     assert n_sentences == 852  # th has the fewest candidate sentences (data README)
 
 
 def test_squad_dev_counts(real_data):
-    assert _counts(D.load_squad_dev(real_data)) == (48, 2067, 10570)
+    assert _counts(DS.load_squad_dev(real_data)) == (48, 2067, 10570)
 
 
 def test_xor_retrieve_counts_and_lang_strip(real_data):
-    dev = D.load_xor_retrieve("dev", real_data)
+    dev = DS.load_xor_retrieve("dev", real_data)
     assert Counter(r["lang"] for r in dev) == {"ar": 350, "bn": 312, "fi": 360, "ja": 296,
                                                "ko": 299, "ru": 255, "te": 238}
-    train = D.load_xor_retrieve("train", real_data)
+    train = DS.load_xor_retrieve("train", real_data)
     assert len(train) == 15250
     assert Counter(r["lang"] for r in train)["ar"] == 2574  # " ar" in the file
 
@@ -55,9 +55,9 @@ def test_missing_file_offline_says_what_to_do(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(D.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(DS.urllib.request, "urlopen", offline)
     with pytest.raises(UserError, match="could not download .*xquad.de.json.*put the file at"):
-        D.load_xquad("de", tmp_path)
+        DS.load_xquad("de", tmp_path)
     assert not list(tmp_path.rglob("*.json")), "a failed download must leave nothing behind"
 
 
@@ -73,9 +73,9 @@ def test_download_checks_checksum(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(D.urllib.request, "urlopen", lambda *a, **k: FakeResponse(b'{"data": []}'))
+    monkeypatch.setattr(DS.urllib.request, "urlopen", lambda *a, **k: FakeResponse(b'{"data": []}'))
     with pytest.raises(UserError, match="SHA-256"):
-        D.load_squad_dev(tmp_path)
+        DS.load_squad_dev(tmp_path)
     assert not (tmp_path / "squad" / "dev-v1.1.json").exists()
 
 
@@ -84,18 +84,18 @@ def test_malformed_file_is_a_clear_error(tmp_path):
     (tmp_path / "xquad" / "xquad.de.json").write_text('{"data": [', encoding="utf-8")
     # a known file is first checked against its published digest
     with pytest.raises(UserError, match="xquad.de.json is not the published xquad/xquad.de.json"):
-        D.load_xquad("de", tmp_path)
+        DS.load_xquad("de", tmp_path)
     # the parser's own errors, on a file without a published digest
     with pytest.raises(UserError, match="not valid JSON"):
-        D._squad_articles(tmp_path / "xquad" / "xquad.de.json")
+        DS.squad_articles(tmp_path / "xquad" / "xquad.de.json")
     (tmp_path / "xquad" / "xquad.de.json").write_text('[1, 2]', encoding="utf-8")
     with pytest.raises(UserError, match="not in SQuAD v1.1 format"):
-        D._squad_articles(tmp_path / "xquad" / "xquad.de.json")
+        DS.squad_articles(tmp_path / "xquad" / "xquad.de.json")
 
 
 def test_unknown_language_is_a_clear_error(real_data):
     with pytest.raises(UserError, match="XQuAD has no language 'bn'"):
-        D.load_xquad("bn", real_data)
+        DS.load_xquad("bn", real_data)
 
 
 @pytest.fixture(scope="module")
@@ -159,19 +159,19 @@ def test_english_rows_use_squad_questions(b1_cpu):
 
 
 def test_xor_counted_questions_match_the_papers(real_data):
-    dev = D.load_xor_retrieve("dev", real_data)
-    assert D.xor_counted_questions(dev) == {"ar": 309, "bn": 304, "fi": 314, "ja": 241, "ko": 285,
+    dev = DS.load_xor_retrieve("dev", real_data)
+    assert DS.xor_counted_questions(dev) == {"ar": 309, "bn": 304, "fi": 314, "ja": 241, "ko": 285,
                                             "ru": 237, "te": 238}
 
 
 def test_xor_corpus_tsv_and_missing_message(tmp_path):
     with pytest.raises(UserError, match="XOR-Retrieve passage collection is missing.*2019-02-01"):
-        D.load_xor_corpus(tmp_path / "absent.tsv")
+        DS.load_xor_corpus(tmp_path / "absent.tsv")
     path = tmp_path / "psgs.tsv"
     path.write_text('id\ttext\ttitle\n1\tAaron is a prophet.\tAaron\n2\t"Quoted" text\tB\n', encoding="utf-8")
-    passages = D.load_xor_corpus(path)
+    passages = DS.load_xor_corpus(path)
     assert [(p.docid, p.title, p.text) for p in passages] == [("1", "Aaron", "Aaron is a prophet."),
                                                                ("2", "B", "Quoted text")]
     path.write_text("docid\tbody\n", encoding="utf-8")
     with pytest.raises(UserError, match="expected a header line"):
-        D.load_xor_corpus(path)
+        DS.load_xor_corpus(path)

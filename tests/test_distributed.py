@@ -1,5 +1,5 @@
 """Several processes through accelerate and torch.distributed (gloo on CPU): the two-process run of
-``python -m xqglib.distributed check`` (launched by torchrun, as a GPU run would be) against the
+``python -m xqglib.pipeline.distributed check`` (launched by torchrun, as a GPU run would be) against the
 one-process run of the same code. Stated tolerances: losses to 1e-5 relative; the first global
 batch's gradient to 1e-3 relative in norm (float32: the processes pad and sum in other orders, and at
 initialisation the contrastive gradient is a small sum of nearly cancelling terms: splitting the same
@@ -16,16 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xqglib.paths import repo_root
+from xqglib.core.paths import repo_root
+from xqglib.pipeline import rq1 as P
 
 
 def launch(out: Path, processes: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if processes == 1:
-        command = [sys.executable, "-m", "xqglib.distributed", "check", "--out", str(out)]
+        command = [sys.executable, "-m", "xqglib.pipeline.distributed", "check", "--out", str(out)]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_port", "29517", "-m", "xqglib.distributed", "check", "--out", str(out)]
+                   "--master_port", "29517", "-m", "xqglib.pipeline.distributed", "check", "--out", str(out)]
     done = subprocess.run(command, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "check.json").read_text())
@@ -58,10 +59,9 @@ def test_sharded_encoding_equals_one_process_and_resumes(runs):
 
 
 def test_a_retriever_trained_on_two_processes_is_what_stage_4_reuses(tmp_path, real_data, capsys):
-    from xqglib import pipeline as P
-    from xqglib.artifacts import RunDir
-    from xqglib.profiles import load_profile
-    from xqglib.runner import run_pipeline
+    from xqglib.core.artifacts import RunDir
+    from xqglib.config.profiles import load_profile
+    from xqglib.pipeline.runner import run_pipeline
 
     rd = run_pipeline("smoke", run_dir=tmp_path / "run", stop=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xqglib.errors import UserError
-from xqglib.formats import atomic_open, read_jsonl, read_qrels, write_jsonl, write_qrels
+from xqglib.core.errors import UserError
+from xqglib.core.formats import atomic_open, read_jsonl, read_qrels, write_jsonl, write_qrels
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path):

@@ -1,4 +1,4 @@
-"""Joint decoding over shared prefixes (xqglib.generation.sample_shared_prefix) against the reference
+"""Joint decoding over shared prefixes (xqglib.method.sampling.sample_shared_prefix) against the reference
 path (one language at a time, the prefix cache repeated per row), on a tiny random Gemma 3 whose
 sliding window covers the sequences: greedy decoding must give the same tokens (passages of different
 lengths, instructions of different lengths, rows stopping at different steps), and sampling must be
@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xqglib.generation import joint_decoding_exact, sample_shared_prefix
+from xqglib.method.joint_decoding import joint_decoding_exact
+from xqglib.method.sampling import sample_shared_prefix
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,6 @@ def test_joint_sampling_is_seeded_and_used_only_where_exact(model):
 def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
     """The states each step's token is sampled from, both paths fed the same tokens: equal to float
     precision (greedy tokens alone could hide a small difference, e.g. attention to padding)."""
-    from xqglib import generation as G
 
     seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
 
@@ -83,7 +83,9 @@ def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
             step = (len(seen[Recording.path]) - 1) % 4  # the same token at the same step on both paths
             return torch.full((hidden.shape[0],), 7 + step)
 
-    monkeypatch.setattr(G, "LMHead", Recording)
+    from xqglib.method import sampling
+
+    monkeypatch.setattr(sampling, "LMHead", Recording)
     ids, mask, instructions = _inputs()
     for joint in (False, True):
         Recording.path = joint

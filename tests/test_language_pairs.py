@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from xqglib import data as D
-from xqglib.errors import UserError
-from xqglib.language_pairs import build_cell
+from xqglib.core.errors import UserError
+from xqglib.data.matrix import build_cell
+from xqglib.data import sources as D
 
 
 def article(title: str, paragraphs: list[tuple[str, list[tuple[str, str, str]]]]) -> dict:

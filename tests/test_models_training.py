@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xqglib.encoding import DenseEncoder, passage_text
-from xqglib.generation import QueryGenerator, at_plateau, generate_xqg, train_generator, xqg_prompt
-from xqglib.model_builds import build_model
-from xqglib.models import encoder_spec, load_encoder, load_generator, load_tokenizer
-from xqglib.retrieval_training import contrastive_loss, train_retriever
+from xqglib.method.encoding import DenseEncoder, passage_text
+from xqglib.method.generator import QueryGenerator, generate_xqg, xqg_prompt
+from xqglib.method.generator_training import at_plateau, train_generator
+from xqglib.models.builds import build_model
+from xqglib.models.registry import encoder_spec, load_encoder, load_generator, load_tokenizer
+from xqglib.method.retriever_training import contrastive_loss, train_retriever
 
 PAIRS = [
     {"lang": "th", "title": "Super Bowl 50", "text": "The Broncos defeated the Panthers 24–10.",
@@ -162,7 +163,7 @@ def test_length_batches_are_tokenize_of_their_texts_in_token_order():
 
 
 def test_mean_pooling_ignores_padding():
-    from xqglib.models import EncoderSpec
+    from xqglib.models.registry import EncoderSpec
 
     enc = _encoder()
     enc.spec = EncoderSpec("mean", "query: ", "passage: ")
@@ -172,7 +173,7 @@ def test_mean_pooling_ignores_padding():
 
 
 def test_retriever_training_lowers_loss():
-    from xqglib.models import EncoderSpec
+    from xqglib.models.registry import EncoderSpec
 
     enc = _encoder()
     # At random initialisation every input's <s> vector is nearly the same (attention is close to
@@ -201,7 +202,7 @@ def test_shared_prefix_sampler_matches_generate():
     """With top-k = 1 sampling is deterministic: reading each passage once for every language and
     copying its cache n times (dropping rows as they stop) must give exactly what transformers'
     generate gives on the full prompts, left padding included."""
-    from xqglib.generation import sample_shared_prefix
+    from xqglib.method.sampling import sample_shared_prefix
 
     gen = generator("tiny-gemma3", "decoder")
     passages = [("Warsaw", "Warsaw is the capital of Poland and its largest city."), ("X", "short")]
@@ -220,7 +221,8 @@ def test_shared_prefix_sampler_matches_generate():
 
 
 def test_restricted_vocabulary_sampling_and_its_agreement():
-    from xqglib.generation import data_vocabulary, head_agreement, sample_shared_prefix
+    from xqglib.method.generator import data_vocabulary, head_agreement
+    from xqglib.method.sampling import sample_shared_prefix
 
     gen = generator("tiny-gemma3", "decoder")
     pairs = [{"lang": "de", "title": "Warsaw", "text": "Warsaw is the capital of Poland.",
@@ -240,7 +242,7 @@ def test_restricted_vocabulary_sampling_and_its_agreement():
 
 
 def test_top_k_sampling_stays_in_the_top_k():
-    from xqglib.generation import sample_top_k
+    from xqglib.method.sampling import sample_top_k
 
     logits = torch.tensor([[0.0, 5.0, 1.0, 4.0, -2.0]]).repeat(2000, 1)
     tokens = sample_top_k(logits, 2, torch.Generator().manual_seed(0))

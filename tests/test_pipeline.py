@@ -7,20 +7,22 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from xqglib import analysis as A
-from xqglib import experiments as E
-from xqglib import stages as S
-from xqglib.artifacts import RunDir
-from xqglib.errors import UserError
-from xqglib.evaluation import COLUMNS, load_results
-from xqglib.paths import repo_root
-from xqglib.profiles import load_profile
-from xqglib.runner import book_toc, build_book, run_pipeline
+from xqglib.study import analysis as A
+from xqglib.study import experiments as E
+from xqglib.pipeline import stages as S
+from xqglib.core.artifacts import RunDir
+from xqglib.core.errors import UserError
+from xqglib.evaluation.rq1 import COLUMNS, load_results
+from xqglib.core.paths import repo_root
+from xqglib.config.profiles import load_profile
+from xqglib.pipeline.runner import book_toc, build_book, run_pipeline
+from xqglib.study import tables as R
+from xqglib.evaluation import rq3 as V3
+from xqglib.study import rq3 as A3
 
 SMOKE = load_profile("smoke")
 
@@ -100,7 +102,7 @@ def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     for table in ("rq3_retrieval.parquet", "rq3_reading.parquet", "rq3_reads.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(first.eval_file(table)), pd.read_parquet(second.eval_file(table)))
     # a stored reading is reused only by the reading version that read it
-    from xqglib.reading import READING_VERSION
+    from xqglib.method.reading import READING_VERSION
 
     assert json.loads(first.eval_file("rq3_reads.fingerprint.json").read_text())["reading version"] == READING_VERSION
 
@@ -114,7 +116,7 @@ def test_official_prediction_files_score_what_the_results_table_holds(smoke_runs
     """The official scorer's loop, fed our prediction files, gives the table's per-language R@Nkt."""
     from test_metrics import official_loop
 
-    from xqglib.metrics import fallback_word_tokenize, xor_word_tokenize
+    from xqglib.evaluation.metrics import fallback_word_tokenize, xor_word_tokenize
 
     rd, _ = smoke_runs
     results = load_results(rd)
@@ -167,7 +169,7 @@ def test_sweeps_and_rank_changes_agree_with_table1(smoke_runs):
 def test_rq2_results_are_tidy_and_agree_with_table1(smoke_runs):
     """The RQ2 table covers its conditions; its B1 rows of the Table 1 retrievers are the very rows
     stage 6 computed (same embeddings, same search); XQuAD-R's rows are APs of the test pool."""
-    from xqglib.evaluation_rq2 import benches, load_rq2
+    from xqglib.evaluation.rq2 import benches, load_rq2
 
     first, second = smoke_runs
     results, probe = load_rq2(first)
@@ -194,9 +196,8 @@ def test_rq2_results_are_tidy_and_agree_with_table1(smoke_runs):
 
 
 def test_rq2_tables_and_findings_come_from_the_results(smoke_runs):
-    from xqglib import findings as F
-    from xqglib import reporting as R
-    from xqglib.evaluation_rq2 import load_rq2
+    from xqglib.study import findings as F
+    from xqglib.evaluation.rq2 import load_rq2
 
     rd, _ = smoke_runs
     results, probe = load_rq2(rd)
@@ -216,36 +217,35 @@ def test_rq2_tables_and_findings_come_from_the_results(smoke_runs):
 
 
 def test_rq3_tables_agree_with_each_other_and_with_the_chapter(smoke_runs):
-    from xqglib import findings as F
-    from xqglib import rq3
-    from xqglib.formats import read_json
+    from xqglib.study import findings as F
+    from xqglib.core.formats import read_json
 
     rd, _ = smoke_runs
-    retrieval, reading, summary = rq3.load_rq3(rd)
+    retrieval, reading, summary = V3.load_rq3(rd)
     r = SMOKE.rq3
     cells = len(r.query_languages) * len(r.passage_languages)
     # every retriever, condition and cell scores every test question once
     per = retrieval.groupby(["retriever", "condition"]).size()
-    assert set(per) == {cells * r.max_questions} and len(per) == len(SMOKE.rq3_retrievers) * len(rq3.CONDITIONS)
+    assert set(per) == {cells * r.max_questions} and len(per) == len(SMOKE.rq3_retrievers) * len(E.CONDITIONS)
     # on the diagonal, asking in the passage language is asking as is
     diagonal = retrieval[retrieval["query_lang"] == retrieval["passage_lang"]].pivot_table(
         index=["retriever", "query_lang", "qid"], columns="condition", values="rank")
     assert (diagonal["query-translated"] == diagonal["none"]).all()
     # the reader read the top k of the same ranking the retrieval table scores
     reader = retrieval[retrieval["retriever"] == SMOKE.reader_retriever]
-    merged = reading[reading["condition"] != rq3.GOLD].merge(reader, on=["condition", *rq3.CELL, "qid"])
-    assert len(merged) == len(reading[reading["condition"] != rq3.GOLD])
+    merged = reading[reading["condition"] != E.GOLD].merge(reader, on=["condition", *A3.CELL, "qid"])
+    assert len(merged) == len(reading[reading["condition"] != E.GOLD])
     assert ((merged["answer_in_top_k"] == 100) == (merged["rank"] <= merged["k"])).all()
     assert (reading["em"] <= reading["f1"] + 1e-9).all()
     assert set(reading["k"]) == set(r.reader_k) and reading["qid"].nunique() == r.reader_questions
     # the chapter's numbers are the tables'
-    tests = rq3.tests_for(retrieval, ["recall@1", "mrr@10"])
-    reading_tests = rq3.tests_for(reading, ["em", "f1"])
+    tests = A3.tests_for(retrieval, ["recall@1", "mrr@10"])
+    reading_tests = A3.tests_for(reading, ["em", "f1"])
     expansion = {name: read_json(rd.rq3_meta(name, "expansion")) for name in SMOKE.rq3_retrievers}
     facts = F.rq3_findings(SMOKE, retrieval, reading, summary, tests, reading_tests, expansion)
     none = retrieval[(retrieval["retriever"] == "xdr") & (retrieval["condition"] == "none")]["mrr@10"].mean()
     assert f"{none:.1f} (cross-lingual xDR)" in facts["rq3_none_scores"]
-    gold = reading[reading["condition"] == rq3.GOLD]
+    gold = reading[reading["condition"] == E.GOLD]
     assert facts["rq3_f1_gold"] == f"{gold['f1'].mean():.1f}"
     assert expansion["base"]["expanded passages cut"] == 0  # text-level expansion is never truncated away
 
@@ -297,7 +297,7 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     assert "train-generator" in repro  # the stage table
     assert "whole study" in repro and "roof time" in repro  # the whole study's cost, pasted
     # no number typed into the prose of the pages that report the run: all of them are pasted
-    from xqglib.bookcheck import check_pages
+    from xqglib.study.bookcheck import check_pages
 
     assert check_pages(index.parent) == {"book/results": [], "book/rq2": [], "book/rq3": [], "book/reproducibility": []}
     # the worked example was executed against this run; formulas render offline; no local paths
@@ -312,7 +312,7 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
 
 
 def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, tmp_path, capsys):
-    from xqglib.pipeline import train_dense_retriever
+    from xqglib.pipeline.rq1 import train_dense_retriever
 
     # a copy of the run's training data and retriever, so the shared smoke run stays as it was
     source, _ = smoke_runs

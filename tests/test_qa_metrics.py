@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from xqglib.qa_metrics import best_over_golds, exact_match, f1, normalize_answer
+from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1, normalize_answer
 
 
 @pytest.mark.parametrize("prediction,gold,lang,em,f", [

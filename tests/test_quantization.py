@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch
 
-from xqglib.generation import QueryGenerator
-from xqglib.models import load_generator, load_tokenizer
+from xqglib.method.generator import QueryGenerator
+from xqglib.models.registry import load_generator, load_tokenizer
 from xqglib.quantization import distribution_check, passes, quantized, sampling_distribution
 
 PAIRS = [

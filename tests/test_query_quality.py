@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xqglib.query_quality import identify_language, language_shares, round_trip
+from xqglib.evaluation.query_quality import identify_language, language_shares, round_trip
 
 ROWS = [
     {"docid": "d0", "generated_queries": {"de": ["Wer hat den Preis gewonnen?", "When did it end?"],

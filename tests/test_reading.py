@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xqglib.reading import Span, best_over_passages, best_span
+from xqglib.method.reading import Span, best_over_passages, best_span
 
 CONTEXT = "Warsaw is the capital of Poland."
 #          0      7  10  14      22 25

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xqglib.reporting import timings_table
+from xqglib.study.tables import timings_table
 
 
 def test_timings_total_counts_the_training_time_of_a_reused_model():
@@ -23,10 +23,10 @@ def test_timings_total_counts_the_training_time_of_a_reused_model():
 def test_a_reused_generation_counts_the_seconds_it_took(tmp_path):
     """A stage part that reuses a generated file records the generation's own seconds (kept in
     the file's fingerprint record), and the run's total counts them."""
-    from xqglib import stages as S
-    from xqglib.artifacts import RunDir
-    from xqglib.formats import read_json, write_json
-    from xqglib.pipeline import same_generation
+    from xqglib.pipeline import stages as S
+    from xqglib.core.artifacts import RunDir
+    from xqglib.core.formats import read_json, write_json
+    from xqglib.core.reuse import same_generation
 
     rd = RunDir(tmp_path)
     done = tmp_path / "generated.fingerprint.json"

@@ -9,17 +9,18 @@ import random
 import numpy as np
 import pytest
 
-from xqglib import data as D
-from xqglib import experiments as E
-from xqglib import lareqa as L
-from xqglib.augmentation import combine, fuse
-from xqglib.errors import UserError
-from xqglib.profiles import load_profile
-from xqglib.retrieval_training import first_of_each, hybrid_training_batches, row_batches, train_on_batches
-from xqglib.significance import bootstrap_interval
+from xqglib.study import experiments as E
+from xqglib.data import xquadr as L
+from xqglib.method.augmentation import combine, fuse
+from xqglib.core.errors import UserError
+from xqglib.config.profiles import load_profile
+from xqglib.method.retriever_training import first_of_each, hybrid_training_batches, row_batches, train_on_batches
+from xqglib.evaluation.significance import bootstrap_interval
 
 from test_alignment import items
 from test_lareqa import DE, EN
+from xqglib.data import b1 as D
+from xqglib.data import sources as DS
 
 
 def rows(n: int) -> list[dict]:
@@ -62,8 +63,8 @@ def test_hybrid_training_batches_take_negatives_from_the_passage_language():
 
 
 def test_training_with_alignment_logs_both_losses(tmp_path):
-    from xqglib.encoding import DenseEncoder
-    from xqglib.models import encoder_spec, load_encoder, load_tokenizer
+    from xqglib.method.encoding import DenseEncoder
+    from xqglib.models.registry import encoder_spec, load_encoder, load_tokenizer
 
     encoder = DenseEncoder(load_encoder("tiny-bert"), load_tokenizer("tiny-bert"), encoder_spec("tiny-bert"), 16, 24, False)
     log = train_on_batches(encoder, row_batches(rows(8), 4, 1, seed=1, align=True), 2, epochs=1, max_steps=2,
@@ -122,7 +123,7 @@ def test_per_question_views_average_to_the_official_views():
 
 def test_the_test_pool_keeps_test_articles_and_corpus_paragraphs(real_data):
     bench = L.load(["de", "en"], real_data)
-    en = D.load_xquad("en", real_data)
+    en = DS.load_xquad("en", real_data)
     titles = [a["title"] for a in en]
     split = {t: ("test" if i < 2 else "train") for i, t in enumerate(titles)}
     corpus = [{"docid": f"d{k}", "title": "", "text": p["context"]} for k, p in enumerate(en[0]["paragraphs"])]

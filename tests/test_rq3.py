@@ -1,5 +1,5 @@
 """The third research question: the matrix on a hand-made parallel set (and against the cell
-definition of :mod:`xqglib.language_pairs`), no test-article question in any training file, the
+definition of :mod:`xqglib.data.matrix`), no test-article question in any training file, the
 text-level condition's exact text, the conditions' fusion by hand, ranks, tests and groups by
 hand, and the reader's labels, training and reading on a tiny model."""
 
@@ -14,23 +14,29 @@ import torch
 from scipy import stats
 from test_language_pairs import PARALLEL
 
-from xqglib import data as D
-from xqglib import pipeline as P
-from xqglib import rq3
-from xqglib.artifacts import RunDir
-from xqglib.encoding import DenseEncoder
-from xqglib.errors import UserError
-from xqglib.language_pairs import build_cell
-from xqglib.models import encoder_spec, load_reader, load_tokenizer
-from xqglib.profiles import load_profile
-from xqglib.reading import Reader, ReaderExample, best_over_passages, best_span, train_reader
+from xqglib.core.artifacts import RunDir
+from xqglib.method.encoding import DenseEncoder
+from xqglib.core.errors import UserError
+from xqglib.data.matrix import build_cell
+from xqglib.models.registry import encoder_spec, load_reader, load_tokenizer
+from xqglib.config.profiles import load_profile
+from xqglib.method.reading import Reader, ReaderExample, best_over_passages, best_span, train_reader
+from xqglib.data import b1 as D
+from xqglib.pipeline import rq1 as P1
+from xqglib.pipeline import rq2 as P2
+from xqglib.data import matrix as MX
+from xqglib.evaluation import rq3 as V3
+from xqglib.method import augmentation as AUG
+from xqglib.pipeline import rq3 as P3
+from xqglib.study import experiments as E
+from xqglib.study import rq3 as A3
 
 SMOKE = load_profile("smoke")
 
 
 def test_the_matrix_by_hand_agrees_with_the_cell_definition():
     split = {"Paris": "test", "Oxygen": "train"}
-    rows = rq3.matrix_rows(PARALLEL, split, ["en", "de"], ["en", "de"], ["de"])
+    rows = MX.matrix_rows(PARALLEL, split, ["en", "de"], ["en", "de"], ["de"])
     assert [(p["lang"], p["index"], p["text"]) for p in rows["passages"]] == [
         ("en", 0, "Paris is in France."), ("de", 0, "Paris liegt in Frankreich."),
         ("en", 1, "Oxygen is O."), ("de", 1, "Sauerstoff ist O."), ("en", 2, "It burns."), ("de", 2, "Er brennt.")]
@@ -52,16 +58,16 @@ def test_the_matrix_by_hand_agrees_with_the_cell_definition():
     assert cell.qrels["q1-en-de"] == {de[0]["docid"]: 1}
     assert cell.answers["q1-en-de"] == ["Frankreich"]
     # a test-question cap keeps only those questions
-    capped = rq3.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "test"}, ["en"], ["en"], ["en"], ["q3"])
+    capped = MX.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "test"}, ["en"], ["en"], ["en"], ["q3"])
     assert [q["qid"] for q in capped["questions"]] == ["q3"]
 
 
 def test_no_test_article_question_in_any_training_file(real_data, tmp_path):
     cfg = SMOKE
     rd = RunDir(tmp_path)
-    P.prepare_data(cfg, rd)
-    P.prepare_contrastive_data(cfg, rd)
-    rq3.prepare_rq3_data(cfg, rd)
+    P1.prepare_data(cfg, rd)
+    P2.prepare_contrastive_data(cfg, rd)
+    P3.prepare_rq3_data(cfg, rd)
     b1 = D.build_b1(cfg)
     test = set(b1.qids_of("test", b1.english_questions))
     assert test
@@ -85,8 +91,8 @@ def test_the_text_condition_encodes_exactly_the_documented_text():
     encoder = DenseEncoder(None, tok, encoder_spec("me5-small"), 8, 16, False)
     passage = "Oxygen is a chemical element with symbol O and atomic number 8 in the periodic table of elements."
     corpus = [{"docid": "d0", "title": "", "text": passage}]
-    texts = rq3.condition_texts(encoder, corpus, {"d0": ["What is O?", "Welches Element?"]})
-    kept = rq3.clip_to_tokens(tok, " " + passage, 16, "passage: ")
+    texts = AUG.condition_texts(encoder, corpus, {"d0": ["What is O?", "Welches Element?"]})
+    kept = AUG.clip_to_tokens(tok, " " + passage, 16, "passage: ")
     # the passage as the encoder keeps it (16 tokens, prefix and special tokens included), then the queries
     assert texts["text"] == [f"{kept.strip()} What is O? Welches Element?"]
     assert texts["querydocs"] == ["What is O? Welches Element?"]
@@ -97,7 +103,7 @@ def test_the_text_condition_encodes_exactly_the_documented_text():
 
 
 def _vectors(cfg, passages, generated, generated_docids, querydocs, questions, question_meta):
-    vec = rq3.Vectors.__new__(rq3.Vectors)
+    vec = V3.Vectors.__new__(V3.Vectors)
     vec.cfg = cfg
     vec.corpus = [{"docid": f"xquad-{lang}-0-{i}", "lang": lang, "index": i} for lang in ("en", "th") for i in range(2)]
     vec.rows = {"en": [0, 1], "th": [2, 3]}
@@ -119,8 +125,8 @@ def test_the_conditions_fuse_and_score_as_documented():
     questions = rng.normal(size=(2, 3)).astype(np.float32)
     meta = [{"qid": "q", "lang": "en", "split": "test"}, {"qid": "q", "lang": "th", "split": "test"}]
     vec = _vectors(cfg, passages, generated, docids, querydocs, questions, meta)
-    alpha = rq3.fusion_alpha(cfg)
-    n = rq3.queries_per_passage(cfg)
+    alpha = E.fusion_alpha(cfg)
+    n = E.queries_per_passage(cfg)
     assert alpha == pytest.approx(cfg.augmentation.alpha * 35 / n)
     expected = (1 - alpha) * passages[2:] + alpha * (generated[[4, 6]] + generated[[5, 7]])
     np.testing.assert_allclose(vec.passage_matrix("xqg", "th"), expected, rtol=1e-6)
@@ -136,9 +142,9 @@ def test_the_conditions_fuse_and_score_as_documented():
 
 def test_ranks_tests_and_groups_by_hand():
     scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.7, 0.2]])
-    assert rq3.gold_ranks(scores, [2, 0]).tolist() == [2, 1]  # a tie is not counted against the gold
-    assert rq3.top_k(scores, 2).tolist() == [[1, 2], [0, 1]]
-    frame = rq3.with_measures(pd.DataFrame({"rank": [1, 2, 11]}))
+    assert V3.gold_ranks(scores, [2, 0]).tolist() == [2, 1]  # a tie is not counted against the gold
+    assert V3.top_k(scores, 2).tolist() == [[1, 2], [0, 1]]
+    frame = V3.with_measures(pd.DataFrame({"rank": [1, 2, 11]}))
     assert frame["recall@1"].tolist() == [100, 0, 0] and frame["mrr@10"].tolist() == [100, 50, 0]
     rows = []
     values = {"none": [0, 0, 1, 1], "xqg": [1, 1, 1, 0]}
@@ -147,20 +153,20 @@ def test_ranks_tests_and_groups_by_hand():
             rows += [{"retriever": "r", "condition": condition, "query_lang": cell[0], "passage_lang": cell[1],
                       "qid": f"q{i}", "m": v + (cell[0] == "en")} for i, v in enumerate(vs)]
     table = pd.DataFrame(rows)
-    tests = rq3.cell_tests(table, "m")
+    tests = A3.cell_tests(table, "m")
     p = stats.ttest_rel([1, 1, 1, 0], [0, 0, 1, 1]).pvalue
     assert tests["p"].tolist() == pytest.approx([p, p])
     assert tests["p_corrected"].tolist() == pytest.approx([min(1, 2 * p)] * 2)  # Bonferroni over 2 cells
     assert tests["diff"].tolist() == pytest.approx([0.25, 0.25])
-    groups = rq3.group_table(table, "m")
+    groups = A3.group_table(table, "m")
     # ar is low-resource (CC-100 28 GiB), en high; (en, en) is the same-language pair
     assert groups.at["none", "low-resource query"] == pytest.approx(0.5)
     assert groups.at["none", "high-resource query"] == pytest.approx(1.5)
     assert groups.at["xqg", "same-language"] == pytest.approx(1.75)
     assert groups.at["xqg", "cross-language"] == pytest.approx(0.75)
     assert np.isnan(groups.at["none", "low-resource passage"])
-    assert rq3.resource_group("hi") == "low" and rq3.resource_group("th") == "high"
-    counts = rq3.significance_counts(tests)
+    assert A3.resource_group("hi") == "low" and A3.resource_group("th") == "high"
+    counts = A3.significance_counts(tests)
     assert counts.loc[("r", "xqg"), "cells"] == 2
 
 
@@ -214,16 +220,16 @@ def test_the_compared_retrievers_by_default_and_by_name():
     cpu = load_profile("cpu")
     assert cpu.rq3_retrievers == ("base", "xdr", "xdr-align") and cpu.reader_retriever == "xdr-align"
     assert SMOKE.rq3_retrievers == ("base", "xdr", "xdr-align")
-    chosen = load_profile("cpu", {"rq3.retrievers": ["hybrid", "base"], "rq3.reader_retriever": "base"})
+    chosen = load_profile("cpu", {"P3.retrievers": ["hybrid", "base"], "P3.reader_retriever": "base"})
     assert chosen.rq3_retrievers == ("hybrid", "base") and chosen.reader_retriever == "base"
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"rq3.retrievers": ["base", "nope"]}, "rq3.retrievers"),
-    ({"rq3.reader_retriever": "english"}, "rq3.reader_retriever"),
-    ({"rq3.passage_languages": ["th", "hi"]}, "has no English"),
-    ({"rq3.reader_stride": 60}, "rq3.reader_stride"),
-    ({"rq3.query_languages": ["xx"]}, "rq3.query_languages"),
+    ({"P3.retrievers": ["base", "nope"]}, "P3.retrievers"),
+    ({"P3.reader_retriever": "english"}, "P3.reader_retriever"),
+    ({"P3.passage_languages": ["th", "hi"]}, "has no English"),
+    ({"P3.reader_stride": 60}, "P3.reader_stride"),
+    ({"P3.query_languages": ["xx"]}, "P3.query_languages"),
 ])
 def test_bad_rq3_settings_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):

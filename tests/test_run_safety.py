@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from xqglib.artifacts import RunDir
-from xqglib.errors import UserError
-from xqglib.formats import ranked_docids, read_trec_run, write_json, write_trec_run
+from xqglib.core.artifacts import RunDir
+from xqglib.core.errors import UserError
+from xqglib.core.formats import ranked_docids, read_trec_run, write_json, write_trec_run
+from xqglib.data import sources as D
 
 
 def test_word_tokenize_keeps_dashed_ranges_as_the_paper_era_nltk():
     """NLTK 3.10 splits en/em dashes, so an answer "60–100 bpm" could never match a passage;
     3.9.2 (pinned) tokenises as 3.8.1 did."""
-    from xqglib.metrics import exact_tokenizer_available, xor_hit, xor_word_tokenize
+    from xqglib.evaluation.metrics import exact_tokenizer_available, xor_hit, xor_word_tokenize
 
     assert exact_tokenizer_available()
     tokens = xor_word_tokenize("A resting heart rate of 60–100 bpm is normal.")
@@ -63,35 +64,35 @@ def test_embeddings_out_of_step_with_their_ids_are_refused(tmp_path):
 
 def _trained_copy(tmp_path: Path):
     """A tiny retriever 'trained' and saved as the pipeline saves it, with its fingerprint."""
-    from xqglib.model_builds import build_model
-    from xqglib.models import load_encoder, load_tokenizer
-    from xqglib.pipeline import _save_trained
+    from xqglib.models.builds import build_model
+    from xqglib.models.registry import load_encoder, load_tokenizer
+    from xqglib.core.reuse import save_trained
 
     folder = tmp_path / "retrievers" / "x" / "model"
     tiny = build_model("tiny-bert")
     fingerprint = {"model": "tiny-bert", "settings": {}, "inputs": {}}
-    _save_trained(load_encoder(str(tiny)), load_tokenizer(str(tiny)), folder, folder.with_name("log.json"),
+    save_trained(load_encoder(str(tiny)), load_tokenizer(str(tiny)), folder, folder.with_name("log.json"),
                   [{"step": 1}], fingerprint)
     return folder, fingerprint
 
 
 def test_a_corrupt_model_folder_is_trained_again_not_reused(tmp_path, capsys):
-    from xqglib.pipeline import _earlier_training
+    from xqglib.core.reuse import earlier_training
 
     folder, fingerprint = _trained_copy(tmp_path)
-    assert _earlier_training(folder, folder.with_name("log.json"), fingerprint) == [{"step": 1}]
+    assert earlier_training(folder, folder.with_name("log.json"), fingerprint) == [{"step": 1}]
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-10:] = b"\0" * 10
     weights.write_bytes(bytes(data))
-    assert _earlier_training(folder, folder.with_name("log.json"), fingerprint) is None
+    assert earlier_training(folder, folder.with_name("log.json"), fingerprint) is None
     assert "its weights differ from the ones saved" in capsys.readouterr().out
 
 
 def test_a_failed_model_save_leaves_no_partial_folder(tmp_path, monkeypatch):
-    from xqglib.model_builds import build_model
-    from xqglib.models import load_encoder, load_tokenizer
-    from xqglib.pipeline import _save_trained
+    from xqglib.models.builds import build_model
+    from xqglib.models.registry import load_encoder, load_tokenizer
+    from xqglib.core.reuse import save_trained
 
     model = load_encoder(str(build_model("tiny-bert")))
 
@@ -103,13 +104,13 @@ def test_a_failed_model_save_leaves_no_partial_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(model, "save_pretrained", disk_full)
     folder = tmp_path / "retrievers" / "x" / "model"
     with pytest.raises(UserError, match="No space left on device.*free some disk space"):
-        _save_trained(model, load_tokenizer(str(build_model("tiny-bert"))), folder, folder.with_name("log.json"),
+        save_trained(model, load_tokenizer(str(build_model("tiny-bert"))), folder, folder.with_name("log.json"),
                       [], {})
     assert sorted(p.name for p in folder.parent.iterdir()) == []  # no model.partial, no fingerprint
 
 
 def test_hard_negatives_are_drawn_anew_each_epoch_as_tevatron():
-    from xqglib.retrieval_training import epoch_negatives
+    from xqglib.method.retriever_training import epoch_negatives
 
     pool = list(range(10))
     epochs = [epoch_negatives(pool, 3, e, seed=7) for e in range(4)]
@@ -122,10 +123,10 @@ def test_hard_negatives_are_drawn_anew_each_epoch_as_tevatron():
 
 
 def test_retriever_training_clips_gradients_to_norm_one(monkeypatch):
-    from xqglib.encoding import DenseEncoder
-    from xqglib.model_builds import build_model
-    from xqglib.models import encoder_spec, load_encoder, load_tokenizer
-    from xqglib.retrieval_training import train_retriever
+    from xqglib.method.encoding import DenseEncoder
+    from xqglib.models.builds import build_model
+    from xqglib.models.registry import encoder_spec, load_encoder, load_tokenizer
+    from xqglib.method.retriever_training import train_retriever
 
     seen = []
     real = torch.nn.utils.clip_grad_norm_
@@ -158,7 +159,6 @@ def _data_copy(tmp_path: Path, real_data: Path) -> Path:
 
 
 def test_a_data_file_that_is_not_the_published_one_is_refused(tmp_path, real_data, monkeypatch):
-    from xqglib import data as D
 
     monkeypatch.setenv("XQG_CACHE_DIR", str(tmp_path / "cache"))
     root = _data_copy(tmp_path, real_data)
@@ -171,8 +171,7 @@ def test_a_data_file_that_is_not_the_published_one_is_refused(tmp_path, real_dat
 
 
 def test_damaged_files_name_themselves(tmp_path):
-    from xqglib import data as D
-    from xqglib.formats import read_json, read_jsonl
+    from xqglib.core.formats import read_json, read_jsonl
 
     (tmp_path / "latin1.jsonl").write_bytes('{"q": "caf\u00e9"}\n'.encode("latin-1"))
     with pytest.raises(UserError, match=r"latin1.jsonl is not UTF-8 text"):
@@ -186,11 +185,11 @@ def test_damaged_files_name_themselves(tmp_path):
     squad = {"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "1", "answers": []}]}]}]}
     (tmp_path / "noq.json").write_text(json.dumps(squad), encoding="utf-8")
     with pytest.raises(UserError, match=r"noq.json: question 1 has no question"):
-        D._squad_articles(tmp_path / "noq.json")
+        D.squad_articles(tmp_path / "noq.json")
 
 
 def test_an_unusable_run_directory_is_one_clear_line(tmp_path, real_data):
-    from xqglib.runner import run_pipeline
+    from xqglib.pipeline.runner import run_pipeline
 
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(UserError, match=r"run directory .*file is a file; choose another --run-dir"):
@@ -203,7 +202,7 @@ def test_an_unusable_run_directory_is_one_clear_line(tmp_path, real_data):
 def test_progress_prints_a_line_at_least_every_interval_even_in_a_slow_step(capfd, monkeypatch):
     import time
 
-    import xqglib.progress as P
+    import xqglib.core.progress as P
 
     monkeypatch.setattr(P, "LINE_EVERY", 0.5)
     for _ in P.progress(range(1), desc="slow steps", unit="steps"):
@@ -217,7 +216,7 @@ def test_progress_prints_a_line_at_least_every_interval_even_in_a_slow_step(capf
 
 def test_a_book_is_never_built_from_a_run_that_did_not_finish(tmp_path, monkeypatch, real_data):
     """After a failed or killed rerun, the previous executed notebooks must not be published."""
-    import xqglib.runner as runner
+    import xqglib.pipeline.runner as runner
 
     monkeypatch.setattr(runner, "run_pipeline", lambda *args, **kwargs: None)  # a rerun that did nothing
     (tmp_path / "run" / "notebooks").mkdir(parents=True)
@@ -233,8 +232,8 @@ def test_a_bare_jupyter_book_build_without_the_executed_notebooks_fails(tmp_path
     import subprocess
     import sys
 
-    from xqglib.paths import repo_root
-    from xqglib.runner import BOOK_SOURCES
+    from xqglib.core.paths import repo_root
+    from xqglib.pipeline.runner import BOOK_SOURCES
 
     for name in BOOK_SOURCES:
         source = repo_root() / name
@@ -249,9 +248,9 @@ def test_a_bare_jupyter_book_build_without_the_executed_notebooks_fails(tmp_path
 
 
 def test_overrides_never_silently_replace_the_profiles_own_run(tmp_path, monkeypatch, real_data):
-    from xqglib import stages as S
-    from xqglib.profiles import load_profile
-    from xqglib.runner import run_pipeline
+    from xqglib.pipeline import stages as S
+    from xqglib.config.profiles import load_profile
+    from xqglib.pipeline.runner import run_pipeline
 
     monkeypatch.setenv("XQG_RUNS_DIR", str(tmp_path))
     rd = RunDir(tmp_path / "smoke")
@@ -267,7 +266,8 @@ def test_overrides_never_silently_replace_the_profiles_own_run(tmp_path, monkeyp
 
 
 def test_ctrl_c_outside_a_notebook_is_one_line(tmp_path, monkeypatch, capsys):
-    from xqglib import cli, runner
+    from xqglib import cli
+    from xqglib.pipeline import runner
 
     monkeypatch.setattr(runner, "run_pipeline", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert cli.main(["run", "--profile", "smoke", "--run-dir", str(tmp_path)]) == 130
@@ -284,9 +284,9 @@ def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data, si
     import sys
     import time
 
-    from xqglib import stages as S
-    from xqglib.paths import repo_root
-    from xqglib.profiles import load_profile
+    from xqglib.pipeline import stages as S
+    from xqglib.core.paths import repo_root
+    from xqglib.config.profiles import load_profile
 
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "xqglib", "run", "--profile", "smoke", "--run-dir", str(run),
@@ -306,7 +306,7 @@ def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data, si
 
 
 def test_the_paper_profile_offline_is_refused_before_any_work(tmp_path, real_data):
-    from xqglib.runner import run_pipeline
+    from xqglib.pipeline.runner import run_pipeline
 
     with pytest.raises(UserError, match=r"the paper profile needs what this machine does not have:\n"
                                         r"  - model\(s\) google/mt5-base, bert-base-multilingual-cased: .*\n"
@@ -315,6 +315,6 @@ def test_the_paper_profile_offline_is_refused_before_any_work(tmp_path, real_dat
                                         r"  \(the same code path runs offline on tiny models: --set data.benchmark=b3-tiny"):
         run_pipeline("paper", run_dir=tmp_path / "paper")
     assert [p for p in (tmp_path / "paper").rglob("*") if p.is_file()] == []  # nothing ran, nothing written
-    from xqglib.models import missing_models
+    from xqglib.models.registry import missing_models
 
     assert missing_models(["tiny-mt5", "tiny-bert", str(tmp_path)]) == []  # local builders and folders are at hand

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from xqglib.errors import UserError
-from xqglib.paths import repo_root
-from xqglib.profiles import PROFILES, load_profile
-from xqglib.settings import SECTIONS, describe, parse_assignments, validate
+from xqglib.core.errors import UserError
+from xqglib.core.paths import repo_root
+from xqglib.config.profiles import PROFILES, load_profile
+from xqglib.config.settings import SECTIONS, describe, parse_assignments, validate
 
 
 def test_every_profile_is_sound_and_grouped_in_sections():
@@ -134,7 +134,7 @@ def test_profiles_command_prints_the_sections():
 def test_bf16_is_off_under_an_avx2_cap(monkeypatch, tmp_path, env, capped):
     """The budgets are measured with the instruction set capped at AVX2: there bf16 is emulated,
     so `run.bf16: null` must not pick it even on a CPU with AVX-512 BF16."""
-    from xqglib import hardware
+    from xqglib.core import hardware
 
     for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
         monkeypatch.delenv(name, raising=False)

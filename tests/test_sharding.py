@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xqglib.errors import UserError
-from xqglib.sharding import merge_shards, shard_done, shard_range, take_shard, write_shard
+from xqglib.core.errors import UserError
+from xqglib.core.sharding import merge_shards, shard_done, shard_range, take_shard, write_shard
 
 
 def test_shard_ranges_cover_everything_once():
@@ -55,7 +55,7 @@ def test_merge_checks_every_id_once(tmp_path):
 
 
 def test_ranks_stream_their_slices_of_an_xor_format_corpus(tmp_path):
-    from xqglib.data import iter_xor_corpus
+    from xqglib.data.sources import iter_xor_corpus
 
     path = tmp_path / "psgs.tsv"
     path.write_text("id\ttext\ttitle\n" + "".join(f"{i}\tpassage {i}\tTitle {i}\n" for i in range(11)),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xqglib.significance import compare_by_language, paired_test
+from xqglib.evaluation.significance import compare_by_language, paired_test
 
 
 def test_ttest_and_mcnemar_by_hand():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xqglib import stages as S
-from xqglib.paths import repo_root
-from xqglib.profiles import PROFILES
+from xqglib.pipeline import stages as S
+from xqglib.core.paths import repo_root
+from xqglib.config.profiles import PROFILES
 
 PACKAGE = repo_root() / "xqglib"
 
@@ -130,8 +130,8 @@ def test_stage_lookup_and_ranges():
 
 
 def test_rerunning_some_stages_forgets_only_their_timings(tmp_path):
-    from xqglib.artifacts import RunDir
-    from xqglib.formats import read_json, write_json
+    from xqglib.core.artifacts import RunDir
+    from xqglib.core.formats import read_json, write_json
 
     rd = RunDir(tmp_path)
     write_json(rd.timings, {f"{s.number} {s.name}": {"seconds": 1.0} for s in S.STAGES})

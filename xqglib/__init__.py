@@ -15,5 +15,5 @@ import warnings
 __version__ = "0.1.0"
 
 # transformers imports tqdm.auto, which warns in every notebook that ipywidgets is absent; the
-# library reports progress itself (xqglib.progress), so the widget is not needed
+# library reports progress itself (xqglib.core.progress), so the widget is not needed
 warnings.filterwarnings("ignore", message="IProgress not found")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import UserError
+from xqglib.core.errors import UserError
+from xqglib.pipeline import common as pipeline
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +23,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     """The overrides of ``--overrides`` and ``--set``, every one checked here, before anything
     starts; values of ``--set`` as the settings hold them (e.g. "ar,de" -> ["ar", "de"]), for the
     notebooks."""
-    from .profiles import load_profile
-    from .settings import parse_assignments, parse_overrides
+    from xqglib.config.profiles import load_profile
+    from xqglib.config.settings import parse_assignments, parse_overrides
 
     assigned = parse_assignments(args.assignments)
     overrides = {**parse_overrides(args.overrides), **assigned}
@@ -73,17 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "book"):
             overrides = _overrides(args)
             if args.command == "run":
-                from .runner import run_pipeline
+                from xqglib.pipeline.runner import run_pipeline
 
                 rd = run_pipeline(args.profile, overrides, args.run_dir, args.start, args.stop)
                 print(f"run directory: {rd.root}")
             else:
-                from .runner import build_book
+                from xqglib.pipeline.runner import build_book
 
                 build_book(args.profile, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
         elif args.command in DISTRIBUTED:
-            from . import pipeline
-            from .distributed import accelerator
+            from xqglib.pipeline.distributed import accelerator
 
             cfg, rd = pipeline.open_run(args.profile, args.run_dir, _overrides(args))
             acc = accelerator()
@@ -92,21 +92,21 @@ def main(argv: list[str] | None = None) -> int:
             if acc.is_main_process:
                 print(f"{args.name}: {say(done, rd, args.name)} on {acc.num_processes} process(es)")
         elif args.command == "profiles":
-            from .profiles import PROFILES
-            from .settings import describe
+            from xqglib.config.profiles import PROFILES
+            from xqglib.config.settings import describe
 
             if args.name is not None and args.name not in PROFILES:
                 raise UserError(f"unknown profile {args.name!r}; choose one of {', '.join(PROFILES)}")
             chosen = [PROFILES[args.name]] if args.name else list(PROFILES.values())
             print("\n\n".join(describe(p, with_help=args.explain) for p in chosen))
         elif args.command == "stages":
-            from .stages import STAGES
+            from xqglib.pipeline.stages import STAGES
 
             for s in STAGES:
                 print(f"{s.number} {s.name:<16} {s.notebook}\n    reads:    {', '.join(s.reads) or '-'}\n"
                       f"    writes:   {', '.join(s.writes)}\n    settings: {', '.join(s.settings)}")
         elif args.command == "build-model":
-            from .model_builds import build_model
+            from xqglib.models.builds import build_model
 
             print(build_model(args.name, force=args.force))
     except UserError as exc:
@@ -134,8 +134,8 @@ DISTRIBUTED = {
 
 def _canonical(profile: str, overrides: dict) -> dict:
     """Overrides with the values as the settings hold them (lists for list settings)."""
-    from .profiles import load_profile
-    from .settings import flatten_overrides
+    from xqglib.config.profiles import load_profile
+    from xqglib.config.settings import flatten_overrides
 
     settings = load_profile(profile, overrides, from_text=True).flat()
     return {path: settings[path] for path in flatten_overrides(overrides)}

@@ -1,0 +1,282 @@
+"""The pipeline's stage functions, wiring the pure modules to the run directory.
+
+Each notebook opens its stage (:func:`open_run`: settings checked, earlier stages' outputs
+checked against the current settings), calls these functions, and closes it
+(:func:`finish_stage`). Each reads only what earlier stages wrote into the run directory, so a
+stage can be rerun on its own. What the stages are, and what each reads and writes, is declared
+once in :mod:`xqglib.pipeline.stages`; evaluation and analysis live in :mod:`xqglib.evaluation.rq1` and
+:mod:`xqglib.study.analysis`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xqglib.core.artifacts import RunDir, safe_name
+from xqglib.method.encoding import passage_text
+from xqglib.study.experiments import main_conditions
+from xqglib.core.formats import read_json, read_jsonl, sha256_file, write_json, write_jsonl, write_qrels, write_trec_run
+from xqglib.method.sampling import SAMPLER_VERSION
+from xqglib.method.generator import QueryGenerator, data_vocabulary, generate_xqg, generation_batches, head_agreement
+from xqglib.method.generator_training import train_generator
+from xqglib.models.registry import resolve
+from xqglib.method.retriever_training import train_retriever
+from xqglib.method.search import RetrieverSearch
+from xqglib.core.sharding import encoding_record
+from xqglib.config.settings import Profile
+from xqglib.core.formats import generated_query_table
+from xqglib.core.reuse import earlier_training, same_generation, save_trained, training_fingerprint, weights_digest
+from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything
+from xqglib.data import b1 as D
+
+
+# --------------------------------------------------------------------------------------------
+# 1. data
+# --------------------------------------------------------------------------------------------
+
+def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
+    """Build the benchmark (B1; B3 in :mod:`xqglib.data.b3`) and write the corpus, test queries, qrels,
+    answers and all training data."""
+    if cfg.data.benchmark != "b1":
+        from xqglib.data.b3 import prepare_b3
+
+        return prepare_b3(cfg, rd)
+    b1 = D.build_b1(cfg)
+    queries = D.test_queries(b1, cfg.data.query_languages)
+    write_jsonl(rd.corpus, (p.as_tevatron() for p in b1.corpus))
+    write_jsonl(rd.test_queries, queries)
+    write_qrels(rd.qrels, D.qrels_for(b1, queries))
+    write_json(rd.answers, {q["query_id"]: b1.answers[q["qid"]] for q in queries})
+    write_json(rd.split, b1.split)
+    sizes: dict[str, Any] = {"articles": {s: len(b1.articles(s)) for s in ("train", "dev", "test")},
+                             "corpus passages": len(b1.corpus), "test questions": len(b1.test_qids),
+                             "test queries": len(queries)}
+    for split in ("train", "dev"):
+        pairs = D.generator_pairs(b1, split, cfg.generation.languages)
+        write_jsonl(rd.generator_pairs(split), pairs)
+        sizes[f"generator {split} pairs"] = len(pairs)
+    for training in sorted({r.training for r in cfg.retrievers} - {"none"}):
+        rows = D.retriever_training_rows(b1, training, cfg.data.query_languages, cfg.retriever.negatives,
+                                         cfg.seed, cfg.retriever.negative_pool)
+        write_jsonl(rd.retriever_rows(training), rows)
+        sizes[f"retriever training rows ({training})"] = len(rows)
+    return sizes
+
+
+def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    inputs = [rd.require(rd.generator_pairs("train"), "data"), rd.generator_pairs("dev")]
+    fingerprint = training_fingerprint(cfg, name, "generator", inputs)
+    earlier = earlier_training(rd.generator_model(name), rd.generator_log(name), fingerprint)
+    if earlier is not None:
+        return earlier
+    seed_everything(cfg.seed)
+    gen = generator_for(cfg, name, name)
+    train = read_jsonl(inputs[0])
+    g = cfg.generator
+    if g.max_train_pairs is not None:
+        random.Random(cfg.seed).shuffle(train)
+        train = train[: g.max_train_pairs]
+    dev = read_jsonl(inputs[1])
+    log = train_generator(gen, train, dev, steps=g.steps, batch_size=g.batch_size, lr=g.lr, seed=cfg.seed,
+                          eval_every=g.eval_every, bf16=cfg.use_bf16, freeze_embeddings=g.freeze_embeddings,
+                          max_dev_pairs=g.max_dev_pairs, plateau=g.plateau)
+    save_trained(gen.model, gen.tok, rd.generator_model(name), rd.generator_log(name), log, fingerprint)
+    return log
+
+
+def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
+    """What a generated-query file depends on: the generator's weights, the generation and run
+    settings, and the corpus and dev pairs (the vocabulary report)."""
+    model = rd.require(rd.generator_model(name), "train-generator")
+    inputs = [rd.require(rd.corpus, "data"), rd.require(rd.generator_pairs("dev"), "data")]
+    return json.loads(json.dumps({"generator": weights_digest(model), "settings": cfg.select(["generation", "run"]),
+                                  "sampler": SAMPLER_VERSION, "inputs": {p.name: sha256_file(p) for p in inputs}}))
+
+
+def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, Any]]:
+    """Generate queries for every corpus passage (released xQG format). A file generated earlier
+    by the same generator weights from the same corpus and settings is reused.
+
+    With ``accelerator`` (``python -m xqglib generate NAME`` under ``torchrun`` / ``accelerate
+    launch``) every process generates a contiguous share of the sampling batches into its own
+    shard, and the first one merges them (every passage once, in corpus order): the file equals the
+    one-process file, since every batch is seeded by its position. Stage 3 then reuses it."""
+    fingerprint = generation_fingerprint(cfg, rd, name)
+    done = rd.generation_fingerprint(name)
+    if rd.generated(name).exists() and rd.generation_report(name).exists() and same_generation(done, fingerprint):
+        print(f"reusing {rd.generated(name)}: generated earlier by the same generator from the same corpus and settings")
+        return read_jsonl(rd.generated(name))
+    started = time.perf_counter()
+    main = accelerator is None or accelerator.is_main_process
+    if main:
+        done.unlink(missing_ok=True)
+    seed_everything(cfg.seed)
+    gen = generator_for(cfg, name, str(rd.require(rd.generator_model(name), "train-generator")))
+    corpus = read_jsonl(rd.require(rd.corpus, "data"))
+    report: dict[str, Any] = {"vocabulary": "full", "vocabulary_size": len(gen.tok)}
+    g = cfg.generation
+    if g.vocabulary == "data" and gen.kind == "decoder":
+        gen.vocabulary = sampling_vocabulary(cfg, gen, corpus)
+        if main:
+            dev = read_jsonl(rd.require(rd.generator_pairs("dev"), "data"))
+            random.Random(cfg.seed).shuffle(dev)
+            report = {"vocabulary": "data", "vocabulary_size": len(gen.vocabulary),
+                      "full_vocabulary_size": len(gen.tok),
+                      "agreement_on_dev_questions": head_agreement(gen, dev[: cfg.generator.max_dev_pairs],
+                                                                   gen.vocabulary, g.top_k)}
+    settings = dict(n=g.n_per_language, top_k=g.top_k, max_new_tokens=g.max_new_tokens,
+                    batch_passages=g.batch_passages, seed=cfg.seed, bf16=cfg.use_bf16)
+    if accelerator is None:
+        rows = generate_xqg(gen, corpus, g.languages, **settings)
+    else:
+        from xqglib.core.sharding import merge_rows_shards, rows_shard_path, shard_range, write_rows_shard
+
+        stem = rd.path("generated", "shards", safe_name(name))
+        rank, world = accelerator.process_index, accelerator.num_processes
+        if not rows_shard_path(stem, rank, world).exists():
+            start, stop = shard_range(len(generation_batches(corpus, g.batch_passages)), rank, world)
+            write_rows_shard(stem, rank, world, generate_xqg(gen, corpus, g.languages, batches=range(start, stop),
+                                                             **settings))
+        accelerator.wait_for_everyone()
+        if not main:
+            return []
+        rows = merge_rows_shards(stem, world, "docid", [p["docid"] for p in corpus])
+    write_json(rd.generation_report(name), report)
+    write_jsonl(rd.generated(name), rows)
+    write_json(done, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)})
+    return rows
+
+
+def sampling_vocabulary(cfg: Profile, gen: QueryGenerator, corpus: list[dict[str, str]]) -> torch.Tensor:
+    """The tokens of the data a generator may write: XQuAD paragraphs and questions of the train
+    and dev articles in the generation languages, and the corpus (English names and terms), plus
+    the stop tokens. Test-article questions are not looked at."""
+    b1 = D.build_b1(cfg)
+    texts = D.xquad_texts(b1, ("train", "dev"), cfg.generation.languages)
+    texts += [f"{p['title']} {p['text']}" for p in corpus]
+    return data_vocabulary(gen.tok, texts, gen.stop_ids)
+
+
+def train_dense_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, float]]:
+    """Train one retriever row (on the processes of ``accelerator`` where given: see
+    :mod:`xqglib.pipeline.distributed`; the first process saves it). A model trained earlier from the same
+    inputs is reused, so stage 4 picks up a model trained by ``python -m xqglib train-retriever``."""
+    spec = cfg.retriever_spec(name)
+    inputs = [rd.require(rd.retriever_rows(spec.training), "data")]
+    fingerprint = training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs)
+    earlier = earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
+    if earlier is not None:
+        return earlier
+    seed_everything(cfg.seed)
+    r = cfg.retriever
+    encoder = encoder_for(cfg, r.encoder)
+    log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=r.epochs, max_steps=r.max_steps,
+                          batch_size=r.batch_size, n_negatives=r.negatives, lr=r.lr,
+                          warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
+                          max_grad_norm=r.max_grad_norm, accelerator=accelerator)
+    if accelerator is None or accelerator.is_main_process:
+        save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return log
+
+
+#: What stage 5 encodes per retriever, in order.
+ENCODED = ("passages", "queries", "generated")
+
+
+def encoding_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
+    """What a retriever's encodings depend on: the model's weights, the retriever and run settings,
+    and the corpus, test queries and generated queries."""
+    folder = Path(resolve(retriever_source(cfg, rd, name)))
+    inputs = [rd.require(rd.corpus, "data"), rd.require(rd.test_queries, "data"),
+              rd.require(rd.generated(cfg.primary_generator), "generate")]
+    return json.loads(json.dumps({"model": weights_digest(folder) if folder.is_dir() else str(folder),
+                                  "settings": cfg.select(["retriever", "run"]),
+                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
+
+
+def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> dict[str, Any]:
+    """Encode corpus, test queries and the primary generator's queries with one retriever.
+
+    With ``accelerator`` (``python -m xqglib encode NAME`` under ``torchrun`` / ``accelerate
+    launch``, see :mod:`xqglib.pipeline.distributed`) every process encodes its slice of each into its own
+    shard, the first one merges them and records what they were encoded from; stage 5 then reuses
+    them. Without, stage 5 encodes here (reusing a sharded encoding of the very same inputs)."""
+    seed_everything(cfg.seed)
+    record = encoding_record(rd, name)
+    fingerprint = encoding_fingerprint(cfg, rd, name)
+    if accelerator is None and record.exists():
+        earlier = read_json(record)
+        if earlier.get("fingerprint") == fingerprint and all(rd.embeddings(name, k).exists() for k in ENCODED):
+            print(f"reusing the encodings of {name}: encoded earlier on {earlier['processes']} process(es) "
+                  f"in {earlier['seconds']:.1f} s from the same model and inputs")
+            return {**earlier["counts"], "processes": earlier["processes"]}
+    record.unlink(missing_ok=True)
+    encoder = encoder_for(cfg, retriever_source(cfg, rd, name))
+    corpus = read_jsonl(rd.corpus)
+    queries = read_jsonl(rd.test_queries)
+    generated = generated_query_table(read_jsonl(rd.generated(cfg.primary_generator)))
+    # generated queries are encoded with the query encoder (the official encode.py does the same)
+    work = {"passages": ([passage_text(p["title"], p["text"]) for p in corpus], False, [p["docid"] for p in corpus]),
+            "queries": ([q["query"] for q in queries], True, [q["query_id"] for q in queries]),
+            "generated": ([g["query"] for g in generated], True,
+                          [{k: g[k] for k in ("docid", "lang", "slot")} for g in generated])}
+    labels = {"passages": "passages", "queries": "test queries", "generated": "generated queries"}
+    bs = cfg.retriever.encode_batch_size
+    started = time.perf_counter()
+    bounds: dict[str, list[tuple[int, int]] | None] = {kind: None for kind in ENCODED}
+    if accelerator is not None:  # each process the passages of its slice and their generated queries
+        from xqglib.core.sharding import shard_range
+
+        bounds["passages"] = [shard_range(len(corpus), r, accelerator.num_processes)
+                              for r in range(accelerator.num_processes)]
+        bounds["generated"] = aligned_bounds([g["docid"] for g in generated], [p["docid"] for p in corpus],
+                                             bounds["passages"])
+    for kind in ENCODED:
+        texts, is_query, ids = work[kind]
+        if accelerator is None:
+            rd.save_embeddings(name, kind, encoder.encode(texts, is_query, bs, f"{name}: {labels[kind]}"), ids)
+            continue
+        from xqglib.pipeline.distributed import encode_sharded
+
+        # merged on disk shard by shard (never the whole matrix in memory), then its ids beside it
+        merged = encode_sharded(encoder, texts, [str(i) for i in range(len(ids))],
+                                rd.path("embeddings", name, "shards", kind), is_query, bs, accelerator,
+                                bounds[kind], dest=rd.embeddings(name, kind))
+        if merged is not None:
+            write_json(rd.embeddings_meta(name, kind), ids)
+    counts = {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
+    if accelerator is not None and accelerator.is_main_process:
+        write_json(record, {"fingerprint": fingerprint, "processes": accelerator.num_processes,
+                            "seconds": round(time.perf_counter() - started, 2), "counts": counts,
+                            "bounds": {k: v for k, v in bounds.items() if v is not None}})
+    return counts
+
+
+def aligned_bounds(owners: list[str], docids: list[str], passage_bounds: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The [start, stop) of the rows (generated queries, in corpus order, ``owners`` their
+    passages) that belong to each slice of passages."""
+    position = {d: i for i, d in enumerate(docids)}
+    order = [position[o] for o in owners]
+    if order != sorted(order):
+        raise ValueError("generated queries are not in corpus order")
+    return [(bisect.bisect_left(order, start), bisect.bisect_left(order, stop)) for start, stop in passage_bounds]
+
+
+def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:
+    """Write the TREC runs of the retriever's Table 1 systems (without and with xQG)."""
+    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
+    query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
+    searcher = RetrieverSearch(cfg, rd, name, corpus_ids, query_ids)
+    systems = [c for c in main_conditions(cfg) if c.retriever == name]
+    for c in systems:
+        write_trec_run(rd.trec_run(c.name), searcher.run(c), c.name)
+    return {c.name: str(rd.trec_run(c.name)) for c in systems}

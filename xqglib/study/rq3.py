@@ -1,0 +1,155 @@
+"""The third research question: query-augmented (xQG) against passage-augmented retrieval on
+XQuAD's query-language x passage-language matrix, measured by retrieval and by the EM/F1 of an
+extractive reader (stages 10-12).
+
+A cell (Q, P) of the matrix (:mod:`xqglib.data.matrix`): XQuAD's 240 paragraphs in P are the
+corpus, the test-article questions in Q the queries, the paragraph that holds a question its gold
+passage, the answer of the parallel question in P its gold answer. The paragraphs carry no title
+(XQuAD's titles are English only), so every passage language sees the same kind of text.
+
+The conditions, all from one retriever, one corpus and the same generated queries per passage
+(``rq3.generation_languages`` x ``rq3.n_per_language``):
+
+- ``none``: the passage vector as it is;
+- ``xqg``: the passage vector fused with its generated queries' vectors (RQ1's rule: the paper's
+  alpha scaled by 35 over the queries fused);
+- ``text``: the queries appended to the passage's text before encoding (doc2query): the passage
+  keeps ``retriever.passage_max_len`` tokens, the queries follow, ``rq3.text_max_len`` in all;
+- ``dual``: passage and queries (as one text) in two indexes, scores fused at search time with
+  the weight of ``rq3.dual_weights`` best on dev-article questions (two vectors per passage);
+- ``translations``: the passage vector fused with its human translations into the other passage
+  languages (an oracle: XQuAD's translations), with the total weight xQG gives its queries;
+- ``query-translated``: the question asked in the passage language (XQuAD's human translation),
+  the translate-the-query control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xqglib.study.experiments import CONDITIONS, GOLD
+
+#: Pre-training data of XLM-R, the model multilingual-e5 starts from: CC-100 size per language in
+#: GiB (Conneau et al., ACL 2020, "Unsupervised Cross-lingual Representation Learning at Scale",
+#: Table 6; zh: simplified and traditional Chinese together). Transcribed from the paper, which
+#: this project's machines cannot reach to check; the groups depend only on which side of
+#: :data:`LOW_RESOURCE_GIB` a language falls, where the nearest (ar) is 2 GiB away.
+CC100_GIB = {"ar": 28.0, "de": 66.6, "el": 46.9, "en": 300.8, "es": 53.3, "hi": 20.2, "ro": 61.4,
+             "ru": 278.0, "th": 71.7, "tr": 20.9, "vi": 137.3, "zh": 63.5}
+
+#: Languages with less CC-100 text than this (GiB) form the low-resource group.
+LOW_RESOURCE_GIB = 30.0
+
+
+def resource_table() -> pd.DataFrame:
+    """The measure behind the language groups: CC-100 GiB per language and its group."""
+    return pd.DataFrame({"CC-100 (GiB)": CC100_GIB, "group": {l: resource_group(l) for l in CC100_GIB}}
+                        ).rename_axis("language").sort_values("CC-100 (GiB)")
+
+
+def resource_group(lang: str) -> str:
+    """"low" or "high" resource, by the encoder's pre-training data (:data:`CC100_GIB`)."""
+    return "low" if CC100_GIB[lang] < LOW_RESOURCE_GIB else "high"
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis: cells, tests, language groups (pure functions of stage 12's tables)
+# --------------------------------------------------------------------------------------------
+
+CELL = ["query_lang", "passage_lang"]
+
+
+def cell_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Mean of ``measure`` per cell: query languages as rows, passage languages as columns (MLQA's
+    G-XLT layout)."""
+    return frame.pivot_table(index="query_lang", columns="passage_lang", values=measure, aggfunc="mean")
+
+
+def cell_tests(frame: pd.DataFrame, measure: str, baseline: str = "none") -> pd.DataFrame:
+    """Every condition against ``baseline`` in every cell, paired over the cell's questions (t-test),
+    Bonferroni-corrected over the cells of a condition (and retriever, and k where the frame has
+    them): one row per condition and cell with the means, the difference and whether it is
+    significant."""
+    from scipy import stats
+
+    from xqglib.evaluation.significance import ALPHA
+
+    groups = [c for c in ("retriever", "k") if c in frame.columns]
+    base = frame[frame["condition"] == baseline].set_index([*groups, *CELL, "qid"])[measure]
+    rows = []
+    for keys, part in frame[frame["condition"] != baseline].groupby([*groups, "condition"]):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        cells = list(part.groupby(CELL))
+        for (q, p), cell in cells:
+            b = base.loc[[(*keys[:-1], q, p, qid) for qid in cell["qid"]]].to_numpy()
+            a = cell[measure].to_numpy()
+            d = a - b
+            pvalue = 1.0 if not np.any(d) else float(stats.ttest_rel(a, b).pvalue)
+            rows.append({**dict(zip([*groups, "condition"], keys)), "query_lang": q, "passage_lang": p,
+                         "n": len(a), "baseline": float(b.mean()), "mean": float(a.mean()), "diff": float(d.mean()),
+                         "p": pvalue, "p_corrected": min(1.0, pvalue * len(cells))})
+    out = pd.DataFrame(rows)
+    out["significant"] = out["p_corrected"] < ALPHA
+    return out
+
+
+def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each row's language groups: query and passage resource group
+    (:func:`resource_group`) and whether the pair is same-language or cross-language."""
+    out = frame.copy()
+    out["query group"] = out["query_lang"].map(resource_group)
+    out["passage group"] = out["passage_lang"].map(resource_group)
+    out["pair"] = np.where(out["query_lang"] == out["passage_lang"], "same-language", "cross-language")
+    return out
+
+
+def group_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Mean of ``measure`` per condition (rows) for each language group (columns): low- and
+    high-resource query languages, low- and high-resource passage languages, same- and
+    cross-language pairs, and all cells."""
+    g = with_groups(frame)
+    columns = {}
+    for label, column in (("query", "query group"), ("passage", "passage group")):
+        for group in ("low", "high"):
+            columns[f"{group}-resource {label}"] = g[g[column] == group].groupby("condition")[measure].mean()
+    for pair in ("same-language", "cross-language"):
+        columns[pair] = g[g["pair"] == pair].groupby("condition")[measure].mean()
+    columns["all"] = g.groupby("condition")[measure].mean()
+    table = pd.DataFrame(columns)
+    return table.reindex([c for c in [*CONDITIONS, GOLD] if c in table.index])
+
+
+def significance_counts(tests: pd.DataFrame) -> pd.DataFrame:
+    """Per condition (and measure / retriever / k where the tests have them): cells significantly
+    better and worse than the baseline."""
+    groups = [c for c in ("measure", "retriever", "k") if c in tests.columns] + ["condition"]
+    return tests.groupby(groups).apply(lambda t: pd.Series({
+        "cells": len(t), "better": int((t["significant"] & (t["diff"] > 0)).sum()),
+        "worse": int((t["significant"] & (t["diff"] < 0)).sum()), "mean difference": t["diff"].mean()}),
+        include_groups=False)
+
+
+def tests_for(frame: pd.DataFrame, measures: Sequence[str]) -> pd.DataFrame:
+    """:func:`cell_tests` for several measures (a ``measure`` column tells them apart); the
+    reader's gold-passage rows are not a system and are left out."""
+    systems = frame[frame["condition"] != GOLD]
+    return pd.concat([cell_tests(systems, m).assign(measure=m) for m in measures], ignore_index=True)
+
+
+def marks(tests: pd.DataFrame, measure: str, conditions: Sequence[str], **where: Any) -> dict[str, pd.DataFrame]:
+    """Per condition, the query x passage table of significant cells (for :func:`plot_matrix`)."""
+    t = tests[tests["measure"] == measure]
+    for column, value in where.items():
+        t = t[t[column] == value]
+    return {c: t[t["condition"] == c].pivot(index="query_lang", columns="passage_lang", values="significant")
+            for c in conditions if c in set(t["condition"])}
+
+
+def differences(frame: pd.DataFrame, measure: str, conditions: Sequence[str], baseline: str = "none") -> dict[str, pd.DataFrame]:
+    """Per condition, its cell table minus the baseline's."""
+    base = cell_table(frame[frame["condition"] == baseline], measure)
+    return {c: cell_table(frame[frame["condition"] == c], measure) - base for c in conditions}
