@@ -1,13 +1,13 @@
 # The two commands of the README:
 #   make book   build the book from the default (cpu) profile; PROFILE=smoke for the quick one
-#   make test   run the tests (CI runs exactly this)
+#   make test   lint and the fast tests; make test-e2e: the end-to-end ones (CI runs both)
 # Both set up .venv first (idempotent). XQG_DATA_DIR names the data directory (default:
 # ../shared/data beside the checkout when present).
 
 PROFILE ?= cpu
 PYTHON ?= .venv/bin/python
 
-.PHONY: setup book run test bench clean
+.PHONY: setup book run test test-e2e lint bench clean
 
 setup:
 	@bash tools/setup.sh
@@ -18,8 +18,14 @@ book: setup
 run: setup
 	$(PYTHON) -m xqglib run --profile $(PROFILE)
 
-test: setup
-	$(PYTHON) -m pytest -q
+lint: setup
+	$(PYTHON) -m ruff check xqglib tests benchmarks
+
+test: lint
+	$(PYTHON) -m pytest -q -m "not e2e"
+
+test-e2e: setup
+	$(PYTHON) -m pytest -q -m e2e
 
 # the roofline benchmark, on AVX2 (the study's budget machine) even where the CPU has more
 bench: setup

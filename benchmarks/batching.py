@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xqglib.method.encoding import DenseEncoder, passage_text
 from xqglib.core.formats import read_jsonl
+from xqglib.method.encoding import DenseEncoder, passage_text
+from xqglib.method.reading import Reader, best_over_passages, best_span
 from xqglib.models.registry import encoder_spec, load_encoder, load_reader, load_tokenizer
 from xqglib.pipeline.common import open_run
-from xqglib.method.reading import Reader, best_over_passages, best_span
 
 
 def timed(fn):

@@ -1,12 +1,12 @@
-"""Int8 generation against full precision, on a run's trained generator (issue 11, item 2).
+"""Int8 generation against full precision, on a run's trained generator.
 
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \\
         .venv/bin/python benchmarks/int8_check.py [--run-dir runs/cpu] [--questions 50]
 
 For each int8 scheme (torchao: weight-only; weights and dynamic activations): the distribution
-check of :mod:`xqglib.quantization` on held-out dev-article questions (mean NLL under both, total
+check of :mod:`quantization` (beside this script) on held-out dev-article questions (mean NLL under both, total
 variation between the top-k sampling distributions, share of positions with the same top-k set)
-and whether it passes :data:`xqglib.quantization.TOLERANCE`; and the sampling speed (queries/s and
+and whether it passes :data:`quantization.TOLERANCE`; and the sampling speed (queries/s and
 tokens/s, medians) of the shared-prefix sampler with each model, against full precision in the
 same run. int8 kernels may pick their own instructions whatever the cap: the table says which
 path was measured, not which instructions it used.
@@ -23,13 +23,13 @@ import statistics
 import time
 
 import pandas as pd
+from quantization import SCHEMES, TOLERANCE, distribution_check, passes, quantized, with_model
 
 from xqglib.core.formats import read_jsonl
 from xqglib.method.generator import QueryGenerator
 from xqglib.models.registry import load_generator, load_tokenizer
 from xqglib.pipeline.common import open_run
-from xqglib.pipeline.rq1 import sampling_vocabulary
-from xqglib.quantization import SCHEMES, TOLERANCE, distribution_check, passes, quantized, with_model
+from xqglib.pipeline.rq1 import vocabulary_texts
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     gen.model.eval()
     dev = read_jsonl(rd.generator_pairs("dev"))[: args.questions]
     corpus = read_jsonl(rd.corpus)
-    gen.vocabulary = sampling_vocabulary(cfg, gen, corpus)
+    gen.restrict_vocabulary(vocabulary_texts(cfg, corpus))
     chunk = [(p["title"], p["text"]) for p in corpus[: args.passages]]
     print(f"generator {source}; {len(dev)} held-out questions; top-k {s.top_k}; tolerance {TOLERANCE}")
 

@@ -1,4 +1,4 @@
-"""Joint decoding against one language at a time, on a run's trained generator (issue 11).
+"""Joint decoding against one language at a time, on a run's trained generator.
 
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \\
         .venv/bin/python benchmarks/joint_decoding.py [--run-dir runs/cpu] [--repeats 3]
@@ -20,12 +20,12 @@ import time
 import torch
 
 from xqglib.core.formats import read_jsonl
-from xqglib.method.generator import QueryGenerator
+from xqglib.method.generator import QueryGenerator, data_vocabulary
 from xqglib.method.joint_decoding import joint_decoding_exact
 from xqglib.method.sampling import sample_shared_prefix
 from xqglib.models.registry import load_generator, load_tokenizer
 from xqglib.pipeline.common import open_run
-from xqglib.pipeline.rq1 import sampling_vocabulary
+from xqglib.pipeline.rq1 import vocabulary_texts
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
                          cfg.generator.max_input_len, cfg.generator.max_target_len)
     corpus = read_jsonl(rd.corpus)
     g = cfg.generation
-    vocabulary = sampling_vocabulary(cfg, gen, corpus) if g.vocabulary == "data" else None
+    vocabulary = data_vocabulary(gen.tok, vocabulary_texts(cfg, corpus), gen.stop_ids) if g.vocabulary == "data" else None
     chunk = corpus[args.offset:args.offset + g.batch_passages]
     ids, mask = gen._pad([gen.passage_ids(p["title"], p["text"]) for p in chunk])
     instructions = [gen.instruction_ids(lang) for lang in g.languages]

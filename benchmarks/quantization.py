@@ -1,4 +1,4 @@
-"""Low-precision generation, kept only where it samples from the same distribution (issue 11).
+"""Low-precision generation, kept only where it samples from the same distribution.
 
 :func:`quantized` returns a copy of a decoder whose transformer-body linear layers are int8
 (torchao: weights only, or weights and dynamically quantized activations); the tied embedding /

@@ -42,16 +42,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xqglib.study import cost as C
-from xqglib.method.encoding import DenseEncoder, passage_text
-from xqglib.method.generator import QueryGenerator
-from xqglib.models.registry import encoder_spec, generator_kind, load_encoder, load_generator, load_reader, load_tokenizer
-from xqglib.pipeline.rq1 import sampling_vocabulary
 from xqglib.config.profiles import load_profile
+from xqglib.data import b1 as D
+from xqglib.method.encoding import DenseEncoder, passage_text
+from xqglib.method.generator import QueryGenerator, data_vocabulary
 from xqglib.method.reading import Reader, best_over_passages, best_span
 from xqglib.method.retriever_training import contrastive_loss
 from xqglib.method.search import search
-from xqglib.data import b1 as D
+from xqglib.models.registry import (
+    encoder_spec,
+    generator_kind,
+    load_encoder,
+    load_generator,
+    load_reader,
+    load_tokenizer,
+)
+from xqglib.pipeline.rq1 import vocabulary_texts
+from xqglib.study import cost as C
 
 
 def median_time(fn, repeats: int) -> float:
@@ -123,7 +130,7 @@ def main() -> None:
     chunk = [(p.title, p.text) for p in passages[: args.prompts]]
     languages = cfg.generation.languages[: args.languages]
     s = cfg.generation
-    vocabulary = sampling_vocabulary(cfg, gen, [p.as_tevatron() for p in b1.corpus])
+    vocabulary = data_vocabulary(gen.tok, vocabulary_texts(cfg, [p.as_tevatron() for p in b1.corpus]), gen.stop_ids)
     passage_tokens = [len(gen.passage_ids(t, x)) for t, x in chunk]
     instruction_tokens = [len(gen.instruction_ids(lang)) for lang in languages] if kind == "decoder" else []
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from xqglib.models.builds import gemma_tokenizer
+from xqglib.config.languages import XQUAD_ALL
 from xqglib.config.profiles import load_profile
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
+from xqglib.models.builds import gemma_tokenizer
 
 
 def texts_by_language(limit: int | None) -> dict[tuple[str, str], list[str]]:
@@ -33,7 +34,7 @@ def texts_by_language(limit: int | None) -> dict[tuple[str, str], list[str]]:
     out: dict[tuple[str, str], list[str]] = {}
     b1 = D.build_b1(load_profile("cpu"))
     out[("B1 passage", "en")] = [p.text for p in b1.corpus]
-    for lang in DS.XQUAD_LANGUAGES:
+    for lang in XQUAD_ALL:
         articles = DS.load_xquad(lang)
         paragraphs = [p for a in articles for p in a["paragraphs"]]
         out[("XQuAD paragraph", lang)] = [p["context"] for p in paragraphs]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from xqglib.study import analysis as A
-from xqglib.evaluation.rq1 import COLUMNS
 from xqglib.config.profiles import load_profile
+from xqglib.evaluation.rq1 import COLUMNS
+from xqglib.study import analysis as A
 from xqglib.study import tables as R
 
 CFG = load_profile("smoke", {"retriever.retrievers": [{"name": "xdr", "training": "crosslingual", "label": "xDR"}],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xqglib.method.augmentation import fuse
 from xqglib.core.errors import UserError
 from xqglib.core.formats import ranked_docids, read_trec_run, write_trec_run
+from xqglib.method.augmentation import fuse
 from xqglib.method.search import search
 
 

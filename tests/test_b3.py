@@ -9,12 +9,16 @@ import json
 import pandas as pd
 import pytest
 
-from xqglib.data import b3 as B
+from xqglib.config.languages import XOR_LANGUAGES
+from xqglib.config.profiles import load_profile
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, read_jsonl, read_qrels
-from xqglib.config.profiles import load_profile
+from xqglib.data import b3 as B
 from xqglib.data import sources as D
 from xqglib.pipeline import rq1 as P
+
+#: runs the pipeline, torchrun or the book end to end: `make test-e2e`
+pytestmark = pytest.mark.e2e
 
 #: The paper profile shrunk to seconds: b3-tiny, tiny mT5 and XLM-R, a few steps.
 TINY = {"data.benchmark": "b3-tiny", "data.max_test_questions": 4,
@@ -55,7 +59,7 @@ def test_benchmark_languages_and_training_are_checked():
     with pytest.raises(UserError, match="b3-tiny has none of"):
         load_profile("paper", {"data.benchmark": "b3-tiny"})  # its English (zero-shot) row needs English NQ
     cfg = load_profile("paper", TINY)
-    assert cfg.data.query_languages == D.XOR_LANGUAGES == cfg.generation.languages
+    assert cfg.data.query_languages == XOR_LANGUAGES == cfg.generation.languages
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +75,8 @@ def test_b3_data_labels_answer_matched_passages_only(tiny_run):
     queries = read_jsonl(tiny_run.test_queries)
     answers, qrels = read_json(tiny_run.answers), read_qrels(tiny_run.qrels)
     dev = {q["id"]: q for q in D.load_xor_retrieve("dev")}
-    assert {q["lang"] for q in queries} == set(D.XOR_LANGUAGES)
-    assert all(sum(q["lang"] == lang for q in queries) <= 4 for lang in D.XOR_LANGUAGES)
+    assert {q["lang"] for q in queries} == set(XOR_LANGUAGES)
+    assert all(sum(q["lang"] == lang for q in queries) <= 4 for lang in XOR_LANGUAGES)
     for q in queries:
         real = dev[q["qid"]]
         assert q["query"] == real["question"] and answers[q["query_id"]] == B.spans(real["answers"])
@@ -104,12 +108,12 @@ def test_the_paper_code_path_runs_on_b3_tiny(tiny_run):
     assert [s.number for s in S.for_benchmark(cfg)] == [1, 2, 3, 4, 5, 6]
     assert all(S.stale_reason(cfg, tiny_run, s) is None for s in S.for_benchmark(cfg))
     generated = read_jsonl(tiny_run.path("generated", "tiny-mt5.jsonl"))
-    assert len(generated) == 33 and all(set(g["generated_queries"]) == set(D.XOR_LANGUAGES) for g in generated)
+    assert len(generated) == 33 and all(set(g["generated_queries"]) == set(XOR_LANGUAGES) for g in generated)
     results = pd.read_parquet(tiny_run.path("eval", "results.parquet"))
-    assert set(results.benchmark) == {"b3-tiny"} and set(results.language) == set(D.XOR_LANGUAGES)
+    assert set(results.benchmark) == {"b3-tiny"} and set(results.language) == set(XOR_LANGUAGES)
     assert {"R@2kt", "R@5kt"} <= set(results.measure)
     official = json.loads(tiny_run.path("eval", "xor_predictions", "xdr.json").read_text())
-    assert {p["lang"] for p in official} == set(D.XOR_LANGUAGES)
+    assert {p["lang"] for p in official} == set(XOR_LANGUAGES)
     with pytest.raises(UserError, match="do not run on benchmark b3-tiny"):
         run_pipeline("paper", TINY, run_dir=tiny_run.root, start=7)
     with pytest.raises(UserError, match="the book is built on benchmark B1"):
@@ -125,9 +129,8 @@ def test_two_processes_encode_what_stage_5_encodes_and_stage_5_reuses_it(tiny_ru
 
     import numpy as np
 
-    from xqglib.core.paths import repo_root
-
     from xqglib.core.formats import read_trec_run
+    from xqglib.core.paths import repo_root
 
     one = {k: np.load(tiny_run.embeddings("xdr", k)) for k in P.ENCODED}
     ids = {k: read_json(tiny_run.embeddings_meta("xdr", k)) for k in P.ENCODED}

@@ -10,10 +10,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel, AutoModelForCausalLM
 
-from xqglib.study.cost import TransformerShape, cost_table, generator_training_flops, measure_roof, stage_row
 from xqglib.method.generator import QueryGenerator
 from xqglib.models.builds import build_model
 from xqglib.models.registry import load_tokenizer
+from xqglib.study.cost import TransformerShape, cost_table, generator_training_flops, measure_roof, stage_row
 
 
 def counted(fn) -> int:

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
+from xqglib.config.languages import XQUAD_LANGUAGES
 from xqglib.config.profiles import load_profile
-from xqglib.config.settings import XQUAD_LANGUAGES
 from xqglib.core.errors import UserError
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS

@@ -19,6 +19,9 @@ import pytest
 from xqglib.core.paths import repo_root
 from xqglib.pipeline import rq1 as P
 
+#: runs the pipeline, torchrun or the book end to end: `make test-e2e`
+pytestmark = pytest.mark.e2e
+
 
 def launch(out: Path, processes: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -59,8 +62,8 @@ def test_sharded_encoding_equals_one_process_and_resumes(runs):
 
 
 def test_a_retriever_trained_on_two_processes_is_what_stage_4_reuses(tmp_path, real_data, capsys):
-    from xqglib.core.artifacts import RunDir
     from xqglib.config.profiles import load_profile
+    from xqglib.core.artifacts import RunDir
     from xqglib.pipeline.runner import run_pipeline
 
     rd = run_pipeline("smoke", run_dir=tmp_path / "run", stop=1)

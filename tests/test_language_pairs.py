@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from xqglib.core.errors import UserError
-from xqglib.data.matrix import build_cell
 from xqglib.data import sources as D
+from xqglib.data.matrix import build_cell
 
 
 def article(title: str, paragraphs: list[tuple[str, list[tuple[str, str, str]]]]) -> dict:

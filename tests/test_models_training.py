@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from xqglib.method.encoding import DenseEncoder, passage_text
 from xqglib.method.generator import QueryGenerator, generate_xqg, xqg_prompt
 from xqglib.method.generator_training import at_plateau, train_generator
+from xqglib.method.retriever_training import contrastive_loss, train_retriever
 from xqglib.models.builds import build_model
 from xqglib.models.registry import encoder_spec, load_encoder, load_generator, load_tokenizer
-from xqglib.method.retriever_training import contrastive_loss, train_retriever
 
 PAIRS = [
     {"lang": "th", "title": "Super Bowl 50", "text": "The Broncos defeated the Panthers 24–10.",

@@ -11,18 +11,21 @@ import statistics
 import pandas as pd
 import pytest
 
-from xqglib.study import analysis as A
-from xqglib.study import experiments as E
-from xqglib.pipeline import stages as S
+from xqglib.config.profiles import load_profile
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
-from xqglib.evaluation.rq1 import COLUMNS, load_results
 from xqglib.core.paths import repo_root
-from xqglib.config.profiles import load_profile
-from xqglib.pipeline.runner import book_toc, build_book, run_pipeline
-from xqglib.study import tables as R
 from xqglib.evaluation import rq3 as V3
+from xqglib.evaluation.rq1 import COLUMNS, load_results
+from xqglib.pipeline import stages as S
+from xqglib.pipeline.runner import book_toc, build_book, run_pipeline
+from xqglib.study import analysis as A
+from xqglib.study import experiments as E
 from xqglib.study import rq3 as A3
+from xqglib.study import tables as R
+
+#: runs the pipeline, torchrun or the book end to end: `make test-e2e`
+pytestmark = pytest.mark.e2e
 
 SMOKE = load_profile("smoke")
 
@@ -55,8 +58,15 @@ def test_every_stage_writes_what_the_stage_table_declares(smoke_runs):
     for system in ("base", "base+xQG", "xdr", "xdr+xQG"):
         lines = rd.trec_run(system).read_text().splitlines()
         assert len(lines) == 3 * 12 * 20  # 3 languages x 12 questions x depth 20
-    timings = json.loads(rd.timings.read_text())
-    assert {key.split(":")[0] for key in timings} == {f"{s.number} {s.name}" for s in S.STAGES}
+    from xqglib.core.timing import read_timings
+
+    timings = read_timings(rd.timings)
+    assert {(t.stage, t.stage_name) for t in timings} == {(s.number, s.name) for s in S.STAGES}
+    # the library times the work it may reuse: every training, generation and reading says so
+    works = {(t.stage, t.part): t.work for t in timings if t.work}
+    assert works[(2, "tiny-gemma3")] == works[(4, "xdr")] == works[(10, "reader")] == "training"
+    assert works[(3, "tiny-gemma3")] == works[(11, "generate")] == "generation"
+    assert works[(12, "score and read")] == "reading"
 
 
 def test_the_results_table_is_tidy_and_covers_every_condition(smoke_runs):
@@ -104,7 +114,8 @@ def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     # a stored reading is reused only by the reading version that read it
     from xqglib.method.reading import READING_VERSION
 
-    assert json.loads(first.eval_file("rq3_reads.fingerprint.json").read_text())["reading version"] == READING_VERSION
+    record = json.loads(first.eval_file("rq3_reads.fingerprint.json").read_text())
+    assert record["fingerprint"]["reading_version"] == READING_VERSION
 
 
 def test_augmentation_changes_the_ranking(smoke_runs):
@@ -196,8 +207,8 @@ def test_rq2_results_are_tidy_and_agree_with_table1(smoke_runs):
 
 
 def test_rq2_tables_and_findings_come_from_the_results(smoke_runs):
-    from xqglib.study import findings as F
     from xqglib.evaluation.rq2 import load_rq2
+    from xqglib.study import findings as F
 
     rd, _ = smoke_runs
     results, probe = load_rq2(rd)
@@ -217,8 +228,8 @@ def test_rq2_tables_and_findings_come_from_the_results(smoke_runs):
 
 
 def test_rq3_tables_agree_with_each_other_and_with_the_chapter(smoke_runs):
-    from xqglib.study import findings as F
     from xqglib.core.formats import read_json
+    from xqglib.study import findings as F
 
     rd, _ = smoke_runs
     retrieval, reading, summary = V3.load_rq3(rd)
@@ -333,5 +344,5 @@ def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, tm
     assert len(train_dense_retriever(changed, rd, "xdr")) == 2
     assert "reusing" not in capsys.readouterr().out
     assert weights.stat().st_mtime_ns != before
-    fingerprint = json.loads((rd.retriever_model("xdr").parent / "fingerprint.json").read_text())
-    assert fingerprint["settings"]["retriever.max_steps"] == 2
+    record = json.loads((rd.retriever_model("xdr").parent / "fingerprint.json").read_text())
+    assert record["fingerprint"]["settings"]["retriever.max_steps"] == 2

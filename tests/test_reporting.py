@@ -1,46 +1,57 @@
-"""Report tables: numbers computed by hand."""
+"""Timing records and reuse: the seconds a run counts, from records written by the real code."""
 
 from __future__ import annotations
 
 import pytest
 
+from xqglib.core.artifacts import RunDir
+from xqglib.core.reuse import earlier, remember
+from xqglib.core.timing import Timing, read_timings, work_seconds
+from xqglib.pipeline import stages as S
 from xqglib.study.tables import timings_table
 
 
 def test_timings_total_counts_the_training_time_of_a_reused_model():
-    timings = {
-        "1 data": {"seconds": 2.0},
-        # a rerun reused this model: the stage took 0.5 s, the training it stands for 100 s
-        "2 train generator g": {"seconds": 0.5, "training seconds": 100.0},
-        "4 train retriever r": {"seconds": 51.0, "training seconds": 50.0},
-        "5 encode r": {"seconds": 10.0},
-    }
+    timings = [Timing(1, "data", seconds=2.0),
+               # a rerun reused this model: the part took 0.5 s, the training it stands for 100 s
+               Timing(2, "train-generator", "g", seconds=0.5, work="training", work_seconds=100.0, reused=True),
+               Timing(4, "train-retriever", "r", seconds=51.0, work="training", work_seconds=50.0),
+               Timing(5, "encode-search", "encode r", seconds=10.0)]
     table = timings_table(timings)
     assert table.loc["total", "seconds"] == pytest.approx(2.0 + 100.0 + 51.0 + 10.0)
-    assert table.loc["2 train generator g", "seconds"] == 0.5  # the rows stay as recorded
+    assert table.loc["2 train-generator: g", "seconds"] == 0.5  # the rows stay as recorded
+    assert table.loc["2 train-generator: g", "reused"] == "yes"
+    assert work_seconds(timings, 2, "g") == 100.0 and work_seconds(timings, 5, "encode r") == 10.0
+    assert work_seconds(timings, 3, "g") is None
 
 
-def test_a_reused_generation_counts_the_seconds_it_took(tmp_path):
-    """A stage part that reuses a generated file records the generation's own seconds (kept in
-    the file's fingerprint record), and the run's total counts them."""
-    from xqglib.pipeline import stages as S
-    from xqglib.core.artifacts import RunDir
-    from xqglib.core.formats import read_json, write_json
-    from xqglib.core.reuse import same_generation
-
+def test_a_reused_work_counts_the_seconds_it_took(tmp_path):
+    """A part that reuses work records the seconds kept in the work's record; a changed
+    fingerprint or a missing output is not reused; records carry stage and part as fields."""
     rd = RunDir(tmp_path)
-    done = tmp_path / "generated.fingerprint.json"
-    fingerprint = {"generator": "abc", "settings": {"n": 5}}
-    write_json(done, {**fingerprint, "seconds": 720.5})
-    with S.timed(rd, "generate", "g"):
-        assert same_generation(done, fingerprint)
-    with S.timed(rd, "evaluate"):  # a later block does not inherit it
-        assert not same_generation(done, {**fingerprint, "settings": {"n": 4}})
-    timings = read_json(rd.timings)
-    record = timings["3 generate: g"]
-    assert record["generation seconds"] == 720.5 and record["seconds"] < 5
-    assert "generation seconds" not in timings["6 evaluate"]
-    assert timings_table(timings).loc["total", "seconds"] == pytest.approx(720.5 + timings["6 evaluate"]["seconds"])
-    # a record written before the seconds were kept still matches
-    write_json(done, fingerprint)
-    assert same_generation(done, fingerprint)
+    record, output = tmp_path / "generated.fingerprint.json", tmp_path / "generated.jsonl"
+    made_from = {"generator": "abc", "settings": {"n": 5}}
+    output.write_text("{}\n")
+    remember(record, made_from, 720.5)
+    with S.timed(rd, "generate", "g") as timing:
+        found = earlier(record, made_from, [output])
+        timing.did("generation", found["seconds"], reused=True)
+    with S.timed(rd, "evaluate"):
+        assert earlier(record, {**made_from, "settings": {"n": 4}}, [output]) is None
+        assert earlier(record, made_from, [tmp_path / "missing.jsonl"]) is None
+    timings = read_timings(rd.timings)
+    assert [(t.stage, t.stage_name, t.part) for t in timings] == [(3, "generate", "g"), (6, "evaluate", None)]
+    generate, evaluate = timings
+    assert generate.work_seconds == 720.5 and generate.reused and generate.seconds < 5
+    assert evaluate.work_seconds is None
+    assert timings_table(timings).loc["total", "seconds"] == pytest.approx(720.5 + evaluate.seconds)
+
+
+def test_timing_a_part_again_replaces_its_record(tmp_path):
+    rd = RunDir(tmp_path)
+    for _ in range(2):
+        with S.timed(rd, "generate", "g", n=2):
+            pass
+    with S.timed(rd, "generate", "h"):
+        pass
+    assert [(t.part, t.details) for t in read_timings(rd.timings)] == [("g", {"n": 2}), ("h", {})]

@@ -8,19 +8,18 @@ import random
 
 import numpy as np
 import pytest
-
-from xqglib.study import experiments as E
-from xqglib.data import xquadr as L
-from xqglib.method.augmentation import combine, fuse
-from xqglib.core.errors import UserError
-from xqglib.config.profiles import load_profile
-from xqglib.method.retriever_training import first_of_each, hybrid_training_batches, row_batches, train_on_batches
-from xqglib.evaluation.significance import bootstrap_interval
-
 from test_alignment import items
 from test_lareqa import DE, EN
+
+from xqglib.config.profiles import load_profile
+from xqglib.core.errors import UserError
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
+from xqglib.data import xquadr as L
+from xqglib.evaluation.significance import bootstrap_interval
+from xqglib.method.augmentation import combine, fuse
+from xqglib.method.retriever_training import first_of_each, hybrid_training_batches, row_batches, train_on_batches
+from xqglib.study import experiments as E
 
 
 def rows(n: int) -> list[dict]:

@@ -14,19 +14,19 @@ import torch
 from scipy import stats
 from test_language_pairs import PARALLEL
 
-from xqglib.core.artifacts import RunDir
-from xqglib.method.encoding import DenseEncoder
-from xqglib.core.errors import UserError
-from xqglib.data.matrix import build_cell
-from xqglib.models.registry import encoder_spec, load_reader, load_tokenizer
 from xqglib.config.profiles import load_profile
-from xqglib.method.reading import Reader, ReaderExample, best_over_passages, best_span, train_reader
+from xqglib.core.artifacts import RunDir
+from xqglib.core.errors import UserError
 from xqglib.data import b1 as D
-from xqglib.pipeline import rq1 as P1
-from xqglib.pipeline import rq2 as P2
 from xqglib.data import matrix as MX
+from xqglib.data.matrix import build_cell
 from xqglib.evaluation import rq3 as V3
 from xqglib.method import augmentation as AUG
+from xqglib.method.encoding import DenseEncoder
+from xqglib.method.reading import Reader, ReaderExample, best_over_passages, best_span, train_reader
+from xqglib.models.registry import encoder_spec, load_reader, load_tokenizer
+from xqglib.pipeline import rq1 as P1
+from xqglib.pipeline import rq2 as P2
 from xqglib.pipeline import rq3 as P3
 from xqglib.study import experiments as E
 from xqglib.study import rq3 as A3

@@ -1,4 +1,4 @@
-"""A run that never lies: each defect found by trying (issue 14) ends in a clear error or the
+"""A run that never lies: each defect found by trying ends in a clear error or the
 right result. Fast: tiny models, hand-made files."""
 
 from __future__ import annotations
@@ -64,35 +64,36 @@ def test_embeddings_out_of_step_with_their_ids_are_refused(tmp_path):
 
 def _trained_copy(tmp_path: Path):
     """A tiny retriever 'trained' and saved as the pipeline saves it, with its fingerprint."""
+    from xqglib.core.reuse import save_model
     from xqglib.models.builds import build_model
     from xqglib.models.registry import load_encoder, load_tokenizer
-    from xqglib.core.reuse import save_trained
 
     folder = tmp_path / "retrievers" / "x" / "model"
     tiny = build_model("tiny-bert")
     fingerprint = {"model": "tiny-bert", "settings": {}, "inputs": {}}
-    save_trained(load_encoder(str(tiny)), load_tokenizer(str(tiny)), folder, folder.with_name("log.json"),
-                  [{"step": 1}], fingerprint)
+    save_model(load_encoder(str(tiny)), load_tokenizer(str(tiny)), folder, folder.with_name("log.json"),
+               [{"step": 1}], fingerprint, 12.5)
     return folder, fingerprint
 
 
 def test_a_corrupt_model_folder_is_trained_again_not_reused(tmp_path, capsys):
-    from xqglib.core.reuse import earlier_training
+    from xqglib.core.reuse import earlier_model
 
     folder, fingerprint = _trained_copy(tmp_path)
-    assert earlier_training(folder, folder.with_name("log.json"), fingerprint) == [{"step": 1}]
+    assert earlier_model(folder, folder.with_name("log.json"), fingerprint) == ([{"step": 1}], 12.5)
+    assert earlier_model(folder, folder.with_name("log.json"), {**fingerprint, "settings": {"lr": 1}}) is None
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-10:] = b"\0" * 10
     weights.write_bytes(bytes(data))
-    assert earlier_training(folder, folder.with_name("log.json"), fingerprint) is None
+    assert earlier_model(folder, folder.with_name("log.json"), fingerprint) is None
     assert "its weights differ from the ones saved" in capsys.readouterr().out
 
 
 def test_a_failed_model_save_leaves_no_partial_folder(tmp_path, monkeypatch):
+    from xqglib.core.reuse import save_model
     from xqglib.models.builds import build_model
     from xqglib.models.registry import load_encoder, load_tokenizer
-    from xqglib.core.reuse import save_trained
 
     model = load_encoder(str(build_model("tiny-bert")))
 
@@ -104,8 +105,8 @@ def test_a_failed_model_save_leaves_no_partial_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(model, "save_pretrained", disk_full)
     folder = tmp_path / "retrievers" / "x" / "model"
     with pytest.raises(UserError, match="No space left on device.*free some disk space"):
-        save_trained(model, load_tokenizer(str(build_model("tiny-bert"))), folder, folder.with_name("log.json"),
-                      [], {})
+        save_model(model, load_tokenizer(str(build_model("tiny-bert"))), folder, folder.with_name("log.json"),
+                   [], {}, 1.0)
     assert sorted(p.name for p in folder.parent.iterdir()) == []  # no model.partial, no fingerprint
 
 
@@ -124,9 +125,9 @@ def test_hard_negatives_are_drawn_anew_each_epoch_as_tevatron():
 
 def test_retriever_training_clips_gradients_to_norm_one(monkeypatch):
     from xqglib.method.encoding import DenseEncoder
+    from xqglib.method.retriever_training import train_retriever
     from xqglib.models.builds import build_model
     from xqglib.models.registry import encoder_spec, load_encoder, load_tokenizer
-    from xqglib.method.retriever_training import train_retriever
 
     seen = []
     real = torch.nn.utils.clip_grad_norm_
@@ -248,8 +249,8 @@ def test_a_bare_jupyter_book_build_without_the_executed_notebooks_fails(tmp_path
 
 
 def test_overrides_never_silently_replace_the_profiles_own_run(tmp_path, monkeypatch, real_data):
-    from xqglib.pipeline import stages as S
     from xqglib.config.profiles import load_profile
+    from xqglib.pipeline import stages as S
     from xqglib.pipeline.runner import run_pipeline
 
     monkeypatch.setenv("XQG_RUNS_DIR", str(tmp_path))
@@ -284,9 +285,9 @@ def test_an_interrupted_run_exits_cleanly_and_can_resume(tmp_path, real_data, si
     import sys
     import time
 
-    from xqglib.pipeline import stages as S
-    from xqglib.core.paths import repo_root
     from xqglib.config.profiles import load_profile
+    from xqglib.core.paths import repo_root
+    from xqglib.pipeline import stages as S
 
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "xqglib", "run", "--profile", "smoke", "--run-dir", str(run),

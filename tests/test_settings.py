@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from xqglib.core.errors import UserError
-from xqglib.core.paths import repo_root
 from xqglib.config.profiles import PROFILES, load_profile
 from xqglib.config.settings import SECTIONS, describe, parse_assignments, validate
+from xqglib.core.errors import UserError
+from xqglib.core.paths import repo_root
 
 
 def test_every_profile_is_sound_and_grouped_in_sections():

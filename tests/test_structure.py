@@ -3,37 +3,64 @@ agrees with the notebooks."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from xqglib.pipeline import stages as S
-from xqglib.core.paths import repo_root
 from xqglib.config.profiles import PROFILES
+from xqglib.core.paths import repo_root
+from xqglib.pipeline import stages as S
 
 PACKAGE = repo_root() / "xqglib"
+#: the subpackages, each one concern (README's Layout says what lives where)
+SUBPACKAGES = ("config", "core", "models", "method", "data", "evaluation", "study", "pipeline")
 
 
-def imports_of(module: Path) -> set[str]:
-    """The xqglib modules a module imports, at any depth of its code (lazy imports count too)."""
-    out = set()
-    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
-            else:
-                out.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xqglib."):
-            out.add(node.module.split(".")[1])
+def module_names() -> dict[str, Path]:
+    """Every module of the library by dotted name below ``xqglib`` ("core.formats", "cli")."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] in ("__init__", "__main__"):
+            continue
+        out[".".join(parts)] = path
+    return out
+
+
+def xqglib_imports(tree: ast.AST, modules: set[str]) -> list[tuple[str, list[str]]]:
+    """(module, names) for every import of a library module, at any depth (lazy ones too)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("xqglib"):
+            base = node.module[len("xqglib."):] if node.module != "xqglib" else ""
+            for alias in node.names:
+                child = f"{base}.{alias.name}" if base else alias.name
+                out.append((child, []) if child in modules else (base, [alias.name]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name[len("xqglib."):], []) for a in node.names if a.name.startswith("xqglib.")]
     return out
 
 
 def graph() -> dict[str, set[str]]:
-    return {p.stem: imports_of(p) for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    modules = module_names()
+    return {name: {m for m, _ in xqglib_imports(ast.parse(path.read_text(encoding="utf-8")), set(modules))
+                   if m in modules}
+            for name, path in modules.items()}
+
+
+def reach(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = list(edges.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += edges.get(node, ())
+    return seen
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -58,28 +85,71 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_cycle_finder_finds_cycles():
+def test_the_graph_helpers_find_cycles_and_indirect_imports():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+    assert reach({"a": {"b"}, "b": {"c"}, "c": set()}, "a") == {"b", "c"}
+    tree = ast.parse("from xqglib.core import formats\nfrom xqglib.study.rq3 import cell_table\n"
+                     "def f():\n    from xqglib.pipeline import stages as S\n")
+    found = xqglib_imports(tree, {"core.formats", "study.rq3", "pipeline.stages"})
+    assert sorted(m for m, _ in found) == ["core.formats", "pipeline.stages", "study.rq3"]
+
+
+def test_every_module_lives_in_a_subpackage_that_says_what_it_holds():
+    top = {name for name in module_names() if "." not in name}
+    assert top == {"cli"}, top
+    for package in SUBPACKAGES:
+        doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8")))
+        assert doc and len(doc.split()) >= 8, package
+    assert {name.split(".")[0] for name in module_names()} - {"cli"} == set(SUBPACKAGES)
 
 
 def test_no_import_cycle_in_xqglib():
     edges = graph()
-    assert {"stages", "settings", "experiments", "evaluation", "analysis", "significance"} <= set(edges)
+    assert {"pipeline.stages", "config.settings", "study.experiments", "evaluation.rq1"} <= set(edges)
     assert find_cycle(edges) is None, find_cycle(edges)
 
 
 def test_running_and_analysis_live_apart():
+    """Evaluation and analysis never reach the pipeline, not even through another module; the
+    running machinery (stage table, runner) reaches no analysis."""
     edges = graph()
-    running = {"pipeline", "runner", "stages"}
-    analysing = {"analysis", "significance", "reporting"}
-    for module in analysing | {"evaluation", "evaluation_rq2", "findings"}:
-        assert not edges[module] & running, (module, edges[module] & running)
-    for module in running:
-        assert not edges[module] & (analysing | {"evaluation"}), (module, edges[module])
+    for module in edges:
+        if module.startswith(("evaluation.", "study.")):
+            assert not {m for m in reach(edges, module) if m.startswith("pipeline.")}, module
+    for module in ("pipeline.stages", "pipeline.runner"):
+        assert not {m for m in reach(edges, module) if m.startswith("evaluation.")
+                    or m in ("study.analysis", "study.tables", "study.figures", "study.findings")}, module
     # building a model and loading one are separate: the builder never loads through the registry
-    assert "models" not in edges["model_builds"]
+    assert "models.registry" not in reach(edges, "models.builds")
     assert not (PACKAGE / "statistics.py").exists()  # would shadow the standard library's module
+
+
+def _sources() -> dict[str, str]:
+    """The library, tests, benchmarks and notebooks' code, by file."""
+    out = {str(p): p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")}
+    out.update({str(p): p.read_text(encoding="utf-8") for d in ("tests", "benchmarks")
+                for p in (repo_root() / d).glob("*.py")})
+    for path in (repo_root() / "notebooks").glob("*.ipynb"):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        out[str(path)] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return out
+
+
+def test_nothing_uses_another_modules_underscore_names():
+    modules = set(module_names())
+    for where, text in _sources().items():
+        tree = ast.parse(text)
+        aliases = set()
+        for module, names in xqglib_imports(tree, modules):
+            assert not [n for n in names if n.startswith("_")], (where, module, names)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xqglib"):
+                aliases.update(a.asname or a.name for a in node.names
+                               if f"{node.module[len('xqglib.'):]}.{a.name}".strip(".") in modules)
+        private = [(node.value.id, node.attr) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                   and isinstance(node.value, ast.Name) and node.value.id in aliases and node.attr.startswith("_")]
+        assert not private, (where, private)
 
 
 def test_every_stage_has_its_notebook_which_opens_and_finishes_it():
@@ -131,11 +201,11 @@ def test_stage_lookup_and_ranges():
 
 def test_rerunning_some_stages_forgets_only_their_timings(tmp_path):
     from xqglib.core.artifacts import RunDir
-    from xqglib.core.formats import read_json, write_json
+    from xqglib.core.timing import Timing, read_timings, write_timings
 
     rd = RunDir(tmp_path)
-    write_json(rd.timings, {f"{s.number} {s.name}": {"seconds": 1.0} for s in S.STAGES})
+    write_timings(rd.timings, [Timing(s.number, s.name, seconds=1.0) for s in S.STAGES])
     S.forget_timings(rd, S.select(6, 6))
-    assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    assert [t.stage for t in read_timings(rd.timings)] == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
     S.forget_timings(rd, S.select(4))
-    assert sorted(int(k.split()[0]) for k in read_json(rd.timings)) == [1, 2, 3]
+    assert [t.stage for t in read_timings(rd.timings)] == [1, 2, 3]

@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute the stages' notebooks in order (papermill)")
     _add_settings_arguments(run)
     run.add_argument("--from", dest="start", default=None,
-                     help="first stage: number (1-9) or name (default: the first one not finished "
+                     help="first stage: number (1-12) or name (default: the first one not finished "
                           "under these settings; --from 1 runs them all)")
-    run.add_argument("--to", dest="stop", default=None, help="last stage: number (1-9) or name")
+    run.add_argument("--to", dest="stop", default=None, help="last stage: number (1-12) or name")
 
     book = sub.add_parser("book", help="run what a profile's book still needs, then build the book")
     _add_settings_arguments(book)

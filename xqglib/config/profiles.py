@@ -10,8 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from xqglib.config.languages import XOR_LANGUAGES
+from xqglib.config.settings import (
+    AugmentationSettings,
+    DataSettings,
+    EvaluationSettings,
+    GenerationSettings,
+    GeneratorSettings,
+    Profile,
+    RetrieverSettings,
+    RetrieverSpec,
+    RQ3Settings,
+    RunSettings,
+    XQuADRSettings,
+    apply_overrides,
+    check,
+    parse_overrides,
+)
 from xqglib.core.errors import UserError
-from xqglib.config.settings import AugmentationSettings, DataSettings, EvaluationSettings, GenerationSettings, GeneratorSettings, Profile, RetrieverSettings, RetrieverSpec, RQ3Settings, RunSettings, XOR_LANGUAGES, XQuADRSettings, apply_overrides, check, parse_overrides
 
 SMOKE = Profile(
     name="smoke",
@@ -44,11 +60,11 @@ CPU = Profile(
     name="cpu",
     description="the real offline models (multilingual-e5-small, Gemma 3 270M) on the real B1 "
                 "benchmark, sized for a 2-core machine",
-    # The floor issue 3 sets: >= 1,000 passages with every test gold paragraph, >= 5 generation
+    # The floor: >= 1,000 passages with every test gold paragraph, >= 5 generation
     # languages including ar, hi and th, n = 5 (25,000 generated queries). Measured on a 2-core
     # machine capped at AVX2 without bf16: a generator step (batch 8, ~147 tokens a pair with
     # Gemma's real tokenizer) takes ~8 s; a retriever step (32 queries, 64 passages) ~16 s. The
-    # generator trains until its dev loss levels off (the issue 11 rule), at most 240 steps.
+    # generator trains until its dev loss levels off (the plateau rule), at most 240 steps.
     data=DataSettings(max_corpus=1000),
     generator=GeneratorSettings(steps=240, eval_every=20, max_dev_pairs=64, plateau=0.02),
     # top-k over the data's 13k tokens instead of 262k: ~2x faster generation (measured; the

@@ -21,30 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xqglib.config.languages import GENERATION_LANGUAGES, XOR_LANGUAGES, XQUAD_ALL, XQUAD_LANGUAGES, XQUADR_LANGUAGES
 from xqglib.core.errors import UserError
-
-#: XQuAD languages other than English (the query languages of benchmark B1). Romanian is the
-#: later LiRo addition and is left out of the standard 11-language setting.
-XQUAD_LANGUAGES = ("ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh")
-
-#: Languages a question can be generated in on B1: XQuAD gives its training pairs.
-GENERATION_LANGUAGES = XQUAD_LANGUAGES + ("en",)
-
-#: XOR-TyDi's languages: the query (and generation) languages of benchmark B3, XOR-Retrieve.
-XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
 
 #: The benchmarks Table 1 can be built on: B1 (XQuAD -> English Wikipedia, the offline default),
 #: B3 (XOR-Retrieve itself, the paper's task: needs its 18M-passage collection) and b3-tiny (the
 #: B3 code path on a hand-made 33-passage collection in the same format, for the tests).
 BENCHMARKS = ("b1", "b3", "b3-tiny")
-
-#: Names used in the generator prompt ("Generate a {Language} question for this passage: ...").
-LANGUAGE_NAMES = {
-    "ar": "Arabic", "bn": "Bengali", "de": "German", "el": "Greek", "en": "English",
-    "es": "Spanish", "fi": "Finnish", "hi": "Hindi", "ja": "Japanese", "ko": "Korean",
-    "ro": "Romanian", "ru": "Russian", "te": "Telugu", "th": "Thai", "tr": "Turkish",
-    "vi": "Vietnamese", "zh": "Chinese",
-}
 
 #: The articles XQuAD and SQuAD v1.1 dev share, split into train / dev / test.
 SHARED_ARTICLES = 48
@@ -61,8 +44,6 @@ TRAININGS = ("none", "english", "crosslingual")
 #: How the second research question's contrastive arms are trained (see :class:`ContrastiveSettings`).
 CONTRASTIVE_TRAININGS = ("align", "hybrid")
 
-#: The languages of XQuAD-R (benchmark B2): the ten of B1 and English.
-XQUADR_LANGUAGES = tuple(sorted(XQUAD_LANGUAGES + ("en",)))
 
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
@@ -211,8 +192,6 @@ class XQuADRSettings:
                                     "trained retrievers are scored on the test articles only")
 
 
-#: XQuAD's twelve languages (Romanian included): the third research question's matrix.
-XQUAD_ALL = tuple(sorted(XQUAD_LANGUAGES + ("en", "ro")))
 
 
 @dataclass(frozen=True)

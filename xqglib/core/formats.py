@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from xqglib.core.errors import UserError
 import numpy as np
+
+from xqglib.core.errors import UserError
 
 
 @contextlib.contextmanager

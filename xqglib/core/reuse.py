@@ -1,40 +1,96 @@
-"""The pipeline's stage functions, wiring the pure modules to the run directory.
+"""Reuse: work is done again only where what it is made from has changed.
 
-Each notebook opens its stage (:func:`open_run`: settings checked, earlier stages' outputs
-checked against the current settings), calls these functions, and closes it
-(:func:`finish_stage`). Each reads only what earlier stages wrote into the run directory, so a
-stage can be rerun on its own. What the stages are, and what each reads and writes, is declared
-once in :mod:`xqglib.pipeline.stages`; evaluation and analysis live in :mod:`xqglib.evaluation.rq1` and
-:mod:`xqglib.study.analysis`.
+Every reusable output (a trained model, a generated-query file, a sharded encoding, a reading) has
+a *record* beside it: the *fingerprint* of what it was made from (settings, digests of its input
+files and models, code versions), the seconds the making took, and details. The work is reused
+when the record's fingerprint equals the one the current settings give and its outputs are there
+(a model's weights must also be the ones saved). The record is written last, so an interrupted
+making leaves none behind.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-from xqglib.pipeline import stages as S
+from xqglib.config.settings import Profile
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, sha256_file, sha256_text, write_json
 from xqglib.models.builds import BUILDERS, build_stamp
 from xqglib.models.registry import resolve
-from xqglib.config.settings import Profile
+
+
+def fingerprint(**parts: Any) -> dict[str, Any]:
+    """A fingerprint as it reads back from JSON (tuples become lists), so that it compares equal."""
+    return json.loads(json.dumps(parts, sort_keys=True, ensure_ascii=False))
+
+
+def file_digests(paths: Sequence[Path]) -> dict[str, str]:
+    """SHA-256 of each input file, by name."""
+    return {p.name: sha256_file(p) for p in paths}
+
+
+def earlier(record: Path, wanted: dict[str, Any], outputs: Sequence[Path] = ()) -> dict[str, Any] | None:
+    """The record of work done earlier from exactly ``wanted``, if it and its outputs exist."""
+    if not record.exists() or not all(p.exists() for p in outputs):
+        return None
+    found = read_json(record)
+    return found if found.get("fingerprint") == wanted else None
+
+
+def remember(record: Path, made_from: dict[str, Any], seconds: float, **details: Any) -> None:
+    """Write the record of work just done (after its outputs)."""
+    write_json(record, {"fingerprint": made_from, "seconds": round(float(seconds), 2), **details})
 
 
 # --------------------------------------------------------------------------------------------
-# 2. generator training, 3. generation
+# Trained models
 # --------------------------------------------------------------------------------------------
 
-def save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: list[dict[str, float]],
-                  fingerprint: dict[str, Any]) -> None:
-    """A trained model as a Hugging Face folder (written beside it, then renamed into place),
-    its training log, and the fingerprint of what it was trained from (written last)."""
+def model_record(folder: Path) -> Path:
+    return folder.with_name("fingerprint.json")
+
+
+def weights_digest(folder: Path) -> str:
+    """SHA-256 over a model folder's weight files (what a reuse must find unchanged)."""
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    if not files:
+        return "no weights"
+    return sha256_text(" ".join(f"{f.name}:{sha256_file(f)}" for f in files))
+
+
+def training_fingerprint(cfg: Profile, model: str, sections: Sequence[str], inputs: Sequence[Path],
+                         **extra: Any) -> dict[str, Any]:
+    """What a trained model depends on: its base model (and the builder's version where it is
+    built locally), its settings (``sections`` and the run's), its training files and ``extra``."""
+    base = build_stamp(Path(resolve(model))) if model in BUILDERS else None
+    return fingerprint(model=model, **({"build": base} if base else {}), settings=cfg.select([*sections, "run"]),
+                       inputs=file_digests(inputs), **extra)
+
+
+def earlier_model(folder: Path, log_path: Path, wanted: dict[str, Any]) -> tuple[list[dict[str, Any]], float] | None:
+    """The training log and seconds of a model trained earlier from ``wanted``, if its folder
+    still holds the weights saved then (a corrupt or changed folder is trained again)."""
+    found = earlier(model_record(folder), wanted, [folder, log_path])
+    if found is None:
+        return None
+    if found.get("weights") != weights_digest(folder):
+        print(f"not reusing {folder}: its weights differ from the ones saved (corrupt or changed); training again")
+        return None
+    print(f"reusing {folder}: trained earlier from the same data and settings")
+    return read_json(log_path), found["seconds"]
+
+
+def save_model(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: list[dict[str, Any]],
+               made_from: dict[str, Any], seconds: float) -> None:
+    """A trained model as a Hugging Face folder (written beside it, then renamed into place), its
+    training log, then its record."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    fingerprint_path(folder).unlink(missing_ok=True)
+    model_record(folder).unlink(missing_ok=True)
     try:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
@@ -47,59 +103,4 @@ def save_trained(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: 
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     write_json(log_path, log)
-    write_json(fingerprint_path(folder), {**fingerprint, "weights": weights_digest(folder)})
-
-
-def training_fingerprint(cfg: Profile, model: str, section: str, inputs: list[Path],
-                         extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """What a trained model depends on: the base model (with its builder's version where it is
-    built locally), its settings section ("generator" or "retriever", and any ``extra`` settings)
-    and the run settings (seed, bf16), and the SHA-256 of its training data files."""
-    base = build_stamp(Path(resolve(model))) if model in BUILDERS else None
-    return json.loads(json.dumps({"model": model, **({"build": base} if base else {}),
-                                  "settings": cfg.select([section, *extra, "run"]),
-                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
-
-
-def fingerprint_path(folder: Path) -> Path:
-    return folder.with_name("fingerprint.json")
-
-
-def weights_digest(folder: Path) -> str:
-    """SHA-256 over a model folder's weight files (what a reuse must find unchanged)."""
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    if not files:
-        return "no weights"
-    return sha256_text(" ".join(f"{f.name}:{sha256_file(f)}" for f in files))
-
-
-def earlier_training(folder: Path, log_path: Path,
-                      fingerprint: dict[str, Any]) -> list[dict[str, float]] | None:
-    """The log of a model trained earlier from exactly the same inputs, if there is one: a rerun
-    (say after a later stage failed) reuses it instead of spending the training time again. A
-    folder whose weights no longer match what was saved (corrupt, changed) is trained again."""
-    path = fingerprint_path(folder)
-    if not (folder.is_dir() and log_path.exists() and path.exists()):
-        return None
-    recorded = read_json(path)
-    if {k: v for k, v in recorded.items() if k != "weights"} != fingerprint:
-        return None
-    digest = weights_digest(folder)
-    if "weights" not in recorded:  # recorded by a version that kept no digest: keep this one from now on
-        write_json(path, {**recorded, "weights": digest})
-    elif recorded["weights"] != digest:
-        print(f"not reusing {folder}: its weights differ from the ones saved (corrupt or changed); training again")
-        return None
-    print(f"reusing {folder}: trained earlier from the same data and settings")
-    return read_json(log_path)
-
-
-def same_generation(done: Path, fingerprint: dict[str, Any]) -> bool:
-    """Whether the generated file whose fingerprint record is ``done`` was generated from what
-    ``fingerprint`` names. The record also keeps the seconds that generation took: a reuse notes
-    them (:func:`xqglib.pipeline.stages.note_reused`), so the run's time counts the work the file stands for."""
-    record = read_json(done) if done.exists() else None
-    if record is None or {k: v for k, v in record.items() if k != "seconds"} != fingerprint:
-        return False
-    S.note_reused("generation", record.get("seconds"))
-    return True
+    remember(model_record(folder), made_from, seconds, weights=weights_digest(folder))

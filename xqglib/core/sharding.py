@@ -1,4 +1,4 @@
-"""Work split across processes (issue 15): each rank takes a contiguous slice of a corpus, streams
+"""Work split across processes: each rank takes a contiguous slice of a corpus, streams
 it (never the whole collection in memory), writes its own shard of vectors with their ids, and a
 merge step checks that every document is there exactly once, in corpus order.
 

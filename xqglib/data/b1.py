@@ -1,38 +1,23 @@
-"""Data layer: loaders for the public files and the B1 benchmark built from them.
+"""Benchmark B1 ("XQuAD -> English Wikipedia", the XOR-Retrieve analogue) and its training data.
 
-Files are read from the data directory (``$XQG_DATA_DIR``; see :func:`xqglib.core.paths.data_dir`).
-A file that is absent there is downloaded once from its canonical public URL and checked against
-its SHA-256; if that is impossible (offline), the error says which file is missing and where it is
-published. A file that is there is checked against the same SHA-256 whenever it is loaded. Nothing from the data directory is ever written into the project.
-
-Benchmark B1 ("XQuAD -> English Wikipedia", the XOR-Retrieve analogue): questions in the non-English
-XQuAD languages are answered from the English paragraphs of SQuAD v1.1 dev (with their titles). The
-48 articles that XQuAD and SQuAD dev share are split, seeded, into train / dev / test; generator and
-retrievers learn only from train-article questions, and every paragraph stays in the corpus.
+Questions in the non-English XQuAD languages are answered from the English paragraphs of SQuAD
+v1.1 dev (with their titles). The 48 articles that XQuAD and SQuAD dev share are split, seeded,
+into train / dev / test; generator, retrievers and reader learn only from train-article
+questions, and every paragraph stays in the corpus.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import random
-import urllib.error
-import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xqglib.core.progress import progress
-
-from xqglib.core.paths import cache_dir, data_dir
 from xqglib.config.settings import Profile
 from xqglib.core.errors import UserError
-from xqglib.core.formats import atomic_open, read_jsonl, sha256_file, write_json
-from xqglib.data.sources import KNOWN_FILES, Passage, _XQUADR_SHA, _XQUADR_URL, _XQUAD_SHA, _XQUAD_URL, load_squad_dev, load_xquad
-KNOWN_FILES.update({f"xquad/xquad.{l}.json": (_XQUAD_URL.format(l), s) for l, s in _XQUAD_SHA.items()})
-KNOWN_FILES.update({f"xquad-r/{l}.json": (_XQUADR_URL.format(l), s) for l, s in _XQUADR_SHA.items()})
+from xqglib.data.sources import Passage, load_squad_dev, load_xquad
 
 
 @dataclass

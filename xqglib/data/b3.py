@@ -36,13 +36,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir
-from xqglib.data.sources import XOR_CORPUS, Passage, download, iter_xor_corpus, load_xor_retrieve
-from xqglib.data.b1 import data_dir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import atomic_open, sha256_file, write_json, write_jsonl, write_qrels
+from xqglib.core.paths import data_dir
 from xqglib.core.progress import progress
-from xqglib.config.settings import Profile
+from xqglib.data.sources import XOR_CORPUS, Passage, download, iter_xor_corpus, load_xor_retrieve
 
 #: Where XOR-Retrieve's collection is published (the XOR QA README); no checksum is published.
 XOR_CORPUS_URL = "https://nlp.cs.washington.edu/xorqa/XORQA_site/data/models/enwiki_20190201_w100.tsv"
@@ -51,7 +51,7 @@ TEVATRON_XOR = ("Tevatron/xor-tydi", "eng_span")
 #: English Natural Questions with DPR's passages: the zero-shot ("english") rows' training data.
 TEVATRON_NQ = "Tevatron/wikipedia-nq"
 #: The hand-made collection of ``b3-tiny``.
-TINY_CORPUS = Path(__file__).with_name("resources") / "xor_tiny_w100.tsv"
+TINY_CORPUS = Path(__file__).parent.parent / "resources" / "xor_tiny_w100.tsv"
 #: Share of the XOR train questions held out for the generator's dev loss (XOR dev is the test set).
 GENERATOR_DEV_SHARE = 0.05
 

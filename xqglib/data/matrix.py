@@ -1,4 +1,4 @@
-"""The query-language x passage-language matrix of XQuAD (the third research question, issue 13).
+"""The query-language x passage-language matrix of XQuAD (the third research question).
 
 XQuAD gives each of its 240 paragraphs and 1,190 questions in 12 languages, human-translated and
 aligned: the same article, paragraph and question id in every language. A *cell* (Q, P) of the
@@ -13,23 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xqglib.core.errors import UserError
-import json
-import random
-import time
-from collections.abc import Sequence
-from typing import Any
-import numpy as np
-import pandas as pd
-from xqglib.pipeline import stages as S
 from xqglib.core.artifacts import RunDir
-from xqglib.method.augmentation import combine, expanded_text, fuse, queries_document
-from xqglib.method.encoding import passage_text
 from xqglib.core.errors import UserError
-from xqglib.core.formats import read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl
-from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1
-from xqglib.method.reading import best_over_passages
-from xqglib.config.settings import PAPER_QUERIES_PER_PASSAGE, Profile
+from xqglib.core.formats import read_jsonl
 
 
 @dataclass
@@ -142,3 +128,10 @@ def question_of(paragraph: dict[str, Any], qid: str) -> str:
         if qa["id"] == qid:
             return qa["question"]
     raise UserError(f"XQuAD files are not parallel at question {qid}")
+
+
+def vocabulary_texts(rd: RunDir, corpus: Sequence[dict[str, Any]]) -> list[str]:
+    """The texts whose tokens the generator may write for the matrix's passages: the passages and
+    the train- and dev-article questions it was trained towards."""
+    pairs = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))
+    return [p["text"] for p in corpus] + [p["question"] for p in pairs]

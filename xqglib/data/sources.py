@@ -1,35 +1,28 @@
-"""Data layer: loaders for the public files and the B1 benchmark built from them.
+"""The public files the study reads, and their digests.
 
 Files are read from the data directory (``$XQG_DATA_DIR``; see :func:`xqglib.core.paths.data_dir`).
-A file that is absent there is downloaded once from its canonical public URL and checked against
-its SHA-256; if that is impossible (offline), the error says which file is missing and where it is
-published. A file that is there is checked against the same SHA-256 whenever it is loaded. Nothing from the data directory is ever written into the project.
-
-Benchmark B1 ("XQuAD -> English Wikipedia", the XOR-Retrieve analogue): questions in the non-English
-XQuAD languages are answered from the English paragraphs of SQuAD v1.1 dev (with their titles). The
-48 articles that XQuAD and SQuAD dev share are split, seeded, into train / dev / test; generator and
-retrievers learn only from train-article questions, and every paragraph stays in the corpus.
+A file absent there is downloaded once from its canonical public URL and checked against its
+SHA-256; offline, the error says which file is missing and where it is published. A file that is
+there is checked against the same SHA-256 whenever it is loaded; nothing is ever written into the
+data directory.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import random
 import urllib.error
 import urllib.request
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xqglib.core.progress import progress
-
-from xqglib.core.paths import cache_dir, data_dir
 from xqglib.config.settings import Profile
 from xqglib.core.errors import UserError
 from xqglib.core.formats import atomic_open, read_jsonl, sha256_file, write_json
+from xqglib.core.paths import cache_dir, data_dir
+from xqglib.core.progress import progress
 
 _XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
 _XQUADR_URL = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master/xquad-r/{}.json"
@@ -74,7 +67,8 @@ _XQUADR_SHA = {
     "vi": "e35926bf5cc6fc6ecbdfca49467aabeb454f08d152d7818143a906bd31dde995",
     "zh": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
 }
-XQUAD_LANGUAGES: tuple[str, ...] = tuple(sorted(_XQUAD_SHA))
+KNOWN_FILES.update({f"xquad/xquad.{lang}.json": (_XQUAD_URL.format(lang), sha) for lang, sha in _XQUAD_SHA.items()})
+KNOWN_FILES.update({f"xquad-r/{lang}.json": (_XQUADR_URL.format(lang), sha) for lang, sha in _XQUADR_SHA.items()})
 #: XOR-Retrieve's question files by split (benchmark B3).
 XOR_FILES = {"dev": "xor_dev_retrieve_eng_span_v1_1.jsonl", "train": "xor_train_retrieve_eng_span.jsonl"}
 
@@ -200,8 +194,6 @@ def load_xquad_r(lang: str, root: Path | None = None) -> list[dict[str, Any]]:
     return squad_articles(data_file(f"xquad-r/{lang}.json", root))
 
 
-XQUADR_LANGUAGES: tuple[str, ...] = tuple(sorted(_XQUADR_SHA))
-XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
 
 
 def load_xor_retrieve(split: str, root: Path | None = None) -> list[dict[str, Any]]:

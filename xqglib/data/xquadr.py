@@ -31,32 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import bisect
-import json
-import random
-import shutil
-import time
-from pathlib import Path
-from typing import Any
-import numpy as np
-import torch
-from xqglib.data import xquadr as lareqa
-from xqglib.pipeline import stages as S
-from xqglib.core.artifacts import RunDir, safe_name
-from xqglib.method.encoding import DenseEncoder, passage_text
-from xqglib.study.experiments import main_conditions
-from xqglib.core.errors import UserError
-from xqglib.core.formats import read_json, read_jsonl, save_npy, sha256_file, sha256_text, write_json, write_jsonl, write_qrels, write_trec_run
-from xqglib.method.sampling import SAMPLER_VERSION
-from xqglib.method.generator import QueryGenerator, data_vocabulary, generate_xqg, generation_batches, head_agreement
-from xqglib.method.generator_training import train_generator
-from xqglib.models.builds import BUILDERS, build_stamp
-from xqglib.models.registry import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
-from xqglib.config.profiles import load_profile
-from xqglib.method.retriever_training import train_retriever
-from xqglib.method.search import RetrieverSearch
-from xqglib.core.sharding import encoding_record
-from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile
+from xqglib.config.languages import XQUADR_LANGUAGES
+from xqglib.config.settings import Profile
+from xqglib.core.artifacts import RunDir
+from xqglib.core.formats import read_json, read_jsonl
 from xqglib.data import sources as D
 
 
@@ -124,7 +102,7 @@ def build(articles_per_language: dict[str, list[dict[str, Any]]]) -> XQuADR:
 
 def load(languages: Sequence[str] | None = None, root: Path | None = None) -> XQuADR:
     """XQuAD-R in ``languages`` (default: all 11) from the data directory."""
-    languages = list(languages or D.XQUADR_LANGUAGES)
+    languages = list(languages or XQUADR_LANGUAGES)
     return build({lang: D.load_xquad_r(lang, root) for lang in languages})
 
 
@@ -138,8 +116,9 @@ def paragraph_docids(corpus: Sequence[dict[str, str]], root: Path | None = None)
 
 
 def test_pool(bench: XQuADR, split: dict[str, str], corpus: Sequence[dict[str, str]]) -> XQuADR:
-    """The benchmark on B1's test articles, on the paragraphs the B1 corpus holds (all of them unless the corpus or the test questions are
-    capped): xQG attaches a paragraph's generated queries, so each scored paragraph needs them."""
+    """The benchmark on B1's test articles, on the paragraphs the B1 corpus holds (all of them
+    unless the corpus or the test questions are capped): xQG attaches a paragraph's generated
+    queries, so each scored paragraph needs them."""
     titles = {title for title, part in split.items() if part == "test"}
     return bench.restrict(titles, set(paragraph_docids(corpus)))
 
@@ -220,11 +199,11 @@ def per_question(bench: XQuADR, question_vectors: np.ndarray, candidate_vectors:
 # 8. the second research question's encodings: B1 for the arms, XQuAD-R for every retriever
 # --------------------------------------------------------------------------------------------
 
-def xquadr_pool(cfg: Profile, rd: RunDir, name: str, full: lareqa.XQuADR | None = None) -> lareqa.XQuADR:
+def xquadr_pool(cfg: Profile, rd: RunDir, name: str, full: XQuADR | None = None) -> XQuADR:
     """The XQuAD-R pool a retriever is scored on: the full pool (all articles; ``full``, where it
     is loaded already) for the untrained encoder where ``xquadr.full_pool`` says so, else the test
     articles only (no trained retriever has seen a question of them; :func:`xqglib.data.xquadr.test_pool`)."""
-    bench = full if full is not None else lareqa.load(cfg.xquadr.languages)
+    bench = full if full is not None else load(cfg.xquadr.languages)
     if cfg.retriever_spec(name).training == "none" and cfg.xquadr.full_pool:
         return bench
-    return lareqa.test_pool(bench, read_json(rd.require(rd.split, "data")), read_jsonl(rd.require(rd.corpus, "data")))
+    return test_pool(bench, read_json(rd.require(rd.split, "data")), read_jsonl(rd.require(rd.corpus, "data")))

@@ -13,14 +13,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
 import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
-from xqglib.core.paths import model_dir
 from xqglib.core.formats import Run, atomic_open, ranked_docids
+from xqglib.core.paths import model_dir
 
 Tokenizer = Callable[[str], list[str]]
 

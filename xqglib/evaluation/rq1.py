@@ -23,12 +23,29 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from xqglib.core.artifacts import RunDir, safe_name
-from xqglib.study.experiments import Condition, all_conditions, main_conditions
-from xqglib.core.formats import Run, ranked_docids, read_json, read_jsonl, read_qrels, read_trec_run, write_json, write_jsonl
-from xqglib.evaluation.metrics import STANDARD_MEASURES, Tokenizer, exact_tokenizer_available, fallback_word_tokenize, standard_measures, xor_recall_at_kt, xor_word_tokenize
-from xqglib.method.search import RetrieverSearch
 from xqglib.config.settings import Profile
+from xqglib.core.artifacts import RunDir, safe_name
+from xqglib.core.formats import (
+    Run,
+    ranked_docids,
+    read_json,
+    read_jsonl,
+    read_qrels,
+    read_trec_run,
+    write_json,
+    write_jsonl,
+)
+from xqglib.evaluation.metrics import (
+    STANDARD_MEASURES,
+    Tokenizer,
+    exact_tokenizer_available,
+    fallback_word_tokenize,
+    standard_measures,
+    xor_recall_at_kt,
+    xor_word_tokenize,
+)
+from xqglib.method.search import RetrieverSearch
+from xqglib.study.experiments import Condition, all_conditions, main_conditions
 
 #: Columns of the results table.
 COLUMNS = ["benchmark", "condition", "retriever", "augmentation", "alpha", "n", "language", "query_id",
@@ -136,8 +153,8 @@ def generated_query_quality(cfg: Profile, rd: RunDir) -> pd.DataFrame:
     language and the round trip through the untrained retriever (:mod:`xqglib.evaluation.query_quality`);
     written to ``eval/query_quality.csv``. Without an untrained retriever in the profile the
     round-trip column is left out."""
-    from xqglib.evaluation import query_quality as Q
     from xqglib.core.formats import atomic_open
+    from xqglib.evaluation import query_quality as Q
 
     rows = read_jsonl(rd.require(rd.generated(cfg.primary_generator), "generate"))
     table = Q.language_shares(rows)

@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xqglib.data import xquadr as lareqa
-from xqglib.method.alignment import agnosticism_probe
-from xqglib.core.artifacts import RunDir
-from xqglib.method.augmentation import combine, passage_vectors, sum_by_passage
-from xqglib.core.errors import UserError
-from xqglib.evaluation.rq1 import COLUMNS, Evaluator
-from xqglib.study.experiments import B2, B2_FULL, RQ2_EXPERIMENTS, Condition, all_conditions
-from xqglib.core.formats import read_json, read_jsonl, write_json
-from xqglib.method.search import search
 from xqglib.config.settings import Profile
+from xqglib.core.artifacts import RunDir
+from xqglib.core.errors import UserError
+from xqglib.core.formats import read_json, read_jsonl, write_json
+from xqglib.data import xquadr as lareqa
+from xqglib.evaluation.rq1 import COLUMNS, Evaluator
+from xqglib.method.alignment import agnosticism_probe
+from xqglib.method.augmentation import combine, passage_vectors, sum_by_passage
+from xqglib.method.search import search
+from xqglib.study.experiments import B2, B2_FULL, RQ2_EXPERIMENTS, Condition, all_conditions
 
 
 def xquadr_vectors(rd: RunDir, retriever: str, bench: lareqa.XQuADR) -> tuple[np.ndarray, np.ndarray]:

@@ -1,49 +1,24 @@
-"""The third research question: query-augmented (xQG) against passage-augmented retrieval on
-XQuAD's query-language x passage-language matrix, measured by retrieval and by the EM/F1 of an
-extractive reader (stages 10-12).
-
-A cell (Q, P) of the matrix (:mod:`xqglib.data.matrix`): XQuAD's 240 paragraphs in P are the
-corpus, the test-article questions in Q the queries, the paragraph that holds a question its gold
-passage, the answer of the parallel question in P its gold answer. The paragraphs carry no title
-(XQuAD's titles are English only), so every passage language sees the same kind of text.
-
-The conditions, all from one retriever, one corpus and the same generated queries per passage
-(``rq3.generation_languages`` x ``rq3.n_per_language``):
-
-- ``none``: the passage vector as it is;
-- ``xqg``: the passage vector fused with its generated queries' vectors (RQ1's rule: the paper's
-  alpha scaled by 35 over the queries fused);
-- ``text``: the queries appended to the passage's text before encoding (doc2query): the passage
-  keeps ``retriever.passage_max_len`` tokens, the queries follow, ``rq3.text_max_len`` in all;
-- ``dual``: passage and queries (as one text) in two indexes, scores fused at search time with
-  the weight of ``rq3.dual_weights`` best on dev-article questions (two vectors per passage);
-- ``translations``: the passage vector fused with its human translations into the other passage
-  languages (an oracle: XQuAD's translations), with the total weight xQG gives its queries;
-- ``query-translated``: the question asked in the passage language (XQuAD's human translation),
-  the translate-the-query control.
+"""Outcomes of the third research question: per question, cell and condition, the gold passage's
+rank and the reader's EM and F1 (the conditions are declared in :mod:`xqglib.study.experiments`).
 """
 
 from __future__ import annotations
 
-import json
 import random
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xqglib.core.artifacts import RunDir
-from xqglib.method.augmentation import combine, fuse
-from xqglib.core.errors import UserError
-from xqglib.core.formats import read_json, read_jsonl, sha256_text, write_json
-from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1
-from xqglib.method.reading import best_over_passages
 from xqglib.config.settings import Profile
-from xqglib.method.reading import reader_of
+from xqglib.core.artifacts import RunDir
+from xqglib.core.errors import UserError
+from xqglib.core.formats import read_json
+from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1
+from xqglib.method.augmentation import combine, fuse
+from xqglib.method.reading import best_over_passages
 from xqglib.study.experiments import CONDITIONS, GOLD, fusion_alpha, queries_per_passage
-
 
 # --------------------------------------------------------------------------------------------
 # Stage 12: retrieval in every cell and condition, reading, scoring
@@ -183,12 +158,16 @@ def reader_sample(cfg: Profile, questions: Sequence[dict[str, Any]]) -> list[str
     return qids
 
 
-def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], questions: Sequence[dict[str, Any]],
-               corpus: Sequence[dict[str, Any]], answers: dict[tuple[str, str], list[str]]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+#: A reading: the reader's best span (or None) for each (key, question, passage) it is given.
+Read = Callable[[list[tuple[str, str, str, int]], list[str], list[str]], list[Any]]
+
+
+def read_cells(cfg: Profile, tops: dict[tuple, np.ndarray], questions: Sequence[dict[str, Any]],
+               corpus: Sequence[dict[str, Any]], answers: dict[tuple[str, str], list[str]],
+               read: Read) -> pd.DataFrame:
     """EM and F1 of the reader on the top-k passages of every condition and cell (k in
     ``rq3.reader_k``) and on the gold passage, for the sampled test questions. Every distinct
-    (question, passage) is read once (:func:`read_pairs`); the reads table and the reading's record come
-    back with the scores."""
+    (question, passage) is read once, by ``read``."""
     sample = reader_sample(cfg, questions)
     test = [q for q in questions if q["split"] == "test"]
     by_q = question_index(questions)
@@ -213,11 +192,8 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
         for k in found:
             reads.setdefault((asked, qid, passage_lang, k), len(reads))
     keys = list(reads)
-    spans, record = read_pairs(cfg, rd, keys, [by_q[(a, qid)]["question"] for a, qid, _, _ in keys],
-                  [paragraphs[p][k]["text"] for _, _, p, k in keys])
-    read_rows = pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
-                               "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
-                              for (a, qid, p, k), s in zip(keys, spans)])
+    spans = read(keys, [by_q[(a, qid)]["question"] for a, qid, _, _ in keys],
+                 [paragraphs[p][k]["text"] for _, _, p, k in keys])
     rows = []
     for condition, query_lang, passage_lang, qid, found, gold_position in plan:
         asked = passage_lang if condition == "query-translated" else query_lang
@@ -229,66 +205,7 @@ def read_cells(cfg: Profile, rd: RunDir, tops: dict[tuple, np.ndarray], question
                          "k": k, "em": 100 * best_over_golds(exact_match, prediction, golds, passage_lang),
                          "f1": 100 * best_over_golds(f1, prediction, golds, passage_lang),
                          "answer_in_top_k": 100.0 * (gold_position in found[:k])})
-    return pd.DataFrame(rows), read_rows, record
-
-
-def read_pairs(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], questions: list[str],
-          contexts: list[str]) -> tuple[list[Any], dict[str, Any]]:
-    """The reader's best span for every (question, passage) pair, and the record of that reading
-    (its fingerprint and the seconds it took). Spans read earlier by the same reader weights, with
-    the same windows, over the same questions and passages, are reused (the reads table and the
-    record beside it, whose seconds are then the earlier reading's), so a rerun of stage 12 that
-    changes only the analysis does not read again."""
-    from xqglib.core.reuse import weights_digest
-    from xqglib.method.reading import READING_VERSION, Span
-
-    model = rd.require(rd.reader_model(), "rq3-train")
-    fingerprint = {"reader": weights_digest(model), "reading version": READING_VERSION,
-                   "settings": cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
-                   "pairs": sha256_text(json.dumps([questions, contexts], ensure_ascii=False))}
-    table, done = rd.eval_file("rq3_reads.parquet"), rd.eval_file("rq3_reads.fingerprint.json")
-    record = read_json(done) if done.exists() else {}
-    if table.exists() and {k: v for k, v in record.items() if k != "seconds"} == fingerprint:
-        rows = pd.read_parquet(table)
-        if [tuple(r) for r in rows[["asked_lang", "qid", "passage_lang", "position"]].itertuples(index=False)] == keys:
-            print(f"reusing {table}: read earlier by the same reader from the same questions and passages")
-            return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
-                    for answer, score in zip(rows["answer"], rows["score"])], record
-    done.unlink(missing_ok=True)
-    started = time.perf_counter()
-    spans = reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)")
-    return spans, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)}
-
-
-def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
-    """Stage 12: every retriever's retrieval in every cell and condition (test and dev questions),
-    the reader on the reader retriever's passages, written as tidy tables."""
-    corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
-    questions = read_jsonl(rd.rq3_data("questions"))
-    answers = {(a["lang"], a["qid"]): a["answers"] for a in read_jsonl(rd.rq3_data("answers"))}
-    frames, chosen, sweeps, reader_tops = [], {}, {}, None
-    for name in cfg.rq3_retrievers:
-        vec = Vectors(cfg, rd, name, corpus)
-        sweeps[name] = choose_dual_weight(cfg, vec, questions, name)
-        chosen[name] = max(sweeps[name], key=lambda w: (sweeps[name][w], -w))
-        frame, tops = retrieval_rows(cfg, vec, questions, name, "test", chosen[name])
-        frames.append(frame)
-        if name == cfg.reader_retriever:
-            reader_tops = tops
-    retrieval = with_measures(pd.concat(frames, ignore_index=True))
-    retrieval.to_parquet(rd.eval_file("rq3_retrieval.parquet"), index=False)
-    reading, reads, reads_record = read_cells(cfg, rd, reader_tops, questions, corpus, answers)
-    reading.insert(0, "retriever", cfg.reader_retriever)
-    reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
-    reads.to_parquet(rd.eval_file("rq3_reads.parquet"), index=False)
-    write_json(rd.eval_file("rq3_reads.fingerprint.json"), reads_record)  # after the table it describes
-    summary = {"alpha": fusion_alpha(cfg), "queries per passage": queries_per_passage(cfg),
-               "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
-               "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
-                                                                       for n, s in sweeps.items()},
-               "reads": len(reads), "reading seconds": reads_record["seconds"]}
-    write_json(rd.eval_file("rq3_conditions.json"), summary)
-    return summary
+    return pd.DataFrame(rows)
 
 
 def load_rq3(rd: RunDir) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:

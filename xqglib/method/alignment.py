@@ -1,4 +1,4 @@
-"""Multilingual contrastive learning, the second research question's other arm (issue 12):
+"""Multilingual contrastive learning, the second research question's other arm:
 
 - :func:`translation_ranking_loss`: an added loss that pulls each question towards its parallel
   translation (in-batch translation ranking, symmetric InfoNCE, as in LaBSE-style alignment):

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xqglib.models.registry import EncoderSpec, pad_batch
 from xqglib.core.progress import progress
+from xqglib.models.registry import EncoderSpec, pad_batch
 
 
 def passage_text(title: str, text: str) -> str:

@@ -1,4 +1,4 @@
-"""The cross-lingual query generator (xQG): training and top-k sampling.
+"""The cross-lingual query generator (xQG): prompts, the model wrapper, and generation.
 
 Two backends share one interface:
 
@@ -6,17 +6,14 @@ Two backends share one interface:
   Prompt, as the official DSI-QG/xQG code: ``Generate a {Language} question for this passage:
   {title} {passage}``.
 - ``decoder`` (Gemma 3, the offline default): ``<bos> {title} {passage}`` then ``\nGenerate a
-  {Language} question for this passage:\nQuestion:`` then the question and ``<eos>``. The same
-  words as the paper's prompt, with the passage first: a decoder reads left to right, so with the
-  passage first its key/value cache is computed once and shared by every language's instruction
-  (5 languages: the prompt is read once instead of five times). The loss is taken on the question
-  tokens only, and the LM head is applied only at those positions (the 262k-way logits over the
-  prompt would be most of the step's cost and are thrown away).
+  {Language} question for this passage:\nQuestion:`` then the question and ``<eos>``. The passage
+  comes first, so its key/value cache is computed once and shared by every language's
+  instruction. The loss is taken on the question tokens only, and the LM head is applied only at
+  those positions.
 
-Sampling is top-k (no top-p, temperature 1). Optionally the LM head is restricted to a vocabulary
-(the tokens seen in the data, see :func:`data_vocabulary`): Gemma's 262k-row head is most of each
-decoding step's cost, and a 13k-row head is 20 times cheaper. That is an approximation of top-k
-sampling over the full vocabulary; :func:`head_agreement` measures how close it is.
+Sampling (:mod:`xqglib.method.sampling`) is top-k. Optionally the LM head is restricted to the
+tokens seen in the data (:func:`data_vocabulary`); :func:`head_agreement` measures how close that
+comes to sampling over the full vocabulary.
 """
 
 from __future__ import annotations
@@ -28,9 +25,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from xqglib.core.progress import progress
 
-from xqglib.config.settings import LANGUAGE_NAMES
+from xqglib.config.languages import LANGUAGE_NAMES
+from xqglib.core.progress import progress
 from xqglib.method.sampling import LMHead, sample_shared_prefix
 
 #: What separates the prompt from the question for decoder-only models, which, unlike seq2seq
@@ -148,6 +145,11 @@ class QueryGenerator:
                               labels=batch.labels).loss
         hidden, targets = self.question_hidden(batch)
         return F.cross_entropy(LMHead(self.model).logits(hidden).float(), targets)
+
+    def restrict_vocabulary(self, texts: Iterable[str]) -> torch.Tensor:
+        """Sample only the tokens of ``texts`` and the stop tokens (:func:`data_vocabulary`)."""
+        self.vocabulary = data_vocabulary(self.tok, texts, self.stop_ids)
+        return self.vocabulary
 
     # ---- sampling --------------------------------------------------------------------------
     def _pad(self, prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,22 +1,4 @@
-"""The cross-lingual query generator (xQG): training and top-k sampling.
-
-Two backends share one interface:
-
-- ``seq2seq`` (mT5, as in the paper): the prompt is the encoder input, the question the target.
-  Prompt, as the official DSI-QG/xQG code: ``Generate a {Language} question for this passage:
-  {title} {passage}``.
-- ``decoder`` (Gemma 3, the offline default): ``<bos> {title} {passage}`` then ``\nGenerate a
-  {Language} question for this passage:\nQuestion:`` then the question and ``<eos>``. The same
-  words as the paper's prompt, with the passage first: a decoder reads left to right, so with the
-  passage first its key/value cache is computed once and shared by every language's instruction
-  (5 languages: the prompt is read once instead of five times). The loss is taken on the question
-  tokens only, and the LM head is applied only at those positions (the 262k-way logits over the
-  prompt would be most of the step's cost and are thrown away).
-
-Sampling is top-k (no top-p, temperature 1). Optionally the LM head is restricted to a vocabulary
-(the tokens seen in the data, see :func:`data_vocabulary`): Gemma's 262k-row head is most of each
-decoding step's cost, and a 13k-row head is 20 times cheaper. That is an approximation of top-k
-sampling over the full vocabulary; :func:`head_agreement` measures how close it is.
+"""Training the query generator: the loss on question tokens, dev-article loss, and the plateau rule.
 """
 
 from __future__ import annotations
@@ -29,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from xqglib.core.progress import progress
 
+from xqglib.core.progress import progress
 from xqglib.method.generator import QueryGenerator
 
 

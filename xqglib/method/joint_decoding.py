@@ -1,22 +1,6 @@
-"""The cross-lingual query generator (xQG): training and top-k sampling.
-
-Two backends share one interface:
-
-- ``seq2seq`` (mT5, as in the paper): the prompt is the encoder input, the question the target.
-  Prompt, as the official DSI-QG/xQG code: ``Generate a {Language} question for this passage:
-  {title} {passage}``.
-- ``decoder`` (Gemma 3, the offline default): ``<bos> {title} {passage}`` then ``\nGenerate a
-  {Language} question for this passage:\nQuestion:`` then the question and ``<eos>``. The same
-  words as the paper's prompt, with the passage first: a decoder reads left to right, so with the
-  passage first its key/value cache is computed once and shared by every language's instruction
-  (5 languages: the prompt is read once instead of five times). The loss is taken on the question
-  tokens only, and the LM head is applied only at those positions (the 262k-way logits over the
-  prompt would be most of the step's cost and are thrown away).
-
-Sampling is top-k (no top-p, temperature 1). Optionally the LM head is restricted to a vocabulary
-(the tokens seen in the data, see :func:`data_vocabulary`): Gemma's 262k-row head is most of each
-decoding step's cost, and a 13k-row head is 20 times cheaper. That is an approximation of top-k
-sampling over the full vocabulary; :func:`head_agreement` measures how close it is.
+"""Joint decoding over shared prefixes: every language's rows decode together, each attending to
+its passage's prefix without a copy per row (an attention implementation registered with
+transformers), used where it computes exactly what the model's own attention does.
 """
 
 from __future__ import annotations
@@ -26,8 +10,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-
-
 
 # --------------------------------------------------------------------------------------------
 # Joint decoding over shared prefixes

@@ -1,4 +1,4 @@
-"""The extractive reader's span decoding (issue 13): from a question-answering head's start and end
+"""The extractive reader's span decoding: from a question-answering head's start and end
 logits to an answer string, as Hugging Face's question-answering post-processing does it.
 
 A span (s, e) of context tokens scores start[s] + end[e]; it is valid when both tokens belong to
@@ -10,16 +10,16 @@ span of any passage.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import random
-import time
-from xqglib.config.settings import Profile
 
+from xqglib.config.settings import Profile
 
 #: The reading's version: 2 decodes each window from its own tokens (version 1 chose the n-best
 #: start and end tokens among the padding of its batch too, so its answers could depend on the
@@ -147,8 +147,8 @@ class Reader:
         and each window's span is decoded from its own tokens only: the answer is the one each
         window read alone would give, whatever else shares its batch.
         """
-        from xqglib.models.registry import pad_batch
         from xqglib.core.progress import progress
+        from xqglib.models.registry import pad_batch
 
         self.model.eval()
         features = self.windows(questions, contexts, padded=False)

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from xqglib.core.progress import progress
 
+from xqglib.core.progress import progress
 from xqglib.method.encoding import DenseEncoder, passage_text
 
 

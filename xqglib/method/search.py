@@ -8,9 +8,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from xqglib.method.augmentation import passage_vectors
 from xqglib.core.formats import Run, read_json
 from xqglib.core.sharding import shard_paths, sharded_encoding
+from xqglib.method.augmentation import passage_vectors
 
 
 def search(passage_emb: np.ndarray, passage_ids: Sequence[str], query_emb: np.ndarray,

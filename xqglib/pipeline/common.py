@@ -1,28 +1,30 @@
-"""The pipeline's stage functions, wiring the pure modules to the run directory.
+"""What every stage does: open the run, load its models, train once, finish.
 
 Each notebook opens its stage (:func:`open_run`: settings checked, earlier stages' outputs
-checked against the current settings), calls these functions, and closes it
-(:func:`finish_stage`). Each reads only what earlier stages wrote into the run directory, so a
-stage can be rerun on its own. What the stages are, and what each reads and writes, is declared
-once in :mod:`xqglib.pipeline.stages`; evaluation and analysis live in :mod:`xqglib.evaluation.rq1` and
-:mod:`xqglib.study.analysis`.
+checked against the current settings), calls the stage functions of :mod:`xqglib.pipeline.rq1`,
+``rq2`` or ``rq3``, and closes it (:func:`finish_stage`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from xqglib.pipeline import stages as S
+from xqglib.config.profiles import load_profile
+from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile
 from xqglib.core.artifacts import RunDir
+from xqglib.core.reuse import earlier_model, save_model
+from xqglib.core.timing import Timing
 from xqglib.method.encoding import DenseEncoder
 from xqglib.method.generator import QueryGenerator
 from xqglib.models.registry import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
-from xqglib.config.profiles import load_profile
-from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile
+from xqglib.pipeline import stages as S
 
 
 def open_run(profile: str, run_dir: str | None, overrides: str | dict[str, Any] | None,
@@ -72,3 +74,35 @@ def retriever_source(cfg: Profile, rd: RunDir, name: str) -> str:
         return cfg.retriever.encoder
     stage = "train-contrastive" if training in CONTRASTIVE_TRAININGS else "train-retriever"
     return str(rd.require(rd.retriever_model(name), stage))
+
+
+def stage_timer(rd: RunDir, stage: str, part: str | None, accelerator: Any | None = None,
+                **details: Any) -> contextlib.AbstractContextManager[Timing]:
+    """A stage part's timing; work launched on several processes outside a stage is not timed
+    (the stage that reuses it records the seconds it took)."""
+    if accelerator is not None:
+        number = S.stage(stage).number
+        return contextlib.nullcontext(Timing(number, stage, part, details=details))
+    return S.timed(rd, stage, part, **details)
+
+
+def train_once(rd: RunDir, stage: str, part: str, folder: Path, log_path: Path, made_from: dict[str, Any],
+               train: Callable[[], tuple[Any, Any, list[dict[str, Any]]]], accelerator: Any | None = None,
+               **details: Any) -> list[dict[str, Any]]:
+    """Train a model with ``train()`` (model, tokenizer, log) unless one was trained earlier from
+    ``made_from``; either way the stage part's timing records the training's seconds."""
+    with stage_timer(rd, stage, part, accelerator, **details) as timing:
+        found = earlier_model(folder, log_path, made_from)
+        if found is not None:
+            log, seconds = found
+            timing.did("training", seconds, reused=True)
+        else:
+            model, tokenizer, log = train()
+            seconds = log[-1]["seconds"]
+            if accelerator is None or accelerator.is_main_process:
+                save_model(model, tokenizer, folder, log_path, log, made_from, seconds)
+            if accelerator is not None:
+                accelerator.wait_for_everyone()
+            timing.did("training", seconds)
+        timing.details["steps"] = len(log)
+    return log

@@ -1,4 +1,4 @@
-"""Several processes, through an existing engine (issue 15): Hugging Face ``accelerate`` over
+"""Several processes, through an existing engine: Hugging Face ``accelerate`` over
 ``torch.distributed`` (NCCL on GPUs, gloo on CPUs), launched by ``torchrun`` or ``accelerate launch``.
 
 - Training: :func:`xqglib.method.retriever_training.train_on_batches` with the :func:`accelerator` of this
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xqglib.method.encoding import DenseEncoder
 from xqglib.core.sharding import merge_shards, shard_done, shard_range, write_shard
+from xqglib.method.encoding import DenseEncoder
 
 
 def accelerator() -> Any:

@@ -1,41 +1,39 @@
-"""The pipeline's stage functions, wiring the pure modules to the run directory.
-
-Each notebook opens its stage (:func:`open_run`: settings checked, earlier stages' outputs
-checked against the current settings), calls these functions, and closes it
-(:func:`finish_stage`). Each reads only what earlier stages wrote into the run directory, so a
-stage can be rerun on its own. What the stages are, and what each reads and writes, is declared
-once in :mod:`xqglib.pipeline.stages`; evaluation and analysis live in :mod:`xqglib.evaluation.rq1` and
-:mod:`xqglib.study.analysis`.
+"""Stage functions of the first research question (stages 1-5): data, generator training,
+generation, retriever training, encoding and search. Each reads only what earlier stages wrote
+into the run directory, so a stage can be rerun on its own.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import random
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from xqglib.core.artifacts import RunDir, safe_name
-from xqglib.method.encoding import passage_text
-from xqglib.study.experiments import main_conditions
-from xqglib.core.formats import read_json, read_jsonl, sha256_file, write_json, write_jsonl, write_qrels, write_trec_run
-from xqglib.method.sampling import SAMPLER_VERSION
-from xqglib.method.generator import QueryGenerator, data_vocabulary, generate_xqg, generation_batches, head_agreement
-from xqglib.method.generator_training import train_generator
-from xqglib.models.registry import resolve
-from xqglib.method.retriever_training import train_retriever
-from xqglib.method.search import RetrieverSearch
-from xqglib.core.sharding import encoding_record
 from xqglib.config.settings import Profile
-from xqglib.core.formats import generated_query_table
-from xqglib.core.reuse import earlier_training, same_generation, save_trained, training_fingerprint, weights_digest
-from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything
+from xqglib.core.artifacts import RunDir, safe_name
+from xqglib.core.formats import generated_query_table, read_jsonl, write_json, write_jsonl, write_qrels, write_trec_run
+from xqglib.core.reuse import earlier, file_digests, fingerprint, remember, training_fingerprint, weights_digest
+from xqglib.core.sharding import encoding_record
+from xqglib.core.timing import Timing
 from xqglib.data import b1 as D
-
+from xqglib.method.encoding import passage_text
+from xqglib.method.generator import generate_xqg, generation_batches, head_agreement
+from xqglib.method.generator_training import train_generator
+from xqglib.method.retriever_training import train_retriever
+from xqglib.method.sampling import SAMPLER_VERSION
+from xqglib.method.search import RetrieverSearch
+from xqglib.models.registry import resolve
+from xqglib.pipeline.common import (
+    encoder_for,
+    generator_for,
+    retriever_source,
+    seed_everything,
+    stage_timer,
+    train_once,
+)
+from xqglib.study.experiments import main_conditions
 
 # --------------------------------------------------------------------------------------------
 # 1. data
@@ -71,24 +69,25 @@ def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:
 
 
 def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
+    """Stage 2: fine-tune one generator on the train-article pairs (reused where trained before)."""
     inputs = [rd.require(rd.generator_pairs("train"), "data"), rd.generator_pairs("dev")]
-    fingerprint = training_fingerprint(cfg, name, "generator", inputs)
-    earlier = earlier_training(rd.generator_model(name), rd.generator_log(name), fingerprint)
-    if earlier is not None:
-        return earlier
-    seed_everything(cfg.seed)
-    gen = generator_for(cfg, name, name)
-    train = read_jsonl(inputs[0])
-    g = cfg.generator
-    if g.max_train_pairs is not None:
-        random.Random(cfg.seed).shuffle(train)
-        train = train[: g.max_train_pairs]
-    dev = read_jsonl(inputs[1])
-    log = train_generator(gen, train, dev, steps=g.steps, batch_size=g.batch_size, lr=g.lr, seed=cfg.seed,
-                          eval_every=g.eval_every, bf16=cfg.use_bf16, freeze_embeddings=g.freeze_embeddings,
-                          max_dev_pairs=g.max_dev_pairs, plateau=g.plateau)
-    save_trained(gen.model, gen.tok, rd.generator_model(name), rd.generator_log(name), log, fingerprint)
-    return log
+
+    def train() -> tuple[Any, Any, list[dict[str, Any]]]:
+        seed_everything(cfg.seed)
+        gen = generator_for(cfg, name, name)
+        pairs = read_jsonl(inputs[0])
+        g = cfg.generator
+        if g.max_train_pairs is not None:
+            random.Random(cfg.seed).shuffle(pairs)
+            pairs = pairs[: g.max_train_pairs]
+        log = train_generator(gen, pairs, read_jsonl(inputs[1]), steps=g.steps, batch_size=g.batch_size, lr=g.lr,
+                              seed=cfg.seed, eval_every=g.eval_every, bf16=cfg.use_bf16,
+                              freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs,
+                              plateau=g.plateau)
+        return gen.model, gen.tok, log
+
+    return train_once(rd, "train-generator", name, rd.generator_model(name), rd.generator_log(name),
+                      training_fingerprint(cfg, name, ["generator"], inputs), train, of_at_most=cfg.generator.steps)
 
 
 def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
@@ -96,8 +95,8 @@ def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any
     settings, and the corpus and dev pairs (the vocabulary report)."""
     model = rd.require(rd.generator_model(name), "train-generator")
     inputs = [rd.require(rd.corpus, "data"), rd.require(rd.generator_pairs("dev"), "data")]
-    return json.loads(json.dumps({"generator": weights_digest(model), "settings": cfg.select(["generation", "run"]),
-                                  "sampler": SAMPLER_VERSION, "inputs": {p.name: sha256_file(p) for p in inputs}}))
+    return fingerprint(generator=weights_digest(model), settings=cfg.select(["generation", "run"]),
+                       sampler=SAMPLER_VERSION, inputs=file_digests(inputs))
 
 
 def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, Any]]:
@@ -108,10 +107,20 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
     launch``) every process generates a contiguous share of the sampling batches into its own
     shard, and the first one merges them (every passage once, in corpus order): the file equals the
     one-process file, since every batch is seeded by its position. Stage 3 then reuses it."""
-    fingerprint = generation_fingerprint(cfg, rd, name)
+    g = cfg.generation
+    with stage_timer(rd, "generate", name, accelerator, languages=len(g.languages), n=g.n_per_language) as timing:
+        rows = _generate(cfg, rd, name, accelerator, timing)
+        timing.details.update(passages=len(rows), queries=sum(len(q) for r in rows for q in r["generated_queries"].values()))
+    return rows
+
+
+def _generate(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None, timing: Timing) -> list[dict[str, Any]]:
+    made_from = generation_fingerprint(cfg, rd, name)
     done = rd.generation_fingerprint(name)
-    if rd.generated(name).exists() and rd.generation_report(name).exists() and same_generation(done, fingerprint):
+    found = earlier(done, made_from, [rd.generated(name), rd.generation_report(name)])
+    if found is not None:
         print(f"reusing {rd.generated(name)}: generated earlier by the same generator from the same corpus and settings")
+        timing.did("generation", found["seconds"], reused=True)
         return read_jsonl(rd.generated(name))
     started = time.perf_counter()
     main = accelerator is None or accelerator.is_main_process
@@ -123,7 +132,7 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
     report: dict[str, Any] = {"vocabulary": "full", "vocabulary_size": len(gen.tok)}
     g = cfg.generation
     if g.vocabulary == "data" and gen.kind == "decoder":
-        gen.vocabulary = sampling_vocabulary(cfg, gen, corpus)
+        gen.restrict_vocabulary(vocabulary_texts(cfg, corpus))
         if main:
             dev = read_jsonl(rd.require(rd.generator_pairs("dev"), "data"))
             random.Random(cfg.seed).shuffle(dev)
@@ -150,42 +159,41 @@ def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
         rows = merge_rows_shards(stem, world, "docid", [p["docid"] for p in corpus])
     write_json(rd.generation_report(name), report)
     write_jsonl(rd.generated(name), rows)
-    write_json(done, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)})
+    seconds = time.perf_counter() - started
+    remember(done, made_from, seconds)
+    timing.did("generation", seconds)
     return rows
 
 
-def sampling_vocabulary(cfg: Profile, gen: QueryGenerator, corpus: list[dict[str, str]]) -> torch.Tensor:
-    """The tokens of the data a generator may write: XQuAD paragraphs and questions of the train
-    and dev articles in the generation languages, and the corpus (English names and terms), plus
-    the stop tokens. Test-article questions are not looked at."""
+def vocabulary_texts(cfg: Profile, corpus: list[dict[str, str]]) -> list[str]:
+    """The texts whose tokens a generator may write: XQuAD paragraphs and questions of the train
+    and dev articles in the generation languages, and the corpus (English names and terms).
+    Test-article questions are not looked at."""
     b1 = D.build_b1(cfg)
     texts = D.xquad_texts(b1, ("train", "dev"), cfg.generation.languages)
-    texts += [f"{p['title']} {p['text']}" for p in corpus]
-    return data_vocabulary(gen.tok, texts, gen.stop_ids)
+    return texts + [f"{p['title']} {p['text']}" for p in corpus]
 
 
 def train_dense_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, float]]:
-    """Train one retriever row (on the processes of ``accelerator`` where given: see
-    :mod:`xqglib.pipeline.distributed`; the first process saves it). A model trained earlier from the same
-    inputs is reused, so stage 4 picks up a model trained by ``python -m xqglib train-retriever``."""
+    """Stage 4: train one retriever row (on the processes of ``accelerator`` where given: see
+    :mod:`xqglib.pipeline.distributed`; the first process saves it). A model trained earlier from
+    the same inputs is reused, so stage 4 picks up one trained by ``python -m xqglib train-retriever``."""
     spec = cfg.retriever_spec(name)
     inputs = [rd.require(rd.retriever_rows(spec.training), "data")]
-    fingerprint = training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs)
-    earlier = earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
-    if earlier is not None:
-        return earlier
-    seed_everything(cfg.seed)
     r = cfg.retriever
-    encoder = encoder_for(cfg, r.encoder)
-    log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=r.epochs, max_steps=r.max_steps,
-                          batch_size=r.batch_size, n_negatives=r.negatives, lr=r.lr,
-                          warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
-                          max_grad_norm=r.max_grad_norm, accelerator=accelerator)
-    if accelerator is None or accelerator.is_main_process:
-        save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    return log
+
+    def train() -> tuple[Any, Any, list[dict[str, Any]]]:
+        seed_everything(cfg.seed)
+        encoder = encoder_for(cfg, r.encoder)
+        log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=r.epochs, max_steps=r.max_steps,
+                              batch_size=r.batch_size, n_negatives=r.negatives, lr=r.lr,
+                              warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
+                              max_grad_norm=r.max_grad_norm, accelerator=accelerator)
+        return encoder.model, encoder.tok, log
+
+    return train_once(rd, "train-retriever", name, rd.retriever_model(name), rd.retriever_log(name),
+                      training_fingerprint(cfg, r.encoder, ["retriever"], inputs), train, accelerator,
+                      training=spec.training)
 
 
 #: What stage 5 encodes per retriever, in order.
@@ -198,27 +206,33 @@ def encoding_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
     folder = Path(resolve(retriever_source(cfg, rd, name)))
     inputs = [rd.require(rd.corpus, "data"), rd.require(rd.test_queries, "data"),
               rd.require(rd.generated(cfg.primary_generator), "generate")]
-    return json.loads(json.dumps({"model": weights_digest(folder) if folder.is_dir() else str(folder),
-                                  "settings": cfg.select(["retriever", "run"]),
-                                  "inputs": {p.name: sha256_file(p) for p in inputs}}))
+    return fingerprint(model=weights_digest(folder) if folder.is_dir() else str(folder),
+                       settings=cfg.select(["retriever", "run"]), inputs=file_digests(inputs))
 
 
-def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> dict[str, Any]:
+def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None,
+                     stage: str = "encode-search") -> dict[str, Any]:
     """Encode corpus, test queries and the primary generator's queries with one retriever.
 
     With ``accelerator`` (``python -m xqglib encode NAME`` under ``torchrun`` / ``accelerate
     launch``, see :mod:`xqglib.pipeline.distributed`) every process encodes its slice of each into its own
     shard, the first one merges them and records what they were encoded from; stage 5 then reuses
-    them. Without, stage 5 encodes here (reusing a sharded encoding of the very same inputs)."""
+    them. Without, ``stage`` (5, or 8 for the contrastive arms) encodes here, reusing a sharded
+    encoding of the very same inputs."""
+    with stage_timer(rd, stage, f"encode {name}", accelerator) as timing:
+        return _encode(cfg, rd, name, accelerator, timing)
+
+
+def _encode(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None, timing: Timing) -> dict[str, Any]:
     seed_everything(cfg.seed)
     record = encoding_record(rd, name)
-    fingerprint = encoding_fingerprint(cfg, rd, name)
-    if accelerator is None and record.exists():
-        earlier = read_json(record)
-        if earlier.get("fingerprint") == fingerprint and all(rd.embeddings(name, k).exists() for k in ENCODED):
-            print(f"reusing the encodings of {name}: encoded earlier on {earlier['processes']} process(es) "
-                  f"in {earlier['seconds']:.1f} s from the same model and inputs")
-            return {**earlier["counts"], "processes": earlier["processes"]}
+    made_from = encoding_fingerprint(cfg, rd, name)
+    found = earlier(record, made_from, [rd.embeddings(name, k) for k in ENCODED]) if accelerator is None else None
+    if found is not None:
+        print(f"reusing the encodings of {name}: encoded earlier on {found['processes']} process(es) "
+              f"in {found['seconds']:.1f} s from the same model and inputs")
+        timing.did("encoding", found["seconds"], reused=True)
+        return {**found["counts"], "processes": found["processes"]}
     record.unlink(missing_ok=True)
     encoder = encoder_for(cfg, retriever_source(cfg, rd, name))
     corpus = read_jsonl(rd.corpus)
@@ -255,9 +269,8 @@ def encode_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any | Non
             write_json(rd.embeddings_meta(name, kind), ids)
     counts = {"passages": len(corpus), "test queries": len(queries), "generated queries": len(generated)}
     if accelerator is not None and accelerator.is_main_process:
-        write_json(record, {"fingerprint": fingerprint, "processes": accelerator.num_processes,
-                            "seconds": round(time.perf_counter() - started, 2), "counts": counts,
-                            "bounds": {k: v for k, v in bounds.items() if v is not None}})
+        remember(record, made_from, time.perf_counter() - started, processes=accelerator.num_processes,
+                 counts=counts, bounds={k: v for k, v in bounds.items() if v is not None})
     return counts
 
 

@@ -1,26 +1,19 @@
-"""The pipeline's stage functions, wiring the pure modules to the run directory.
-
-Each notebook opens its stage (:func:`open_run`: settings checked, earlier stages' outputs
-checked against the current settings), calls these functions, and closes it
-(:func:`finish_stage`). Each reads only what earlier stages wrote into the run directory, so a
-stage can be rerun on its own. What the stages are, and what each reads and writes, is declared
-once in :mod:`xqglib.pipeline.stages`; evaluation and analysis live in :mod:`xqglib.evaluation.rq1` and
-:mod:`xqglib.study.analysis`.
+"""Stage functions of the second research question (stages 7-8): the contrastive arms' data and
+training, and the XQuAD-R encodings.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-
+from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir
 from xqglib.core.formats import read_jsonl, save_npy, write_json, write_jsonl
-from xqglib.method.retriever_training import train_retriever
-from xqglib.config.settings import Profile
-from xqglib.core.reuse import earlier_training, save_trained, training_fingerprint
-from xqglib.data.xquadr import xquadr_pool
-from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything
+from xqglib.core.reuse import training_fingerprint
 from xqglib.data import b1 as D
-
+from xqglib.data.xquadr import xquadr_pool
+from xqglib.method.retriever_training import hybrid_training_batches, train_on_batches, train_retriever
+from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything, train_once
 
 # --------------------------------------------------------------------------------------------
 # 7. the second research question's contrastive arms
@@ -63,37 +56,37 @@ ARM_SETTINGS = {"align": ("contrastive.align_weight", "contrastive.temperature")
 
 
 def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str, float]]:
-    """Train one arm from the encoder, with the retriever section's optimiser settings."""
-    from xqglib.method.retriever_training import hybrid_training_batches, train_on_batches
-
+    """Stage 7: train one arm from the encoder, with the retriever section's optimiser settings."""
     spec = cfg.retriever_spec(name)
     inputs = [rd.require(rd.contrastive_rows(spec.training), "train-contrastive")]
-    own = ARM_SETTINGS[spec.training]  # the settings this kind of arm is trained with, and no others
     r, c = cfg.retriever, cfg.contrastive
-    rows = read_jsonl(inputs[0])
     # every arm takes as many optimizer steps as the xDR (whose rows the align arm shares): the
     # hybrid arm's smaller data set is passed over as many times as that needs
     steps = xdr_steps(cfg)
-    fingerprint = {**training_fingerprint(cfg, cfg.retriever.encoder, "retriever", inputs, own),
-                   "training": spec.training, **({"steps": steps} if spec.training == "hybrid" else {})}
-    earlier = earlier_training(rd.retriever_model(name), rd.retriever_log(name), fingerprint)
-    if earlier is not None:
-        return earlier
-    seed_everything(cfg.seed)
-    encoder = encoder_for(cfg, r.encoder)
-    common = dict(lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
-                  max_grad_norm=r.max_grad_norm)
-    if spec.training == "align":
-        log = train_retriever(encoder, rows, epochs=r.epochs, max_steps=r.max_steps, batch_size=r.batch_size,
-                              n_negatives=r.negatives, align_weight=c.align_weight, temperature=c.temperature,
-                              **common)
-    else:
-        batches = hybrid_training_batches(rows, contrastive_languages(cfg), r.batch_size, c.hybrid_alpha,
-                                          r.negatives, cfg.seed)
-        per_epoch = -(-len(rows) // r.batch_size)
-        log = train_on_batches(encoder, batches, per_epoch, epochs=-(-steps // per_epoch), max_steps=steps, **common)
-    save_trained(encoder.model, encoder.tok, rd.retriever_model(name), rd.retriever_log(name), log, fingerprint)
-    return log
+
+    def train() -> tuple[Any, Any, list[dict[str, Any]]]:
+        rows = read_jsonl(inputs[0])
+        seed_everything(cfg.seed)
+        encoder = encoder_for(cfg, r.encoder)
+        common = dict(lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
+                      max_grad_norm=r.max_grad_norm)
+        if spec.training == "align":
+            log = train_retriever(encoder, rows, epochs=r.epochs, max_steps=r.max_steps, batch_size=r.batch_size,
+                                  n_negatives=r.negatives, align_weight=c.align_weight, temperature=c.temperature,
+                                  **common)
+        else:
+            batches = hybrid_training_batches(rows, contrastive_languages(cfg), r.batch_size, c.hybrid_alpha,
+                                              r.negatives, cfg.seed)
+            per_epoch = -(-len(rows) // r.batch_size)
+            log = train_on_batches(encoder, batches, per_epoch, epochs=-(-steps // per_epoch), max_steps=steps,
+                                   **common)
+        return encoder.model, encoder.tok, log
+
+    # the settings this kind of arm is trained with, and no others
+    made_from = training_fingerprint(cfg, r.encoder, ["retriever", *ARM_SETTINGS[spec.training]], inputs,
+                                     training=spec.training, **({"steps": steps} if spec.training == "hybrid" else {}))
+    return train_once(rd, "train-contrastive", name, rd.retriever_model(name), rd.retriever_log(name), made_from,
+                      train, training=spec.training)
 
 
 def encode_xquadr(cfg: Profile, rd: RunDir, name: str) -> dict[str, int]:

@@ -28,21 +28,35 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from xqglib.pipeline import stages as S
-from xqglib.core.artifacts import RunDir
-from xqglib.core.formats import read_jsonl, save_npy, sha256_file, write_json, write_jsonl
 from xqglib.config.settings import Profile
-from xqglib.data.matrix import matrix_rows
-from xqglib.method.augmentation import condition_texts, generated_by_passage
-from xqglib.method.reading import reader_of
-from xqglib.study.experiments import matrix_languages
+from xqglib.core.artifacts import RunDir
+from xqglib.core.formats import (
+    generated_query_table,
+    read_jsonl,
+    save_npy,
+    sha256_file,
+    sha256_text,
+    write_json,
+    write_jsonl,
+)
+from xqglib.core.reuse import earlier, fingerprint, remember, training_fingerprint, weights_digest
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
+from xqglib.data.matrix import matrix_rows, vocabulary_texts
+from xqglib.evaluation import rq3 as V3
+from xqglib.method.augmentation import condition_texts, generated_by_passage
+from xqglib.method.generator import generate_xqg
+from xqglib.method.generator_training import train_generator
+from xqglib.method.reading import READING_VERSION, ReaderExample, Span, reader_of, train_reader
+from xqglib.method.sampling import SAMPLER_VERSION
+from xqglib.pipeline import stages as S
+from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything, train_once
+from xqglib.study.experiments import RQ3_GENERATOR, fusion_alpha, matrix_languages, queries_per_passage
 
 
 def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
@@ -66,59 +80,52 @@ def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
             "generator train pairs": len(rows["generator_train"]), "reader training examples": len(rows["reader_train"])}
 
 
-#: The name the generator for passages in every passage language is saved under.
-GENERATOR = "rq3-passages"
 
 
 def train_rq3_generator(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
-    """Continue the Table 1 generator's training on passages in every passage language (reused
-    where an identical one was trained before)."""
-    from xqglib.method.generator_training import train_generator
-    from xqglib.core.reuse import earlier_training, save_trained, training_fingerprint, weights_digest
-    from xqglib.pipeline.common import generator_for, seed_everything
-
+    """Stage 10: continue the Table 1 generator's training on passages in every passage language
+    (reused where an identical one was trained before)."""
     source = rd.require(rd.generator_model(cfg.primary_generator), "train-generator")
     inputs = [rd.require(rd.rq3_data("generator_train"), "rq3-train"), rd.rq3_data("generator_dev")]
-    fingerprint = {**training_fingerprint(cfg, cfg.primary_generator, "generator", inputs,
-                                          ("rq3.generator_steps", "rq3.generation_languages",
-                                           "rq3.passage_languages")),
-                   "from": weights_digest(source)}
-    earlier = earlier_training(rd.generator_model(GENERATOR), rd.generator_log(GENERATOR), fingerprint)
-    if earlier is not None:
-        return earlier
-    seed_everything(cfg.seed)
-    gen = generator_for(cfg, cfg.primary_generator, str(source))
-    g, steps = cfg.generator, cfg.rq3.generator_steps
-    log = train_generator(gen, read_jsonl(inputs[0]), read_jsonl(inputs[1]), steps=steps, batch_size=g.batch_size,
-                          lr=g.lr, seed=cfg.seed, eval_every=max(1, steps // 2), bf16=cfg.use_bf16,
-                          freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs)
-    save_trained(gen.model, gen.tok, rd.generator_model(GENERATOR), rd.generator_log(GENERATOR), log, fingerprint)
-    return log
+
+    def train() -> tuple[Any, Any, list[dict[str, Any]]]:
+        seed_everything(cfg.seed)
+        gen = generator_for(cfg, cfg.primary_generator, str(source))
+        g, steps = cfg.generator, cfg.rq3.generator_steps
+        log = train_generator(gen, read_jsonl(inputs[0]), read_jsonl(inputs[1]), steps=steps,
+                              batch_size=g.batch_size, lr=g.lr, seed=cfg.seed, eval_every=max(1, steps // 2),
+                              bf16=cfg.use_bf16, freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs)
+        return gen.model, gen.tok, log
+
+    made_from = training_fingerprint(cfg, cfg.primary_generator,
+                                     ["generator", "rq3.generator_steps", "rq3.generation_languages",
+                                      "rq3.passage_languages"], inputs, **{"from": weights_digest(source)})
+    return train_once(rd, "rq3-train", "generator", rd.generator_model(RQ3_GENERATOR), rd.generator_log(RQ3_GENERATOR),
+                      made_from, train)
+
+
+#: The settings the reader is trained with (its reuse fingerprint holds these).
+READER_SETTINGS = ("rq3.reader_steps", "rq3.reader_batch_size", "rq3.reader_lr", "rq3.reader_max_len",
+                   "rq3.reader_stride", "retriever.warmup_ratio", "retriever.freeze_embeddings")
 
 
 def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
-    """Fine-tune the extractive reader from the retrievers' encoder on train-article examples."""
-    from xqglib.core.reuse import earlier_training, save_trained, training_fingerprint
-    from xqglib.pipeline.common import seed_everything
-    from xqglib.method.reading import ReaderExample, train_reader
-
+    """Stage 10: fine-tune the extractive reader from the retrievers' encoder on train-article examples."""
     inputs = [rd.require(rd.rq3_data("reader_train"), "rq3-train")]
-    fingerprint = training_fingerprint(cfg, cfg.retriever.encoder, "rq3", inputs)
-    fingerprint["settings"] = {k: v for k, v in fingerprint["settings"].items()
-                               if k.startswith(("rq3.reader_", "run.")) and k != "rq3.reader_questions"
-                               and k != "rq3.reader_k" and k != "rq3.reader_retriever"}
-    earlier = earlier_training(rd.reader_model(), rd.reader_log(), fingerprint)
-    if earlier is not None:
-        return earlier
-    seed_everything(cfg.seed)
-    reader = reader_of(cfg, cfg.retriever.encoder)
-    examples = [ReaderExample(e["question"], e["context"], e["answer"], e["answer_start"]) for e in read_jsonl(inputs[0])]
-    r = cfg.rq3
-    log = train_reader(reader, examples, steps=r.reader_steps, batch_size=r.reader_batch_size, lr=r.reader_lr,
-                       warmup_ratio=cfg.retriever.warmup_ratio, seed=cfg.seed,
-                       freeze_embeddings=cfg.retriever.freeze_embeddings)
-    save_trained(reader.model, reader.tok, rd.reader_model(), rd.reader_log(), log, fingerprint)
-    return log
+
+    def train() -> tuple[Any, Any, list[dict[str, Any]]]:
+        seed_everything(cfg.seed)
+        reader = reader_of(cfg, cfg.retriever.encoder)
+        examples = [ReaderExample(e["question"], e["context"], e["answer"], e["answer_start"])
+                    for e in read_jsonl(inputs[0])]
+        r = cfg.rq3
+        log = train_reader(reader, examples, steps=r.reader_steps, batch_size=r.reader_batch_size, lr=r.reader_lr,
+                           warmup_ratio=cfg.retriever.warmup_ratio, seed=cfg.seed,
+                           freeze_embeddings=cfg.retriever.freeze_embeddings)
+        return reader.model, reader.tok, log
+
+    return train_once(rd, "rq3-train", "reader", rd.reader_model(), rd.reader_log(),
+                      training_fingerprint(cfg, cfg.retriever.encoder, READER_SETTINGS, inputs), train)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,58 +133,51 @@ def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
 # --------------------------------------------------------------------------------------------
 
 def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
-    """Generated queries (released xQG jsonl) for every passage of every passage language; a
-    file generated earlier by the same weights from the same passages and settings is reused."""
-    from xqglib.method.sampling import SAMPLER_VERSION
-    from xqglib.method.generator import generate_xqg
-    from xqglib.pipeline.common import generator_for, seed_everything
-    from xqglib.core.reuse import same_generation, weights_digest
-
-    model = rd.require(rd.generator_model(GENERATOR), "rq3-train")
+    """Stage 11: generated queries (released xQG jsonl) for every passage of every passage
+    language; a file generated earlier by the same weights from the same passages and settings is
+    reused."""
+    model = rd.require(rd.generator_model(RQ3_GENERATOR), "rq3-train")
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
-    fingerprint = json.loads(json.dumps({
-        "generator": weights_digest(model), "passages": sha256_file(rd.rq3_data("passages")), "sampler": SAMPLER_VERSION,
-        "settings": cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language", "run"])}))
-    done = rd.generation_fingerprint(GENERATOR)
-    if rd.generated(GENERATOR).exists() and same_generation(done, fingerprint):
-        print(f"reusing {rd.generated(GENERATOR)}: generated earlier by the same generator from the same passages")
-        return read_jsonl(rd.generated(GENERATOR))
-    done.unlink(missing_ok=True)
-    started = time.perf_counter()
-    seed_everything(cfg.seed)
-    gen = generator_for(cfg, str(model), str(model))
-    g, r = cfg.generation, cfg.rq3
-    if g.vocabulary == "data" and gen.kind == "decoder":
-        gen.vocabulary = sampling_vocabulary(rd, gen, corpus)
-    rows = generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
-                        max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
-                        bf16=cfg.use_bf16)
-    write_jsonl(rd.generated(GENERATOR), rows)
-    write_json(done, {**fingerprint, "seconds": round(time.perf_counter() - started, 2)})
+    made_from = fingerprint(generator=weights_digest(model), passages=sha256_file(rd.rq3_data("passages")),
+                            sampler=SAMPLER_VERSION,
+                            settings=cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language",
+                                                 "run"]))
+    done = rd.generation_fingerprint(RQ3_GENERATOR)
+    with S.timed(rd, "rq3-encode", "generate") as timing:
+        found = earlier(done, made_from, [rd.generated(RQ3_GENERATOR)])
+        if found is not None:
+            print(f"reusing {rd.generated(RQ3_GENERATOR)}: generated earlier by the same generator from the same passages")
+            timing.did("generation", found["seconds"], reused=True)
+            rows = read_jsonl(rd.generated(RQ3_GENERATOR))
+        else:
+            done.unlink(missing_ok=True)
+            started = time.perf_counter()
+            seed_everything(cfg.seed)
+            gen = generator_for(cfg, str(model), str(model))
+            g, r = cfg.generation, cfg.rq3
+            if g.vocabulary == "data" and gen.kind == "decoder":
+                gen.restrict_vocabulary(vocabulary_texts(rd, corpus))
+            rows = generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
+                                max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
+                                bf16=cfg.use_bf16)
+            write_jsonl(rd.generated(RQ3_GENERATOR), rows)
+            seconds = time.perf_counter() - started
+            remember(done, made_from, seconds)
+            timing.did("generation", seconds)
+        timing.details["queries"] = sum(len(qs) for r in rows for qs in r["generated_queries"].values())
     return rows
-
-
-def sampling_vocabulary(rd: RunDir, gen: Any, corpus: Sequence[dict[str, Any]]) -> Any:
-    """The tokens the generator may write for the matrix's passages: those of the passages and of
-    the train- and dev-article questions it was trained towards, and its stop tokens."""
-    from xqglib.method.generator import data_vocabulary
-
-    pairs = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))
-    return data_vocabulary(gen.tok, [p["text"] for p in corpus] + [p["question"] for p in pairs], gen.stop_ids)
 
 
 def encode_rq3(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
     """Encode, with one retriever, the matrix's questions, passages, generated queries, expanded
     passages (``text``: encoded with ``rq3.text_max_len``) and query documents (``querydocs``)."""
-    from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything
-    from xqglib.core.formats import generated_query_table
 
     seed_everything(cfg.seed)
     source = retriever_source(cfg, rd, name)
     encoder = encoder_for(cfg, source)
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
     questions = read_jsonl(rd.rq3_data("questions"))
-    rows = read_jsonl(rd.require(rd.generated(GENERATOR), "rq3-encode"))
+    rows = read_jsonl(rd.require(rd.generated(RQ3_GENERATOR), "rq3-encode"))
     generated = generated_by_passage(rows, cfg.rq3.generation_languages)
     texts = condition_texts(encoder, corpus, generated)
     expander = encoder_for(cfg, source, cfg.rq3.text_max_len)
@@ -203,3 +203,73 @@ def encode_rq3(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
              "expanded passages cut": int(sum(f > c for f, c in zip(full, counts)))}
     write_json(rd.rq3_meta(name, "expansion"), stats)
     return stats
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 12: retrieval in every cell and condition, reading
+# --------------------------------------------------------------------------------------------
+
+def read_pairs(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], questions: list[str],
+               contexts: list[str], timing: Any) -> list[Any]:
+    """The reader's best span for every (question, passage) pair. Spans read earlier by the same
+    reader weights, with the same windows, over the same pairs are reused (the reads table and its
+    record), so a rerun of stage 12 that changes only the analysis does not read again."""
+    model = rd.require(rd.reader_model(), "rq3-train")
+    made_from = fingerprint(reader=weights_digest(model), reading_version=READING_VERSION,
+                            settings=cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
+                            pairs=sha256_text(json.dumps([keys, questions, contexts], ensure_ascii=False)))
+    table, done = rd.eval_file("rq3_reads.parquet"), rd.eval_file("rq3_reads.fingerprint.json")
+    found = earlier(done, made_from, [table])
+    if found is not None:
+        print(f"reusing {table}: read earlier by the same reader from the same questions and passages")
+        timing.did("reading", found["seconds"], reused=True)
+        rows = pd.read_parquet(table)
+        return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
+                for answer, score in zip(rows["answer"], rows["score"])]
+    done.unlink(missing_ok=True)
+    started = time.perf_counter()
+    spans = reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)")
+    seconds = time.perf_counter() - started
+    pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
+                   "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
+                  for (a, qid, p, k), s in zip(keys, spans)]).to_parquet(table, index=False)
+    remember(done, made_from, seconds)  # after the table it describes
+    timing.did("reading", seconds)
+    return spans
+
+
+def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
+    """Stage 12: every retriever's retrieval in every cell and condition (test and dev questions),
+    the reader on the reader retriever's passages, written as tidy tables."""
+    corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
+    questions = read_jsonl(rd.rq3_data("questions"))
+    answers = {(a["lang"], a["qid"]): a["answers"] for a in read_jsonl(rd.rq3_data("answers"))}
+    with S.timed(rd, "rq3-evaluate", "score and read") as timing:
+        frames, chosen, sweeps, reader_tops = [], {}, {}, None
+        for name in cfg.rq3_retrievers:
+            vec = V3.Vectors(cfg, rd, name, corpus)
+            sweeps[name] = V3.choose_dual_weight(cfg, vec, questions, name)
+            chosen[name] = max(sweeps[name], key=lambda w: (sweeps[name][w], -w))
+            frame, tops = V3.retrieval_rows(cfg, vec, questions, name, "test", chosen[name])
+            frames.append(frame)
+            if name == cfg.reader_retriever:
+                reader_tops = tops
+        retrieval = V3.with_measures(pd.concat(frames, ignore_index=True))
+        retrieval.to_parquet(rd.eval_file("rq3_retrieval.parquet"), index=False)
+        reads: list[tuple[str, str, str, int]] = []
+
+        def read(keys: list[tuple[str, str, str, int]], qs: list[str], contexts: list[str]) -> list[Any]:
+            reads.extend(keys)
+            return read_pairs(cfg, rd, keys, qs, contexts, timing)
+
+        reading = V3.read_cells(cfg, reader_tops, questions, corpus, answers, read)
+        reading.insert(0, "retriever", cfg.reader_retriever)
+        reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
+        timing.details["reads"] = len(reads)
+    summary = {"alpha": fusion_alpha(cfg), "queries per passage": queries_per_passage(cfg),
+               "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
+               "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
+                                                                       for n, s in sweeps.items()},
+               "reads": len(reads), "reading seconds": timing.work_seconds}
+    write_json(rd.eval_file("rq3_conditions.json"), summary)
+    return summary

@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xqglib.pipeline import stages as S
+from xqglib.config.profiles import load_profile
+from xqglib.config.settings import Profile, flatten_overrides, parse_overrides
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import write_json
 from xqglib.core.paths import repo_root
 from xqglib.core.progress import duration
-from xqglib.config.profiles import load_profile
-from xqglib.config.settings import Profile, flatten_overrides, parse_overrides
+from xqglib.pipeline import stages as S
 
 KERNEL = "xqg"
 

@@ -28,18 +28,18 @@ import hashlib
 import itertools
 import json
 import re
-import resource
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xqglib.config.settings import BENCHMARKS, Profile
+from xqglib.core import timing
 from xqglib.core.artifacts import RunDir, safe_name
 from xqglib.core.errors import UserError
-from xqglib.study.experiments import main_conditions
 from xqglib.core.formats import read_json, write_json
-from xqglib.config.settings import BENCHMARKS, Profile
+from xqglib.core.timing import Timing
+from xqglib.study.experiments import main_conditions
 
 
 @dataclass(frozen=True)
@@ -329,51 +329,16 @@ def is_complete(cfg: Profile, rd: RunDir, stages: Sequence[Stage] = STAGES) -> b
 # Timing
 # --------------------------------------------------------------------------------------------
 
-def timing_key(s: Stage, part: str | None = None) -> str:
-    return f"{s.number} {s.name}" + (f": {part}" if part else "")
-
-
-#: The work that a reuse inside the current :func:`timed` block stands for ("generation seconds":
-#: the seconds of the generation whose file was reused), noted by the library with :func:`note_reused`.
-_REUSED: dict[str, float] = {}
-
-
-def note_reused(work: str, seconds: float | None) -> None:
-    """Say that the running :func:`timed` block reused ``work`` ("generation", ...) that took
-    ``seconds`` when it was done; the block's record keeps it as ``"<work> seconds"``, which the
-    run's total counts instead of the moment the reuse took."""
-    if seconds is not None:
-        _REUSED[f"{work} seconds"] = round(float(seconds), 2)
-
-
-@contextlib.contextmanager
-def timed(rd: RunDir, stage_name: str, part: str | None = None, **details: Any) -> Iterator[dict[str, Any]]:
-    """Record the wall time and the process's peak resident memory of (a part of) a stage in
-    ``timings.json``; ``details``, whatever the caller adds to the yielded dict and the work a
-    reuse inside the block stands for (:func:`note_reused`) go with it."""
-    key = timing_key(stage(stage_name), part)
-    record: dict[str, Any] = dict(details)
-    _REUSED.clear()
-    started = time.perf_counter()
-    yield record
-    record["seconds"] = round(time.perf_counter() - started, 2)
-    record.update({k: v for k, v in _REUSED.items() if k not in record})
-    _REUSED.clear()
-    # ru_maxrss is in KiB on Linux: the peak of this (notebook kernel) process so far
-    record["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    timings = read_json(rd.timings) if rd.timings.exists() else {}
-    timings[key] = record
-    write_json(rd.timings, timings)
+def timed(rd: RunDir, stage_name: str, part: str | None = None, **details: Any) -> contextlib.AbstractContextManager[Timing]:
+    """Time (a part of) a stage into the run's ``timings.json`` (:func:`xqglib.core.timing.timed`)."""
+    s = stage(stage_name)
+    return timing.timed(rd.timings, s.number, s.name, part, **details)
 
 
 def forget_timings(rd: RunDir, stages: Sequence[Stage]) -> None:
     """Drop the timings of ``stages`` (they are about to be measured again); later stages that
     stay valid keep theirs."""
-    if not rd.timings.exists():
-        return
-    again = {s.number for s in stages}
-    kept = {k: v for k, v in read_json(rd.timings).items() if int(k.split(" ", 1)[0]) not in again}
-    write_json(rd.timings, kept)
+    timing.forget(rd.timings, [s.number for s in stages])
 
 
 def table() -> list[dict[str, str]]:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xqglib.study import experiments as E
-from xqglib.evaluation.rq1 import FALLBACK, GOLD_RANK, XOR_MEASURES
 from xqglib.config.settings import PAPER_ALPHA, Profile
+from xqglib.evaluation.rq1 import FALLBACK, GOLD_RANK, XOR_MEASURES
 from xqglib.evaluation.significance import compare_by_language
+from xqglib.study import experiments as E
 
 
 def is_macro(measure: str) -> bool:

@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from xqglib.core.timing import read_timings, work_seconds
+from xqglib.data.matrix import vocabulary_texts
 from xqglib.method import augmentation as AUG
-from xqglib.pipeline import rq3 as P3
+from xqglib.method.generator import data_vocabulary
+from xqglib.study.experiments import CONDITION_ENCODINGS, RQ3_GENERATOR
 
 
 @dataclass(frozen=True)
@@ -184,10 +188,9 @@ def b1_encoding_positions(cfg: Any, rd: Any, generated: list[dict[str, Any]]) ->
     """What encoding B1 costs one retriever: token positions of the corpus, the test queries and
     the generated queries (each as the encoder reads it), and the passage, test-query and
     generated-query counts."""
+    from xqglib.core.formats import generated_query_table, read_jsonl
     from xqglib.method.encoding import DenseEncoder, passage_text
-    from xqglib.core.formats import read_jsonl
     from xqglib.models.registry import encoder_spec, load_tokenizer
-    from xqglib.core.formats import generated_query_table
 
     r = cfg.retriever
     encoder = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
@@ -207,7 +210,7 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     from xqglib.method.generator import QueryGenerator
     from xqglib.models.registry import generator_kind, load_tokenizer
 
-    timings = read_json(rd.timings)
+    timings = read_timings(rd.timings)
     rows = []
     name = cfg.primary_generator
     generated = read_jsonl(rd.generated(name))
@@ -218,26 +221,25 @@ def run_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
         gen = QueryGenerator(None, load_tokenizer(name), "decoder", g.max_input_len, g.max_target_len)
         log = read_json(rd.generator_log(name))
         flops = generator_training_flops(shape, log, g.batch_size, g.max_dev_pairs, g.freeze_embeddings)
-        record = timings.get(f"2 train-generator: {name}", {})
         if flops is not None:
             rows.append(stage_row("2 train-generator", f"{name}: {len(log)} steps of {g.batch_size}",
-                                  flops, record.get("training seconds"), roof))
+                                  flops, work_seconds(timings, 2, name), roof))
         languages = list(generated[0]["generated_queries"]) if generated else []
         rows.append(generation_row("3 generate", name, cfg, shape, gen, generated, languages,
                                    read_json(rd.generation_report(name))["vocabulary_size"],
-                                   _work_seconds(timings.get(f"3 generate: {name}", {}), "generation"), roof))
+                                   work_seconds(timings, 3, name), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     for spec in cfg.retriever.retrievers:
         if spec.training == "none":
             continue
         row = training_row("4 train-retriever", spec.name, read_json(rd.retriever_log(spec.name)), encoder_shape,
-                           timings.get(f"4 train-retriever: {spec.name}", {}).get("training seconds"), roof)
+                           work_seconds(timings, 4, spec.name), roof)
         if row is not None:
             rows.append(row)
     positions, passages, queries, generated_queries = b1_encoding_positions(cfg, rd, generated)
     search = 2 * queries * passages * encoder_shape.hidden
     for spec in cfg.retriever.retrievers:
-        seconds = [timings.get(f"5 encode-search: {part} {spec.name}", {}).get("seconds") for part in ("encode", "search")]
+        seconds = [work_seconds(timings, 5, f"{part} {spec.name}") for part in ("encode", "search")]
         rows.append(stage_row("5 encode-search", f"{spec.name}: {passages:,} passages, "
                               f"{queries + generated_queries:,} queries",
                               encoder_shape.forward(positions) + search,
@@ -249,18 +251,18 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     """The cost table of the second research question's stages: the contrastive arms' training
     (stage 7, from their logs' positions), their B1 encoding and every retriever's XQuAD-R encoding
     (stage 8, from the texts' token counts); wall times from the run's timings."""
-    from xqglib.data import xquadr as lareqa
-    from xqglib.method.encoding import DenseEncoder
     from xqglib.core.formats import read_json, read_jsonl
-    from xqglib.models.registry import encoder_spec, load_tokenizer
+    from xqglib.data import xquadr as lareqa
     from xqglib.data.xquadr import xquadr_pool
+    from xqglib.method.encoding import DenseEncoder
+    from xqglib.models.registry import encoder_spec, load_tokenizer
 
-    timings = read_json(rd.timings)
+    timings = read_timings(rd.timings)
     shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     rows = []
     for spec in cfg.contrastive.arms:
         row = training_row("7 train-contrastive", spec.name, read_json(rd.retriever_log(spec.name)), shape,
-                           timings.get(f"7 train-contrastive: {spec.name}", {}).get("training seconds"), roof)
+                           work_seconds(timings, 7, spec.name), roof)
         if row is not None:
             rows.append(row)
     positions, passages, queries, generated_queries = b1_encoding_positions(
@@ -268,7 +270,7 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     for spec in cfg.contrastive.arms:
         rows.append(stage_row("8 encode-rq2", f"B1 {spec.name}: {passages:,} passages, "
                               f"{queries + generated_queries:,} queries", shape.forward(positions),
-                              timings.get(f"8 encode-rq2: encode B1 {spec.name}", {}).get("seconds"), roof))
+                              work_seconds(timings, 8, f"encode {spec.name}"), roof))
     r = cfg.retriever
     candidates = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
                               cfg.xquadr.candidate_max_len, False)
@@ -279,14 +281,8 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
                  + sum(candidates.token_counts([q["question"] for q in bench.questions], True)))
         rows.append(stage_row("8 encode-rq2", f"XQuAD-R {spec.name}: {len(bench.candidates):,} candidates, "
                               f"{len(bench.questions):,} questions", shape.forward(count),
-                              timings.get(f"8 encode-rq2: encode XQuAD-R {spec.name}", {}).get("seconds"), roof))
+                              work_seconds(timings, 8, f"encode XQuAD-R {spec.name}"), roof))
     return cost_table(rows)
-
-
-def _work_seconds(record: dict[str, Any], work: str) -> float | None:
-    """The time of a stage part's own ``work`` ("generation", "reading"): that of the work reused,
-    where the part reused it; the part's wall time where it was not recorded apart."""
-    return record.get(f"{work} seconds") or record.get("seconds")
 
 
 def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
@@ -294,30 +290,30 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     training (stage 10, from their logs), generation for every passage and every retriever's
     encodings (stage 11, from the texts' token counts) and the reader's reading (stage 12, from
     the windows of the pairs it read); wall times from the logs and the run's timings."""
-    from xqglib.method.encoding import DenseEncoder
     from xqglib.core.formats import read_json, read_jsonl
+    from xqglib.method.encoding import DenseEncoder
     from xqglib.method.generator import QueryGenerator
     from xqglib.models.registry import encoder_spec, generator_kind, load_tokenizer
 
-    timings = read_json(rd.timings)
+    timings = read_timings(rd.timings)
     rows = []
     g, r3 = cfg.generator, cfg.rq3
     name = cfg.primary_generator
-    generated = read_jsonl(rd.generated(P3.GENERATOR))
+    generated = read_jsonl(rd.generated(RQ3_GENERATOR))
     if generator_kind(name) == "decoder":
         shape = TransformerShape.from_config(_config(name))
-        log = read_json(rd.generator_log(P3.GENERATOR))
+        log = read_json(rd.generator_log(RQ3_GENERATOR))
         flops = generator_training_flops(shape, log, g.batch_size, g.max_dev_pairs, g.freeze_embeddings)
         if flops is not None:
             rows.append(stage_row("10 rq3-train", f"generator: {len(log)} steps of {g.batch_size}", flops,
                                   log[-1]["seconds"], roof))
         gen = QueryGenerator(None, load_tokenizer(name), "decoder", g.max_input_len, g.max_target_len)
         # the sampling vocabulary stage 11 used, rebuilt
-        head_rows = (len(P3.sampling_vocabulary(rd, gen, generated)) if cfg.generation.vocabulary == "data"
-                     else len(gen.tok))
+        restricted = cfg.generation.vocabulary == "data"
+        head_rows = len(data_vocabulary(gen.tok, vocabulary_texts(rd, generated), gen.stop_ids)) if restricted else len(gen.tok)
         rows.append(generation_row("11 rq3-encode", "generate", cfg, shape, gen, generated,
                                    list(r3.generation_languages), head_rows,
-                                   _work_seconds(timings.get("11 rq3-encode: generate", {}), "generation"), roof))
+                                   work_seconds(timings, 11, "generate"), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     reader_log = read_json(rd.reader_log())
     reader_shape = encoder_shape  # the encoder with a span head (two outputs per position: left out)
@@ -338,7 +334,7 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
               "text": sum(expander.token_counts(texts["text"], False)),
               "querydocs": sum(encoder.token_counts(texts["querydocs"], False))}
     for retriever in cfg.rq3_retrievers:
-        seconds = [timings.get(f"11 rq3-encode: {retriever}: {what}", {}).get("seconds") for what in counts]
+        seconds = [work_seconds(timings, 11, f"{retriever}: {what}") for what in counts]
         rows.append(stage_row("11 rq3-encode", f"{retriever}: questions, passages, queries, expansions",
                               encoder_shape.forward(sum(counts.values())),
                               sum(s for s in seconds if s is not None) or None, roof))
@@ -352,8 +348,20 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     positions = sum(len(w) for w in windows)
     rows.append(stage_row("12 rq3-evaluate", f"reading: {len(reads):,} question-passage pairs, {len(windows):,} windows",
                           reader_shape.forward(positions, attended=sum(len(w) ** 2 for w in windows)),
-                          _work_seconds(timings.get("12 rq3-evaluate: score and read", {}), "reading"), roof))
+                          work_seconds(timings, 12, "score and read"), roof))
     return cost_table(sorted(rows, key=lambda row: int(row["stage"].split(" ", 1)[0])))  # stage order
+
+
+def rq3_condition_costs(cfg: Any, timings: list[Any]) -> pd.DataFrame:
+    """What each RQ3 condition costs its index: what it encodes per passage, the seconds of those
+    encodings (stage 11, every retriever), and its vectors per passage."""
+    seconds = {what: sum(t.seconds for t in timings if t.stage == 11 and (t.part or "").endswith(f": {what}"))
+               for what in ("questions", "passages", "generated", "text", "querydocs")}
+    return pd.DataFrame([{"condition": name, "encoded per passage": text,
+                          "vectors per passage": vectors,
+                          "encoding seconds (all retrievers)": sum(seconds[w] for w in encodings),
+                          "dot products per query and passage": vectors}
+                         for name, (text, encodings, vectors) in CONDITION_ENCODINGS.items()]).set_index("condition")
 
 
 def study_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from xqglib.config.settings import Profile
-from xqglib.config.settings import PAPER_QUERIES_PER_PASSAGE
+from xqglib.config.settings import PAPER_QUERIES_PER_PASSAGE, Profile
 
 #: How passage vectors may be augmented: not at all, xQG as the official code fuses (a sum), or
 #: xQG rescaled to the passage vector's norm after fusion (more kinds join with RQ3).
@@ -165,6 +164,9 @@ def experiment(cfg: Profile, name: str) -> list[Condition]:
 
 
 
+#: The name the generator for passages in every passage language is saved under.
+RQ3_GENERATOR = "rq3-passages"
+
 #: The conditions compared, in the order tables show them.
 CONDITIONS: dict[str, str] = {
     "none": "passage as it is",
@@ -173,6 +175,17 @@ CONDITIONS: dict[str, str] = {
     "dual": "dual index (passage and queries scored apart, scores fused)",
     "translations": "passage fused with its human translations (oracle)",
     "query-translated": "question in the passage language (human translation)",
+}
+
+#: What each condition encodes per passage (a description, the stage-11 encodings it reads) and
+#: how many vectors a passage has in its index (the dot products per query and passage).
+CONDITION_ENCODINGS: dict[str, tuple[str, tuple[str, ...], int]] = {
+    "none": ("passage", ("passages",), 1),
+    "xqg": ("passage + its queries (short)", ("passages", "generated"), 1),
+    "text": ("passage with queries appended", ("text",), 1),
+    "dual": ("passage + queries as one text", ("passages", "querydocs"), 2),
+    "translations": ("passage + its translations", ("passages",), 1),
+    "query-translated": ("passage (the question is translated)", ("passages",), 1),
 }
 
 #: The reader's gold-passage row: the reader's ceiling.

@@ -1,4 +1,5 @@
-"""Tables and figures for the book, and the paper's own numbers to set beside ours."""
+"""The book's figures, from the outcome tables and the run's logs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from xqglib.config.settings import Profile
 from xqglib.study import analysis as A
 from xqglib.study import experiments as E
-from xqglib.config.settings import Profile
 from xqglib.study.tables import SIGNIFICANCE_MARK
 
 

@@ -16,16 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xqglib.study import analysis as A
-from xqglib.study import experiments as E
+from xqglib.config.languages import LANGUAGE_NAMES
+from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir
 from xqglib.core.formats import read_json, read_jsonl
-from xqglib.method.generator_training import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, plateau_comparison
 from xqglib.evaluation.metrics import xor_word_tokenize
-from xqglib.study.reference import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART
-from xqglib.config.settings import Profile
 from xqglib.evaluation.significance import ALPHA
+from xqglib.method.generator_training import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, plateau_comparison
+from xqglib.study import analysis as A
+from xqglib.study import experiments as E
 from xqglib.study import rq3 as A3
+from xqglib.study.reference import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART
 
 
 def _f(value: float, places: int = 2) -> str:
@@ -50,10 +51,6 @@ def _listing(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-#: Names of language codes py3langid gives that are not study languages (for the prose).
-LANGUAGE_NAMES = {"arz": "Egyptian Arabic", "wuu": "Wu Chinese", "yue": "Cantonese", "ur": "Urdu",
-                  "mr": "Marathi", "ne": "Nepali", "fa": "Persian", "lo": "Lao", "km": "Khmer",
-                  "ja": "Japanese", "lb": "Luxembourgish", "nl": "Dutch", "en": "English"}
 
 
 def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:

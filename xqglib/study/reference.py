@@ -1,12 +1,13 @@
-"""Tables and figures for the book, and the paper's own numbers to set beside ours."""
+"""Published numbers to set beside ours: the paper's Table 1, the official README's per-language
+rows, XTREME-R's XQuAD-R figures and the RQ3 anchors (each transcribed, with its source).
+"""
 
 from __future__ import annotations
 
-
 import pandas as pd
 
-from xqglib.study import experiments as E
 from xqglib.config.settings import Profile
+from xqglib.study import experiments as E
 
 #: Paper (SIGIR 2023), XOR-Retrieve dev, average over the 7 languages, R@2kt.
 PAPER_AVERAGES_R2KT = {
@@ -65,13 +66,14 @@ XQUADR_ANCHORS = pd.DataFrame([
 #: Published figures beside the third research question's: zero-shot XQuAD with the gold paragraph
 #: (XTREME, Hu et al. 2020, averages over XQuAD's languages) and translate-then-retrieve on
 #: XOR-Retrieve's test set (Asai et al. 2021), human against machine translation of the question.
-#: Transcribed (the XOR-TyDi figures as issue 13 quotes them); the papers cannot be reached from the
-#: study's machines to check them.
+#: Transcribed (the XOR-TyDi figures as the study's brief quotes them); the papers cannot be
+#: reached from the study's machines to check them.
+_XQUAD_GOLD = "XQuAD, gold paragraph"
 RQ3_ANCHORS = pd.DataFrame([
-    {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": "XQuAD, gold paragraph", "measure": "F1", "value": 64.5},
-    {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": "XQuAD, gold paragraph", "measure": "EM", "value": 49.4},
-    {"source": "XTREME (Hu et al. 2020)", "model": "XLM-R large, zero-shot", "task": "XQuAD, gold paragraph", "measure": "F1", "value": 76.6},
-    {"source": "XTREME (Hu et al. 2020)", "model": "XLM-R large, zero-shot", "task": "XQuAD, gold paragraph", "measure": "EM", "value": 60.8},
+    {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": _XQUAD_GOLD, "measure": "F1", "value": 64.5},
+    {"source": "XTREME (Hu et al. 2020)", "model": "mBERT, zero-shot", "task": _XQUAD_GOLD, "measure": "EM", "value": 49.4},
+    {"source": "XTREME (Hu et al. 2020)", "model": "XLM-R large, zero-shot", "task": _XQUAD_GOLD, "measure": "F1", "value": 76.6},
+    {"source": "XTREME (Hu et al. 2020)", "model": "XLM-R large, zero-shot", "task": _XQUAD_GOLD, "measure": "EM", "value": 60.8},
     {"source": "XOR-TyDi (Asai et al. 2021)", "model": "translate-then-retrieve, human translation", "task": "XOR-Retrieve test",
      "measure": "R@5kt", "value": 72.1},
     {"source": "XOR-TyDi (Asai et al. 2021)", "model": "translate-then-retrieve, machine translation", "task": "XOR-Retrieve test",

@@ -1,26 +1,5 @@
-"""The third research question: query-augmented (xQG) against passage-augmented retrieval on
-XQuAD's query-language x passage-language matrix, measured by retrieval and by the EM/F1 of an
-extractive reader (stages 10-12).
-
-A cell (Q, P) of the matrix (:mod:`xqglib.data.matrix`): XQuAD's 240 paragraphs in P are the
-corpus, the test-article questions in Q the queries, the paragraph that holds a question its gold
-passage, the answer of the parallel question in P its gold answer. The paragraphs carry no title
-(XQuAD's titles are English only), so every passage language sees the same kind of text.
-
-The conditions, all from one retriever, one corpus and the same generated queries per passage
-(``rq3.generation_languages`` x ``rq3.n_per_language``):
-
-- ``none``: the passage vector as it is;
-- ``xqg``: the passage vector fused with its generated queries' vectors (RQ1's rule: the paper's
-  alpha scaled by 35 over the queries fused);
-- ``text``: the queries appended to the passage's text before encoding (doc2query): the passage
-  keeps ``retriever.passage_max_len`` tokens, the queries follow, ``rq3.text_max_len`` in all;
-- ``dual``: passage and queries (as one text) in two indexes, scores fused at search time with
-  the weight of ``rq3.dual_weights`` best on dev-article questions (two vectors per passage);
-- ``translations``: the passage vector fused with its human translations into the other passage
-  languages (an oracle: XQuAD's translations), with the total weight xQG gives its queries;
-- ``query-translated``: the question asked in the passage language (XQuAD's human translation),
-  the translate-the-query control.
+"""Analysis of the third research question: cell tables, paired tests per cell, language groups
+(by the encoder's pre-training data) and significance counts, from stage 12's tables only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tables and figures for the book, and the paper's own numbers to set beside ours."""
+"""The book's tables, from the outcome tables and the run's records.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xqglib.study import analysis as A
-from xqglib.study import experiments as E
+from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir
 from xqglib.core.formats import read_jsonl, sha256_file
-from xqglib.config.settings import Profile
+from xqglib.core.timing import Timing
 from xqglib.evaluation.significance import ALPHA
+from xqglib.study import analysis as A
+from xqglib.study import experiments as E
 from xqglib.study.reference import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART, paper_average
-
 
 SIGNIFICANCE_MARK = "†"
 SIGNIFICANCE_CAPTION = ("† marks a +xQG score that differs from the same retriever without xQG with "
@@ -162,28 +163,21 @@ def cost_table_readable(costs: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Columns of a stage record that give the time of work a reuse stands for.
-REUSED_WORK = ("training seconds", "generation seconds", "reading seconds")
-
-
-def timings_table(timings: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Stage records, with a total of the work done: where a rerun reused a trained model, a
-    generated file or a reading, the time that work took (its training log, its record) counts
-    instead of the seconds the reuse took."""
-    df = pd.DataFrame.from_dict(timings, orient="index")
-    df = df.loc[sorted(df.index, key=lambda k: int(k.split(" ", 1)[0]))]  # stage order
-    work = df["seconds"]
-    for reused in REUSED_WORK:  # the work a reuse stands for
-        if reused in df:
-            work = np.fmax(work, df[reused])  # fmax: a missing time is ignored
-    df.loc["total", "seconds"] = work.sum()
+def timings_table(timings: Sequence[Timing]) -> pd.DataFrame:
+    """Stage parts, one row each, with a total of the work done: where a rerun reused a trained
+    model, a generated file or a reading, the time that work took counts instead of the reuse's."""
+    rows = {t.label: {"seconds": t.seconds, "work": t.work, "work seconds": t.work_seconds,
+                      "reused": "yes" if t.reused else "", "peak_rss_gib": t.peak_rss_gib, **t.details}
+            for t in timings}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.loc["total", "seconds"] = sum(t.counted_seconds for t in timings)
     return df
 
 
 def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`timings_table` for a reader: named columns, whole seconds, counts as integers and
     blanks (not NaN) where a detail does not apply to a stage."""
-    names = {"seconds": "wall time (s)", "training seconds": "training time (s)",
-             "generation seconds": "generation time (s)", "reading seconds": "reading time (s)",
+    names = {"seconds": "wall time (s)", "work": "work", "work seconds": "work time (s)", "reused": "reused",
              "peak_rss_gib": "peak memory (GiB)"}
     out = pd.DataFrame(index=table.index)
     for column in list(names) + [c for c in table.columns if c not in names]:
@@ -192,7 +186,7 @@ def readable_timings(table: pd.DataFrame) -> pd.DataFrame:
         values = table[column]
         if column == "peak_rss_gib":
             shown = values.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-        elif column == "seconds" or column in REUSED_WORK:
+        elif column in ("seconds", "work seconds"):
             shown = values.map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
         else:
             shown = values.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v))
