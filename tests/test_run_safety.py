@@ -319,3 +319,27 @@ def test_the_paper_profile_offline_is_refused_before_any_work(tmp_path, real_dat
     from xqglib.models.registry import missing_models
 
     assert missing_models(["tiny-mt5", "tiny-bert", str(tmp_path)]) == []  # local builders and folders are at hand
+
+
+def test_book_pages_show_the_settings_the_run_used(tmp_path):
+    """The pages executed when the book is built read the run's resolved profile (overrides
+    included), not the profile's defaults."""
+    import json
+
+    from xqglib.config.profiles import load_profile
+    from xqglib.core.paths import repo_root
+    from xqglib.pipeline import runner
+    from xqglib.pipeline.common import record_profile, resolved_run
+
+    given = {"augmentation.alpha": 0.05}
+    assert load_profile("smoke").augmentation.alpha != 0.05
+    rd = RunDir(tmp_path / "run")
+    record_profile(rd, load_profile("smoke", given), given)
+    cfg, back = resolved_run("smoke", str(rd.root))
+    assert cfg.augmentation.alpha == 0.05 and back.root == rd.root
+    with pytest.raises(UserError, match="no profile.json"):
+        resolved_run("smoke", str(tmp_path / "empty"))
+    for name in ("worked_example", "study_cost"):
+        assert name in runner.BOOK_NOTEBOOKS
+        cells = json.loads((repo_root() / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+        assert "resolved_run(profile, run_dir)" in "".join("".join(c["source"]) for c in cells), name

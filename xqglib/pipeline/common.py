@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from xqglib.config.profiles import load_profile
-from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile
+from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overrides
 from xqglib.core.artifacts import RunDir
+from xqglib.core.errors import UserError
+from xqglib.core.formats import read_json, write_json
 from xqglib.core.reuse import earlier_model, save_model
 from xqglib.core.timing import Timing
 from xqglib.method.encoding import DenseEncoder
@@ -37,6 +39,26 @@ def open_run(profile: str, run_dir: str | None, overrides: str | dict[str, Any] 
     if stage is not None:
         S.begin(cfg, rd, S.stage(stage))
     seed_everything(cfg.seed)
+    return cfg, rd
+
+
+def record_profile(rd: RunDir, cfg: Profile, overrides: dict[str, Any]) -> None:
+    """Write the run's resolved settings (``profile.json``): what its book pages read back."""
+    write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(overrides)})
+
+
+def resolved_run(profile: str, run_dir: str | None) -> tuple[Profile, RunDir]:
+    """A run's own settings: its profile with the overrides it ran under (``profile.json``), so
+    a page executed after the run shows the settings the run used."""
+    rd = RunDir(run_dir) if run_dir else RunDir.for_profile(load_profile(profile))
+    path = rd.root / "profile.json"
+    if not path.exists():
+        raise UserError(f"{rd.root} holds no profile.json: run the pipeline there first (python -m xqglib run ...)")
+    saved = read_json(path)
+    cfg = load_profile(saved["profile"]["name"], saved["overrides"])
+    if cfg.to_dict() != saved["profile"]:
+        raise UserError(f"the settings in {path} no longer resolve to the same profile (the profile changed "
+                        "since the run): rerun it")
     return cfg, rd
 
 

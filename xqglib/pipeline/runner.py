@@ -21,10 +21,10 @@ from xqglib.config.profiles import load_profile
 from xqglib.config.settings import Profile, flatten_overrides, parse_overrides
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
-from xqglib.core.formats import write_json
 from xqglib.core.paths import repo_root
 from xqglib.core.progress import duration
 from xqglib.pipeline import stages as S
+from xqglib.pipeline.common import record_profile
 
 KERNEL = "xqg"
 
@@ -147,7 +147,7 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
     _models_at_hand(cfg, chosen)
     # stale timings of an earlier run must not mix into this one's
     S.forget_timings(rd, chosen)
-    write_json(rd.path("profile.json"), {"profile": cfg.to_dict(), "overrides": flatten_overrides(given)})
+    record_profile(rd, cfg, given)
     import signal
     import threading
 
