@@ -220,16 +220,16 @@ def test_the_compared_retrievers_by_default_and_by_name():
     cpu = load_profile("cpu")
     assert cpu.rq3_retrievers == ("base", "xdr", "xdr-align") and cpu.reader_retriever == "xdr-align"
     assert SMOKE.rq3_retrievers == ("base", "xdr", "xdr-align")
-    chosen = load_profile("cpu", {"P3.retrievers": ["hybrid", "base"], "P3.reader_retriever": "base"})
+    chosen = load_profile("cpu", {"rq3.retrievers": ["hybrid", "base"], "rq3.reader_retriever": "base"})
     assert chosen.rq3_retrievers == ("hybrid", "base") and chosen.reader_retriever == "base"
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"P3.retrievers": ["base", "nope"]}, "P3.retrievers"),
-    ({"P3.reader_retriever": "english"}, "P3.reader_retriever"),
-    ({"P3.passage_languages": ["th", "hi"]}, "has no English"),
-    ({"P3.reader_stride": 60}, "P3.reader_stride"),
-    ({"P3.query_languages": ["xx"]}, "P3.query_languages"),
+    ({"rq3.retrievers": ["base", "nope"]}, "rq3.retrievers"),
+    ({"rq3.reader_retriever": "english"}, "rq3.reader_retriever"),
+    ({"rq3.passage_languages": ["th", "hi"]}, "has no English"),
+    ({"rq3.reader_stride": 60}, "rq3.reader_stride"),
+    ({"rq3.query_languages": ["xx"]}, "rq3.query_languages"),
 ])
 def test_bad_rq3_settings_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):
