@@ -236,28 +236,33 @@ def test_rq3_tables_agree_with_each_other_and_with_the_chapter(smoke_runs):
     r = SMOKE.rq3
     cells = len(r.query_languages) * len(r.passage_languages)
     # every retriever, condition and cell scores every test question once
-    per = retrieval.groupby(["retriever", "condition"]).size()
+    per = A3.values(retrieval, "gold rank").groupby(["retriever", "condition"]).size()
     assert set(per) == {cells * r.max_questions} and len(per) == len(SMOKE.rq3_retrievers) * len(E.CONDITIONS)
     # on the diagonal, asking in the passage language is asking as is
-    diagonal = retrieval[retrieval["query_lang"] == retrieval["passage_lang"]].pivot_table(
-        index=["retriever", "query_lang", "qid"], columns="condition", values="rank")
+    ranks = A3.values(retrieval, "gold rank")
+    diagonal = ranks[ranks["language"] == ranks["passage_language"]].pivot_table(
+        index=["retriever", "language", "query_id"], columns="condition", values="value")
     assert (diagonal["query-translated"] == diagonal["none"]).all()
     # the reader read the top k of the same ranking the retrieval table scores
-    reader = retrieval[retrieval["retriever"] == SMOKE.reader_retriever]
-    merged = reading[reading["condition"] != E.GOLD].merge(reader, on=["condition", *A3.CELL, "qid"])
-    assert len(merged) == len(reading[reading["condition"] != E.GOLD])
-    assert ((merged["answer_in_top_k"] == 100) == (merged["rank"] <= merged["k"])).all()
-    assert (reading["em"] <= reading["f1"] + 1e-9).all()
-    assert set(reading["k"]) == set(r.reader_k) and reading["qid"].nunique() == r.reader_questions
+    reader = ranks[ranks["retriever"] == SMOKE.reader_retriever].rename(columns={"value": "rank"})
+    found = A3.values(reading, "answer_in_top_k")
+    merged = found[found["condition"] != E.GOLD].merge(reader, on=["condition", *A3.CELL, "query_id"])
+    assert len(merged) == len(found[found["condition"] != E.GOLD])
+    assert ((merged["value"] == 100) == (merged["rank"] <= merged["k"])).all()
+    em, f1 = A3.values(reading, "em"), A3.values(reading, "f1")
+    assert (em["value"].to_numpy() <= f1["value"].to_numpy() + 1e-9).all()
+    assert set(reading["k"]) == set(r.reader_k) and reading["query_id"].nunique() == r.reader_questions
+    # the shared columns of the results table
+    assert {"benchmark", "condition", "retriever", "language", "query_id", "measure", "value"} <= set(reading.columns)
     # the chapter's numbers are the tables'
     tests = A3.tests_for(retrieval, ["recall@1", "mrr@10"])
     reading_tests = A3.tests_for(reading, ["em", "f1"])
     expansion = {name: read_json(rd.rq3_meta(name, "expansion")) for name in SMOKE.rq3_retrievers}
     facts = F.rq3_findings(SMOKE, retrieval, reading, summary, tests, reading_tests, expansion)
-    none = retrieval[(retrieval["retriever"] == "xdr") & (retrieval["condition"] == "none")]["mrr@10"].mean()
+    none = A3.means(retrieval, "mrr@10", ["retriever", "condition"])[("xdr", "none")]
     assert f"{none:.1f} (cross-lingual xDR)" in facts["rq3_none_scores"]
     gold = reading[reading["condition"] == E.GOLD]
-    assert facts["rq3_f1_gold"] == f"{gold['f1'].mean():.1f}"
+    assert facts["rq3_f1_gold"] == f"{A3.values(gold, 'f1')['value'].mean():.1f}"
     assert expansion["base"]["expanded passages cut"] == 0  # text-level expansion is never truncated away
 
 

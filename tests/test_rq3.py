@@ -144,14 +144,20 @@ def test_ranks_tests_and_groups_by_hand():
     scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.7, 0.2]])
     assert V3.gold_ranks(scores, [2, 0]).tolist() == [2, 1]  # a tie is not counted against the gold
     assert V3.top_k(scores, 2).tolist() == [[1, 2], [0, 1]]
-    frame = V3.with_measures(pd.DataFrame({"rank": [1, 2, 11]}))
-    assert frame["recall@1"].tolist() == [100, 0, 0] and frame["mrr@10"].tolist() == [100, 50, 0]
+    measures = V3.rank_measures(np.array([1, 2, 11]))
+    assert measures["recall@1"].tolist() == [100, 0, 0] and measures["mrr@10"].tolist() == [100, 50, 0]
+    # tidy: one row per question and measure, in the results table's columns
+    frame = V3.with_measures(pd.DataFrame({"condition": "none", "language": "ar", "query_id": ["a", "b", "c"],
+                                           "rank": [1, 2, 11]}))
+    assert {"benchmark", "condition", "language", "query_id", "measure", "value"} <= set(frame.columns)
+    assert frame[frame["measure"] == "gold rank"]["value"].tolist() == [1, 2, 11]
+    assert frame[frame["measure"] == "mrr@10"]["value"].tolist() == [100, 50, 0]
     rows = []
     values = {"none": [0, 0, 1, 1], "xqg": [1, 1, 1, 0]}
     for condition, vs in values.items():
         for cell in (("ar", "en"), ("en", "en")):
-            rows += [{"retriever": "r", "condition": condition, "query_lang": cell[0], "passage_lang": cell[1],
-                      "qid": f"q{i}", "m": v + (cell[0] == "en")} for i, v in enumerate(vs)]
+            rows += [{"retriever": "r", "condition": condition, "language": cell[0], "passage_language": cell[1],
+                      "query_id": f"q{i}", "measure": "m", "value": v + (cell[0] == "en")} for i, v in enumerate(vs)]
     table = pd.DataFrame(rows)
     tests = A3.cell_tests(table, "m")
     p = stats.ttest_rel([1, 1, 1, 0], [0, 0, 1, 1]).pvalue

@@ -269,6 +269,12 @@ SECTIONS: dict[str, type] = {
 }
 
 
+def paper_weight(alpha: float, queries_per_passage: int) -> float:
+    """alpha giving generated queries the paper's total weight: it fused 7 languages x 5 queries =
+    35 with alpha 0.01 on their sum; fusing fewer, alpha is scaled by 35 over their number."""
+    return alpha * PAPER_QUERIES_PER_PASSAGE / queries_per_passage
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named, complete set of settings: everything a run depends on."""
@@ -298,10 +304,13 @@ class Profile:
 
     @property
     def scaled_alpha(self) -> float:
-        """alpha giving the generated queries the paper's total weight: it fused 7 languages x 5
-        queries = 35 with alpha 0.01 on their sum; we fuse fewer, so alpha is scaled by 35/ours."""
-        ours = len(self.generation.languages) * self.generation.n_per_language
-        return self.augmentation.alpha * PAPER_QUERIES_PER_PASSAGE / ours
+        """alpha giving Table 1's generated queries the paper's total weight (:func:`paper_weight`)."""
+        return paper_weight(self.augmentation.alpha, len(self.generation.languages) * self.generation.n_per_language)
+
+    @property
+    def rq3_alpha(self) -> float:
+        """The same rule for the third question's queries per passage (:func:`paper_weight`)."""
+        return paper_weight(self.augmentation.alpha, len(self.rq3.generation_languages) * self.rq3.n_per_language)
 
     @property
     def primary_generator(self) -> str:

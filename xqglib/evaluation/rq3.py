@@ -16,9 +16,10 @@ from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json
 from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1
-from xqglib.method.augmentation import combine, fuse
+from xqglib.evaluation.rq1 import GOLD_RANK
+from xqglib.method.augmentation import combine, fuse, fuse_scores
 from xqglib.method.reading import best_over_passages
-from xqglib.study.experiments import CONDITIONS, GOLD, fusion_alpha, queries_per_passage
+from xqglib.study.experiments import CONDITIONS, GOLD, queries_per_passage
 
 # --------------------------------------------------------------------------------------------
 # Stage 12: retrieval in every cell and condition, reading, scoring
@@ -62,7 +63,7 @@ class Vectors:
             return own
         if condition == "text":
             return self.text[rows]
-        alpha = fusion_alpha(self.cfg)
+        alpha = self.cfg.rq3_alpha
         if condition == "xqg":
             ids = [self.corpus[i]["docid"] for i in rows]
             keep = np.isin(self.generated_docids, ids)
@@ -83,7 +84,7 @@ class Vectors:
         q = self.questions[[self.question_row[(asked, qid)] for qid in qids]]
         s = q @ self.passage_matrix(condition, passage_lang).T
         if condition == "dual":
-            s = (1 - dual_weight) * s + dual_weight * (q @ self.querydocs[self.rows[passage_lang]].T)
+            s = fuse_scores(s, q @ self.querydocs[self.rows[passage_lang]].T, dual_weight)
         return s
 
 
@@ -107,8 +108,9 @@ def question_index(questions: Sequence[dict[str, Any]]) -> dict[tuple[str, str],
 def retrieval_rows(cfg: Profile, vec: Vectors, questions: Sequence[dict[str, Any]], retriever: str,
                    split: str, dual_weight: float, depth: int = 10,
                    conditions: Sequence[str] = tuple(CONDITIONS)) -> tuple[pd.DataFrame, dict[tuple, np.ndarray]]:
-    """Per question, cell and condition: the gold passage's rank; and each cell's top ``depth``
-    paragraphs (as paragraph positions within the passage language)."""
+    """Per question, cell and condition: the gold passage's rank (one row each, before
+    :func:`with_measures`); and each cell's top ``depth`` paragraphs (as paragraph positions
+    within the passage language)."""
     frames, tops = [], {}
     by_lang: dict[str, list[dict[str, Any]]] = {}
     for q in questions:
@@ -125,19 +127,31 @@ def retrieval_rows(cfg: Profile, vec: Vectors, questions: Sequence[dict[str, Any
             for condition in conditions:
                 s = vec.scores(condition, query_lang, passage_lang, qids, dual_weight)
                 tops[(condition, query_lang, passage_lang)] = top_k(s, depth)
-                frames.append(pd.DataFrame({"retriever": retriever, "condition": condition, "query_lang": query_lang,
-                                            "passage_lang": passage_lang, "qid": qids, "split": split,
+                frames.append(pd.DataFrame({"condition": condition, "retriever": retriever, "language": query_lang,
+                                            "passage_language": passage_lang, "query_id": qids, "split": split,
                                             "rank": gold_ranks(s, gold)}))
     return pd.concat(frames, ignore_index=True), tops
 
 
-def with_measures(frame: pd.DataFrame) -> pd.DataFrame:
-    """Recall@1, Recall@5 and MRR@10 (x 100) of each row's gold rank."""
-    out = frame.copy()
-    out["recall@1"] = 100.0 * (out["rank"] <= 1)
-    out["recall@5"] = 100.0 * (out["rank"] <= 5)
-    out["mrr@10"] = 100.0 * np.where(out["rank"] <= 10, 1.0 / out["rank"], 0.0)
+def rank_measures(rank: np.ndarray) -> dict[str, np.ndarray]:
+    """The gold rank, and Recall@1, Recall@5 and MRR@10 (x 100) of it."""
+    rank = np.asarray(rank)
+    return {GOLD_RANK: rank.astype(float), "recall@1": 100.0 * (rank <= 1), "recall@5": 100.0 * (rank <= 5),
+            "mrr@10": 100.0 * np.where(rank <= 10, 1.0 / rank, 0.0)}
+
+
+def tidy(frame: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:
+    """One row per row of ``frame`` and measure in ``values``, in the columns of the results
+    table (:data:`xqglib.evaluation.rq1.COLUMNS`: benchmark ... language, query_id, measure, value)."""
+    out = pd.concat([frame.assign(measure=m, value=np.asarray(v, dtype=float)) for m, v in values.items()],
+                    ignore_index=True)
+    out.insert(0, "benchmark", MATRIX)
     return out
+
+
+def with_measures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Gold ranks (:func:`retrieval_rows`) as tidy rows: one per question and measure."""
+    return tidy(frame.drop(columns="rank"), rank_measures(frame["rank"].to_numpy()))
 
 
 def choose_dual_weight(cfg: Profile, vec: Vectors, questions: Sequence[dict[str, Any]], retriever: str) -> dict[str, float]:
@@ -146,7 +160,7 @@ def choose_dual_weight(cfg: Profile, vec: Vectors, questions: Sequence[dict[str,
     found = {}
     for w in cfg.rq3.dual_weights:
         frame = retrieval_rows(cfg, vec, questions, retriever, "dev", w, conditions=["dual"])[0]
-        found[w] = float(with_measures(frame)["mrr@10"].mean())
+        found[w] = float(rank_measures(frame["rank"].to_numpy())["mrr@10"].mean())
     return found
 
 
@@ -157,6 +171,12 @@ def reader_sample(cfg: Profile, questions: Sequence[dict[str, Any]]) -> list[str
         qids = sorted(random.Random(cfg.seed).sample(qids, cfg.rq3.reader_questions))
     return qids
 
+
+#: The benchmark RQ3's tables name: XQuAD's query-language x passage-language matrix.
+MATRIX = "xquad-matrix"
+
+#: What the reader's rows measure: EM, F1 (x 100) and whether the gold passage was among those read.
+READING_MEASURES = ("em", "f1", "answer_in_top_k")
 
 #: A reading: the reader's best span (or None) for each (key, question, passage) it is given.
 Read = Callable[[list[tuple[str, str, str, int]], list[str], list[str]], list[Any]]
@@ -201,11 +221,13 @@ def read_cells(cfg: Profile, tops: dict[tuple, np.ndarray], questions: Sequence[
             best = best_over_passages([spans[reads[(asked, qid, passage_lang, pos)]] for pos in found[:k]])
             prediction = "" if best is None else best.text
             golds = answers[(passage_lang, qid)]
-            rows.append({"condition": condition, "query_lang": query_lang, "passage_lang": passage_lang, "qid": qid,
-                         "k": k, "em": 100 * best_over_golds(exact_match, prediction, golds, passage_lang),
+            rows.append({"condition": condition, "language": query_lang, "passage_language": passage_lang,
+                         "query_id": qid, "k": k,
+                         "em": 100 * best_over_golds(exact_match, prediction, golds, passage_lang),
                          "f1": 100 * best_over_golds(f1, prediction, golds, passage_lang),
                          "answer_in_top_k": 100.0 * (gold_position in found[:k])})
-    return pd.DataFrame(rows)
+    wide = pd.DataFrame(rows)
+    return tidy(wide.drop(columns=list(READING_MEASURES)), {m: wide[m] for m in READING_MEASURES})
 
 
 def load_rq3(rd: RunDir) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:

@@ -56,7 +56,7 @@ from xqglib.method.reading import READING_VERSION, ReaderExample, Span, reader_o
 from xqglib.method.sampling import SAMPLER_VERSION
 from xqglib.pipeline import stages as S
 from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything, train_once
-from xqglib.study.experiments import RQ3_GENERATOR, fusion_alpha, matrix_languages, queries_per_passage
+from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages, queries_per_passage
 
 
 def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
@@ -263,10 +263,10 @@ def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
             return read_pairs(cfg, rd, keys, qs, contexts, timing)
 
         reading = V3.read_cells(cfg, reader_tops, questions, corpus, answers, read)
-        reading.insert(0, "retriever", cfg.reader_retriever)
+        reading.insert(2, "retriever", cfg.reader_retriever)
         reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
         timing.details["reads"] = len(reads)
-    summary = {"alpha": fusion_alpha(cfg), "queries per passage": queries_per_passage(cfg),
+    summary = {"alpha": cfg.rq3_alpha, "queries per passage": queries_per_passage(cfg),
                "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
                "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
                                                                        for n, s in sweeps.items()},

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from xqglib.config.settings import PAPER_QUERIES_PER_PASSAGE, Profile
+from xqglib.config.settings import Profile
 
 #: How passage vectors may be augmented: not at all, xQG as the official code fuses (a sum), or
 #: xQG rescaled to the passage vector's norm after fusion (more kinds join with RQ3).
@@ -190,11 +190,6 @@ CONDITION_ENCODINGS: dict[str, tuple[str, tuple[str, ...], int]] = {
 
 #: The reader's gold-passage row: the reader's ceiling.
 GOLD = "gold passage"
-
-
-def fusion_alpha(cfg: Profile) -> float:
-    """xQG's alpha for the third question's queries: the paper's total weight over ours (RQ1's rule)."""
-    return cfg.augmentation.alpha * PAPER_QUERIES_PER_PASSAGE / queries_per_passage(cfg)
 
 
 def queries_per_passage(cfg: Profile) -> int:

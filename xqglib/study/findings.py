@@ -394,8 +394,9 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
         "rq3_cells": str(len(r.query_languages) * len(r.passage_languages)),
         "rq3_query_languages": str(len(r.query_languages)),
         "rq3_passage_languages": _listing(list(r.passage_languages)),
-        "rq3_test_questions": str(retrieval[(retrieval["condition"] == "none")].groupby(A3.CELL)["qid"].nunique().iloc[0]),
-        "rq3_reader_questions": str(reading["qid"].nunique()),
+        "rq3_test_questions": str(A3.values(retrieval[retrieval["condition"] == "none"], "mrr@10")
+                                  .groupby(A3.CELL)["query_id"].nunique().iloc[0]),
+        "rq3_reader_questions": str(reading["query_id"].nunique()),
         "rq3_reads": str(summary["reads"]),
         "rq3_paragraphs": str(summary["paragraphs per language"]),
         "rq3_low": _listing(sorted(lang for lang in A3.CC100_GIB if A3.resource_group(lang) == "low")),
@@ -405,7 +406,7 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
         "rq3_passage_tokens": _f(np.mean([e["passage tokens (mean)"] for e in expansion.values()]), 0),
         "rq3_text_cut": str(max(e["expanded passages cut"] for e in expansion.values())),
     }
-    mrr = retrieval.groupby(["retriever", "condition"])["mrr@10"].mean()
+    mrr = A3.means(retrieval, "mrr@10", ["retriever", "condition"])
     counts = A3.significance_counts(tests[tests["measure"] == "mrr@10"]).loc["mrr@10"]
     label = {name: cfg.retriever_spec(name).label or name for name in cfg.rq3_retrievers}
     facts["rq3_none_scores"] = _listing([f"{_f(mrr[(n, 'none')], 1)} ({label[n]})" for n in cfg.rq3_retrievers])
@@ -417,7 +418,7 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
                         ("cross-language", "cross"), ("same-language", "same")):
         gap = g.at["xqg", column] - g.at["text", column]
         facts[f"rq3_xqg_minus_text_{key}"] = "no cell (none in this profile)" if np.isnan(gap) else f"{_signed(gap, 2)} points"
-    read = reading.groupby(["condition", "k"])[["em", "f1", "answer_in_top_k"]].mean()
+    read = reading.pivot_table(index=["condition", "k"], columns="measure", values="value", aggfunc="mean")
     k_min, k_max = min(r.reader_k), max(r.reader_k)
     facts["rq3_top_k"], facts["rq3_top_k_min"] = str(k_max), str(k_min)
     for k, name in ((k_min, "kmin"), (k_max, "kmax")):
@@ -457,7 +458,8 @@ def _rq3_answer(cfg: Profile, mrr: pd.Series, counts: pd.DataFrame, retrieval: p
             c = counts.loc[(name, condition)]
             return (f"{_signed(mrr[(name, condition)] - mrr[(name, 'none')], 2)} points "
                     f"(significantly better in {int(c['better'])} and worse in {int(c['worse'])} of {int(c['cells'])} cells)")
-        cells = retrieval[retrieval["retriever"] == name].pivot_table(index=A3.CELL, columns="condition", values="mrr@10")
+        own = A3.values(retrieval[retrieval["retriever"] == name], "mrr@10")
+        cells = own.pivot_table(index=A3.CELL, columns="condition", values="value")
         ahead = "xQG" if mrr[(name, "xqg")] > mrr[(name, "text")] else "text-level expansion"
         parts.append(f"with the {label}, xQG moves MRR@10 by {moved('xqg')}, text-level expansion by {moved('text')}, "
                      f"the dual index by {moved('dual')} and the oracle translations by {moved('translations')}; "

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xqglib.evaluation.significance import compare_by_language
 from xqglib.study.experiments import CONDITIONS, GOLD
 
 #: Pre-training data of XLM-R, the model multilingual-e5 starts from: CC-100 size per language in
@@ -39,50 +40,65 @@ def resource_group(lang: str) -> str:
 # Analysis: cells, tests, language groups (pure functions of stage 12's tables)
 # --------------------------------------------------------------------------------------------
 
-CELL = ["query_lang", "passage_lang"]
+CELL = ["language", "passage_language"]
+
+
+def values(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """The rows of one measure of a tidy RQ3 table (a measure it does not hold is an error)."""
+    rows = frame[frame["measure"] == measure]
+    if rows.empty:
+        raise KeyError(f"no {measure!r} rows; the table holds {sorted(set(frame['measure']))}")
+    return rows
+
+
+def means(frame: pd.DataFrame, measure: str, by: Sequence[str]) -> pd.Series:
+    """Mean of ``measure`` per group of ``by`` columns."""
+    return values(frame, measure).groupby(list(by))["value"].mean()
 
 
 def cell_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
     """Mean of ``measure`` per cell: query languages as rows, passage languages as columns (MLQA's
     G-XLT layout)."""
-    return frame.pivot_table(index="query_lang", columns="passage_lang", values=measure, aggfunc="mean")
+    return values(frame, measure).pivot_table(index="language", columns="passage_language", values="value",
+                                              aggfunc="mean")
 
 
 def cell_tests(frame: pd.DataFrame, measure: str, baseline: str = "none") -> pd.DataFrame:
-    """Every condition against ``baseline`` in every cell, paired over the cell's questions (t-test),
-    Bonferroni-corrected over the cells of a condition (and retriever, and k where the frame has
-    them): one row per condition and cell with the means, the difference and whether it is
-    significant."""
-    from scipy import stats
-
-    from xqglib.evaluation.significance import ALPHA
-
+    """Every condition against ``baseline`` in every cell, paired over the cell's questions
+    (:func:`xqglib.evaluation.significance.compare_by_language` with the cells as its groups:
+    t-test, Bonferroni over the cells of a condition, and retriever and k where the frame has
+    them): one row per condition and cell with the means, the difference and the verdict."""
     groups = [c for c in ("retriever", "k") if c in frame.columns]
-    base = frame[frame["condition"] == baseline].set_index([*groups, *CELL, "qid"])[measure]
+    rows_of = values(frame, measure)
+    base = rows_of[rows_of["condition"] == baseline]
     rows = []
-    for keys, part in frame[frame["condition"] != baseline].groupby([*groups, "condition"]):
+    for keys, part in rows_of[rows_of["condition"] != baseline].groupby([*groups, "condition"]):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        cells = list(part.groupby(CELL))
-        for (q, p), cell in cells:
-            b = base.loc[[(*keys[:-1], q, p, qid) for qid in cell["qid"]]].to_numpy()
-            a = cell[measure].to_numpy()
-            d = a - b
-            pvalue = 1.0 if not np.any(d) else float(stats.ttest_rel(a, b).pvalue)
-            rows.append({**dict(zip([*groups, "condition"], keys)), "query_lang": q, "passage_lang": p,
-                         "n": len(a), "baseline": float(b.mean()), "mean": float(a.mean()), "diff": float(d.mean()),
-                         "p": pvalue, "p_corrected": min(1.0, pvalue * len(cells))})
-    out = pd.DataFrame(rows)
-    out["significant"] = out["p_corrected"] < ALPHA
-    return out
+        b = base
+        for column, key in zip(groups, keys):
+            b = b[b[column] == key]
+
+        def outcome(rows: pd.DataFrame) -> dict[tuple[str, str, str], float]:
+            return dict(zip(zip(rows["language"], rows["passage_language"], rows["query_id"]), rows["value"]))
+
+        ours = outcome(part)
+        table = compare_by_language(outcome(b), ours, {key: f"{key[0]}|{key[1]}" for key in ours})
+        for cell, t in table.drop(index="all").iterrows():
+            query_lang, passage_lang = cell.split("|")
+            rows.append({**dict(zip([*groups, "condition"], keys)), "language": query_lang,
+                         "passage_language": passage_lang, "n": int(t["n"]), "baseline": t["mean_a"],
+                         "mean": t["mean_b"], "diff": t["diff"], "p": t["p_ttest"],
+                         "p_corrected": t["p_ttest_corrected"], "significant": bool(t["significant"])})
+    return pd.DataFrame(rows)
 
 
 def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with each row's language groups: query and passage resource group
     (:func:`resource_group`) and whether the pair is same-language or cross-language."""
     out = frame.copy()
-    out["query group"] = out["query_lang"].map(resource_group)
-    out["passage group"] = out["passage_lang"].map(resource_group)
-    out["pair"] = np.where(out["query_lang"] == out["passage_lang"], "same-language", "cross-language")
+    out["query group"] = out["language"].map(resource_group)
+    out["passage group"] = out["passage_language"].map(resource_group)
+    out["pair"] = np.where(out["language"] == out["passage_language"], "same-language", "cross-language")
     return out
 
 
@@ -90,14 +106,14 @@ def group_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
     """Mean of ``measure`` per condition (rows) for each language group (columns): low- and
     high-resource query languages, low- and high-resource passage languages, same- and
     cross-language pairs, and all cells."""
-    g = with_groups(frame)
+    g = with_groups(values(frame, measure))
     columns = {}
     for label, column in (("query", "query group"), ("passage", "passage group")):
         for group in ("low", "high"):
-            columns[f"{group}-resource {label}"] = g[g[column] == group].groupby("condition")[measure].mean()
+            columns[f"{group}-resource {label}"] = g[g[column] == group].groupby("condition")["value"].mean()
     for pair in ("same-language", "cross-language"):
-        columns[pair] = g[g["pair"] == pair].groupby("condition")[measure].mean()
-    columns["all"] = g.groupby("condition")[measure].mean()
+        columns[pair] = g[g["pair"] == pair].groupby("condition")["value"].mean()
+    columns["all"] = g.groupby("condition")["value"].mean()
     table = pd.DataFrame(columns)
     return table.reindex([c for c in [*CONDITIONS, GOLD] if c in table.index])
 
@@ -124,7 +140,7 @@ def marks(tests: pd.DataFrame, measure: str, conditions: Sequence[str], **where:
     t = tests[tests["measure"] == measure]
     for column, value in where.items():
         t = t[t[column] == value]
-    return {c: t[t["condition"] == c].pivot(index="query_lang", columns="passage_lang", values="significant")
+    return {c: t[t["condition"] == c].pivot(index="language", columns="passage_language", values="significant")
             for c in conditions if c in set(t["condition"])}
 
 
