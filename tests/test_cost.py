@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoModelForCausalLM
 from xqglib.method.generator import QueryGenerator
 from xqglib.models.builds import build_model
 from xqglib.models.registry import load_tokenizer
-from xqglib.study.cost import TransformerShape, cost_table, generator_training_flops, measure_roof, stage_row
+from xqglib.study.cost import TransformerShape, cost_table, generator_training_flops, stage_row
 
 
 def counted(fn) -> int:
@@ -68,9 +68,27 @@ def test_generator_training_step_matches_torch():
     assert generator_training_flops(TransformerShape.from_config(model.config), [{"step": 1}], 2, 0, True) is None
 
 
+def test_the_roof_is_the_best_trial_of_2_n_cubed_flops(monkeypatch):
+    """On a clock whose products take 0.5, 0.25, then 1.0 s, the roof counts 2 n^3 FLOPs a
+    product and keeps the best trial (interference only ever slows one down)."""
+    from xqglib.study import cost
+
+    durations = iter([0.5, 0.25, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    now = [0.0]
+    calls = []
+
+    def clock() -> float:
+        # readings: the deadline, then (loop test, start, end) per product; a product takes the
+        # next duration, the other readings move time a microsecond
+        calls.append(now[0])
+        now[0] += next(durations) if len(calls) >= 4 and (len(calls) - 4) % 3 == 0 else 1e-6
+        return now[0]
+
+    monkeypatch.setattr(cost.time, "perf_counter", clock)
+    assert cost.measure_roof(seconds=0.0, size=64) == pytest.approx(2 * 64**3 / 0.25, rel=1e-4)
+
+
 def test_cost_table_and_roof():
-    roof = measure_roof(seconds=0.2, size=256)
-    assert roof > 1e8  # any machine that runs the study does 0.1 GFLOP/s
     table = cost_table([stage_row("a", "x", 4e12, 10.0, 1e12), stage_row("b", "y", 2e12, None, 1e12)])
     assert list(table["stage"]) == ["a", "b", "total"]
     assert table.loc[0, "roof s"] == 4.0 and table.loc[0, "share of roof (%)"] == 40.0

@@ -118,9 +118,27 @@ def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     assert record["fingerprint"]["reading_version"] == READING_VERSION
 
 
-def test_augmentation_changes_the_ranking(smoke_runs):
+def test_the_runs_score_as_the_fusion_formula_says(smoke_runs):
+    """Every score in the TREC runs is q . p (plain) or q . ((1 - alpha) p + alpha sum of the
+    passage's generated queries) (+xQG), from stage 5's own vectors; and xQG moves some ranking."""
+    from xqglib.core.formats import read_trec_run
+
     rd, _ = smoke_runs
-    assert rd.trec_run("xdr").read_text() != rd.trec_run("xdr+xQG").read_text()
+    emb = rd.load_embeddings("xdr")
+    alpha = SMOKE.augmentation.alpha
+    owners = [g["docid"] for g in emb["generated_meta"]]
+    sums = {d: emb["generated"][[i for i, o in enumerate(owners) if o == d]].sum(0) for d in emb["passages_ids"]}
+    plain_vecs = dict(zip(emb["passages_ids"], emb["passages"]))
+    fused = {d: (1 - alpha) * p + alpha * sums[d] for d, p in plain_vecs.items()}
+    queries = dict(zip(emb["queries_ids"], emb["queries"]))
+    for system, vecs in (("xdr", plain_vecs), ("xdr+xQG", fused)):
+        run = read_trec_run(rd.trec_run(system))
+        assert set(run) == set(queries)
+        for qid, ranked in run.items():
+            for docid, score in ranked.items():
+                assert score == pytest.approx(float(queries[qid] @ vecs[docid]), abs=1e-4), (system, qid, docid)
+    plain_run, xqg_run = read_trec_run(rd.trec_run("xdr")), read_trec_run(rd.trec_run("xdr+xQG"))
+    assert any(list(plain_run[q]) != list(xqg_run[q]) for q in plain_run)
 
 
 def test_official_prediction_files_score_what_the_results_table_holds(smoke_runs):

@@ -55,3 +55,33 @@ def test_bonferroni_over_languages_and_uncounted_questions():
             sum(b[q] - a[q] for q in qs) / len(qs))
     assert out.loc["all", "p_ttest_corrected"] == out.loc["all", "p_ttest"]  # overall: not corrected
     assert out.loc["ar", "p_ttest_corrected"] < 0.05 and bool(out.loc["ar", "significant"])
+
+
+def test_the_detectable_difference_against_a_hand_computation():
+    """n = 30 pairs, differences of sd 1, two-sided 0.05, power 0.8: the normal-theory formula
+    (t_{0.975,29} + t_{0.80,29}) sd / sqrt(n) = (2.0452 + 0.8542) / 5.4772 = 0.5294; the exact
+    noncentral-t value is a hair below it (G*Power: dz = 0.5292)."""
+    from scipy import stats
+
+    from xqglib.evaluation.significance import detectable_difference
+
+    exact = detectable_difference(1.0, 30)
+    assert exact == pytest.approx(0.5292, abs=5e-5)
+    by_hand = (stats.t.ppf(0.975, 29) + stats.t.ppf(0.80, 29)) / 30**0.5
+    assert by_hand == pytest.approx(0.5294, abs=5e-5) and exact < by_hand
+    # it scales with the spread, shrinks with more pairs, grows with a stricter (corrected) level
+    assert detectable_difference(2.0, 30) == pytest.approx(2 * exact)
+    assert detectable_difference(1.0, 120) < exact < detectable_difference(1.0, 30, alpha=0.05 / 10)
+    assert np.isnan(detectable_difference(0.0, 30)) and np.isnan(detectable_difference(1.0, 1))
+
+
+def test_each_test_states_what_it_can_detect():
+    from xqglib.evaluation.significance import compare_by_language, detectable_difference
+
+    a = {f"q{i}": float(i % 2) for i in range(40)}
+    b = {f"q{i}": float((i // 2) % 2) for i in range(40)}
+    langs = {f"q{i}": "ar" if i < 20 else "de" for i in range(40)}
+    table = compare_by_language(a, b, langs)
+    d = np.array([b[q] - a[q] for q in a if langs[q] == "ar"])
+    assert table.loc["ar", "detectable"] == pytest.approx(detectable_difference(d.std(ddof=1), 20, 0.05 / 2))
+    assert table.loc["all", "detectable"] < table.loc["ar", "detectable"]  # more pairs, no correction

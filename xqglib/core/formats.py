@@ -173,7 +173,7 @@ def sha256_text(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# 5. encoding, augmentation, search
+# Generated queries, one record each
 # --------------------------------------------------------------------------------------------
 
 def generated_query_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

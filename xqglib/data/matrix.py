@@ -75,7 +75,7 @@ def build_cell(parallel: dict[str, list[dict[str, Any]]], query_lang: str, passa
 
 
 # --------------------------------------------------------------------------------------------
-# Stage 10: data, the generator for passages in every language, the reader
+# The matrix's rows, from XQuAD's parallel files
 # --------------------------------------------------------------------------------------------
 
 def matrix_rows(parallel: dict[str, list[dict[str, Any]]], split: dict[str, str], query_languages: Sequence[str],

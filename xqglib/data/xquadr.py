@@ -196,7 +196,7 @@ def per_question(bench: XQuADR, question_vectors: np.ndarray, candidate_vectors:
 
 
 # --------------------------------------------------------------------------------------------
-# 8. the second research question's encodings: B1 for the arms, XQuAD-R for every retriever
+# The pool a retriever is scored on
 # --------------------------------------------------------------------------------------------
 
 def xquadr_pool(cfg: Profile, rd: RunDir, name: str, full: XQuADR | None = None) -> XQuADR:

@@ -22,7 +22,7 @@ from xqglib.method.reading import best_over_passages
 from xqglib.study.experiments import CONDITIONS, GOLD, queries_per_passage
 
 # --------------------------------------------------------------------------------------------
-# Stage 12: retrieval in every cell and condition, reading, scoring
+# Retrieval in every cell and condition, reading, scoring
 # --------------------------------------------------------------------------------------------
 
 class Vectors:

@@ -6,6 +6,10 @@ with the per-language p-values Bonferroni-corrected for the number of languages.
 - the paired t-test (scipy ``ttest_rel``), what the paper's marks use;
 - a paired permutation test (random sign flips of the per-question differences, seeded);
 - McNemar's exact test on the discordant pairs, for 0/1 outcomes such as R@Nkt hits.
+
+Beside every t-test stands its power: the smallest mean difference it detects with probability
+:data:`POWER` at its own (corrected) level, for its number of questions and the spread of their
+differences (:func:`detectable_difference`), so that "not significant" says what it rules out.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 ALPHA = 0.05
+#: The power a minimum detectable difference is stated at.
+POWER = 0.8
 
 
 @dataclass
@@ -28,6 +34,7 @@ class PairedResult:
     p_ttest: float
     p_permutation: float
     p_mcnemar: float | None  # only for 0/1 outcomes
+    sd_diff: float = float("nan")  # standard deviation of the paired differences (ddof 1)
 
     @property
     def diff(self) -> float:
@@ -55,7 +62,28 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_permutations: int = 10
         only_b = int(np.sum((y == 1) & (x == 0)))
         only_a = int(np.sum((x == 1) & (y == 0)))
         p_mc = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_b, only_a + only_b, 0.5).pvalue)
-    return PairedResult(int(d.size), float(x.mean()), float(y.mean()), p_t, p_perm, p_mc)
+    sd = float(d.std(ddof=1)) if d.size > 1 else float("nan")
+    return PairedResult(int(d.size), float(x.mean()), float(y.mean()), p_t, p_perm, p_mc, sd)
+
+
+def detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest mean paired difference that a two-sided paired t-test at level ``alpha`` finds
+    with probability ``power`` on ``n`` pairs whose differences have standard deviation ``sd``
+    (exact, from the noncentral t distribution; NaN where it is undefined: fewer than 2 pairs or
+    no spread)."""
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    df = n - 1
+    critical = stats.t.ppf(1 - alpha / 2, df)
+
+    def power_at(effect: float) -> float:
+        shift = effect * np.sqrt(n) / sd  # both tails; the lower one by symmetry
+        return float(stats.nct.sf(critical, df, shift) + stats.nct.sf(critical, df, -shift))
+
+    high = sd
+    while power_at(high) < power:
+        high *= 2
+    return float(optimize.brentq(lambda e: power_at(e) - power, 0.0, high, xtol=1e-12))
 
 
 def compare_by_language(outcome_a: Mapping[str, float], outcome_b: Mapping[str, float],
@@ -64,8 +92,9 @@ def compare_by_language(outcome_a: Mapping[str, float], outcome_b: Mapping[str, 
 
     Only questions with an outcome in both are compared (e.g. R@Nkt leaves yes/no answers out).
     One row per language and a last row ``"all"``; ``p_ttest_corrected`` is the Bonferroni-corrected
-    p of a language (the raw p for ``"all"``), and ``significant`` says whether it is below
-    :data:`ALPHA`.
+    p of a language (the raw p for ``"all"``), ``significant`` says whether it is below
+    :data:`ALPHA`, and ``detectable`` is the difference the test finds with :data:`POWER` at the
+    level it is judged at (:data:`ALPHA` over the languages for a language).
     """
     qids = [q for q in outcome_a if q in outcome_b]
     by_lang: dict[str, list[str]] = {}
@@ -76,9 +105,11 @@ def compare_by_language(outcome_a: Mapping[str, float], outcome_b: Mapping[str, 
     for lang, qs in sorted(by_lang.items()) + [("all", qids)]:
         r = paired_test([outcome_a[q] for q in qs], [outcome_b[q] for q in qs], seed=seed)
         corrected = r.p_ttest if lang == "all" else min(1.0, r.p_ttest * m)
+        level = ALPHA if lang == "all" else ALPHA / m
         rows[lang] = {"n": r.n, "mean_a": r.mean_a, "mean_b": r.mean_b, "diff": r.diff, "p_ttest": r.p_ttest,
                       "p_ttest_corrected": corrected, "p_permutation": r.p_permutation,
-                      "p_mcnemar": r.p_mcnemar, "significant": corrected < ALPHA}
+                      "p_mcnemar": r.p_mcnemar, "significant": corrected < ALPHA,
+                      "detectable": detectable_difference(r.sd_diff, r.n, level)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

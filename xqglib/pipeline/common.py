@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from xqglib.config.profiles import load_profile
-from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overrides
+from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overrides, parse_overrides
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, write_json
@@ -33,11 +33,13 @@ def open_run(profile: str, run_dir: str | None, overrides: str | dict[str, Any] 
              stage: str | None = None) -> tuple[Profile, RunDir]:
     """What every notebook does first: the profile (with overrides, checked) and its run
     directory; with ``stage``, also check that every earlier stage finished under these settings
-    (:func:`xqglib.pipeline.stages.begin`)."""
-    cfg = load_profile(profile, overrides)
+    (:func:`xqglib.pipeline.stages.begin`) and record them as the run's (``profile.json``)."""
+    given = parse_overrides(overrides)
+    cfg = load_profile(profile, given)
     rd = RunDir(run_dir) if run_dir else RunDir.for_profile(cfg)
     if stage is not None:
         S.begin(cfg, rd, S.stage(stage))
+        record_profile(rd, cfg, given)
     seed_everything(cfg.seed)
     return cfg, rd
 
@@ -74,16 +76,14 @@ def seed_everything(seed: int) -> None:
 
 
 def generator_for(cfg: Profile, name: str, source: str) -> QueryGenerator:
+    """The generator ``name`` (its kind decides the backend) loaded from ``source``."""
     kind = generator_kind(name)
     return QueryGenerator(load_generator(source, kind), load_tokenizer(source), kind,
                           cfg.generator.max_input_len, cfg.generator.max_target_len)
 
 
-# --------------------------------------------------------------------------------------------
-# 4. retriever training
-# --------------------------------------------------------------------------------------------
-
 def encoder_for(cfg: Profile, source: str, passage_max_len: int | None = None) -> DenseEncoder:
+    """The retrievers' encoder loaded from ``source`` (the base model, or a trained folder)."""
     r = cfg.retriever
     return DenseEncoder(load_encoder(source), load_tokenizer(source), encoder_spec(r.encoder),
                         r.query_max_len, passage_max_len or r.passage_max_len, cfg.use_bf16)

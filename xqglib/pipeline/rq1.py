@@ -36,7 +36,7 @@ from xqglib.pipeline.common import (
 from xqglib.study.experiments import main_conditions
 
 # --------------------------------------------------------------------------------------------
-# 1. data
+# Stage 1: data
 # --------------------------------------------------------------------------------------------
 
 def prepare_data(cfg: Profile, rd: RunDir) -> dict[str, Any]:

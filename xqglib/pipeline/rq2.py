@@ -16,7 +16,7 @@ from xqglib.method.retriever_training import hybrid_training_batches, train_on_b
 from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything, train_once
 
 # --------------------------------------------------------------------------------------------
-# 7. the second research question's contrastive arms
+# Stage 7: the contrastive arms
 # --------------------------------------------------------------------------------------------
 
 def contrastive_languages(cfg: Profile) -> list[str]:

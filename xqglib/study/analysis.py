@@ -244,6 +244,7 @@ def rq2_significance(cfg: Profile, results: pd.DataFrame, benchmark: str, measur
             out.append({"benchmark": benchmark, "A": a, "B": b, "comparison": kind, "measure": measure,
                         "questions": int(overall["n"]), "diff": overall["diff"], "ci_low": low, "ci_high": high,
                         "p_ttest": overall["p_ttest"], "significant": bool(overall["significant"]),
+                        "detectable": overall["detectable"],
                         "wins": int((langs["diff"] > 0).sum()), "losses": int((langs["diff"] < 0).sum()),
                         "languages": len(langs), "languages_significant": int(langs["significant"].sum()),
                         "significant_in": sorted(langs.index[langs["significant"].astype(bool)])})

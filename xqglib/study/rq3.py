@@ -67,7 +67,8 @@ def cell_tests(frame: pd.DataFrame, measure: str, baseline: str = "none") -> pd.
     """Every condition against ``baseline`` in every cell, paired over the cell's questions
     (:func:`xqglib.evaluation.significance.compare_by_language` with the cells as its groups:
     t-test, Bonferroni over the cells of a condition, and retriever and k where the frame has
-    them): one row per condition and cell with the means, the difference and the verdict."""
+    them): one row per condition and cell with the means, the difference, the verdict and the
+    difference the test detects with 80% power."""
     groups = [c for c in ("retriever", "k") if c in frame.columns]
     rows_of = values(frame, measure)
     base = rows_of[rows_of["condition"] == baseline]
@@ -88,7 +89,8 @@ def cell_tests(frame: pd.DataFrame, measure: str, baseline: str = "none") -> pd.
             rows.append({**dict(zip([*groups, "condition"], keys)), "language": query_lang,
                          "passage_language": passage_lang, "n": int(t["n"]), "baseline": t["mean_a"],
                          "mean": t["mean_b"], "diff": t["diff"], "p": t["p_ttest"],
-                         "p_corrected": t["p_ttest_corrected"], "significant": bool(t["significant"])})
+                         "p_corrected": t["p_ttest_corrected"], "significant": bool(t["significant"]),
+                         "detectable": t["detectable"]})
     return pd.DataFrame(rows)
 
 
@@ -120,11 +122,13 @@ def group_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 def significance_counts(tests: pd.DataFrame) -> pd.DataFrame:
     """Per condition (and measure / retriever / k where the tests have them): cells significantly
-    better and worse than the baseline."""
+    better and worse than the baseline, and the median difference a cell's test detects with 80%
+    power at its corrected level."""
     groups = [c for c in ("measure", "retriever", "k") if c in tests.columns] + ["condition"]
     return tests.groupby(groups).apply(lambda t: pd.Series({
         "cells": len(t), "better": int((t["significant"] & (t["diff"] > 0)).sum()),
-        "worse": int((t["significant"] & (t["diff"] < 0)).sum()), "mean difference": t["diff"].mean()}),
+        "worse": int((t["significant"] & (t["diff"] < 0)).sum()), "mean difference": t["diff"].mean(),
+        "median detectable difference": t["detectable"].median()}),
         include_groups=False)
 
 

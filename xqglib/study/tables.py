@@ -62,17 +62,24 @@ def _fmt(value: Any) -> str:
 
 
 def significance_table(significance: pd.DataFrame, b: str, measure: str) -> pd.DataFrame:
-    """Per language: mean difference (points), t-test p (raw and Bonferroni), permutation and McNemar p."""
+    """Per language: mean difference (points), t-test p (raw and Bonferroni), permutation and McNemar
+    p, and the difference the t-test detects with 80% power at its level."""
     sig = significance[(significance["B"] == b) & (significance["measure"] == measure)].set_index("language")
     return pd.DataFrame({"questions": sig["n"].astype(int), "diff (points)": (100 * sig["diff"]).map(points),
                          "p t-test": sig["p_ttest"].map(p_value),
                          "p t-test (Bonferroni)": sig["p_ttest_corrected"].map(p_value),
-                         "p permutation": sig["p_permutation"].map(p_value), "p McNemar": sig["p_mcnemar"].map(p_value)})
+                         "p permutation": sig["p_permutation"].map(p_value), "p McNemar": sig["p_mcnemar"].map(p_value),
+                         "detectable at 80% power (points)": (100 * sig["detectable"]).map(magnitude)})
 
 
 def points(value: float) -> str:
     """A difference in points, two decimals with its sign."""
     return "" if pd.isna(value) else f"{value:+.2f}"
+
+
+def magnitude(value: float) -> str:
+    """A size in points, two decimals, no sign (blank where undefined)."""
+    return "" if pd.isna(value) else f"{value:.2f}"
 
 
 def p_value(p: float | None) -> str:
@@ -84,7 +91,8 @@ def p_value(p: float | None) -> str:
 
 def pairwise_table(pairwise: pd.DataFrame) -> pd.DataFrame:
     """One row per pair of systems and measure: the difference B - A over all questions (points),
-    its p-values, and in how many languages it is significant (t-test, Bonferroni-corrected)."""
+    its p-values, the difference the t-test detects with 80% power, and in how many languages it
+    is significant (t-test, Bonferroni-corrected)."""
     rows = []
     for (a, b, measure), group in pairwise.groupby(["A", "B", "measure"], sort=False):
         overall = group[group["language"] == "all"].iloc[0]
@@ -92,6 +100,7 @@ def pairwise_table(pairwise: pd.DataFrame) -> pd.DataFrame:
         rows.append({"A": a, "B": b, "measure": measure, "B - A (points)": points(100 * overall["diff"]),
                      "p t-test": p_value(overall["p_ttest"]), "p permutation": p_value(overall["p_permutation"]),
                      "p McNemar": p_value(overall["p_mcnemar"]),
+                     "detectable at 80% power (points)": magnitude(100 * overall["detectable"]),
                      "languages significant": f"{int((langs['p_ttest_corrected'] < ALPHA).sum())}/{len(langs)}"})
     return pd.DataFrame(rows).set_index(["A", "B", "measure"])
 
@@ -292,13 +301,15 @@ def rq2_table(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str,
 
 def rq2_significance_table(significance: pd.DataFrame) -> pd.DataFrame:
     """:func:`xqglib.study.analysis.rq2_significance` for reading: differences in points with their
-    bootstrap interval, p, and the languages won, lost and significant."""
+    bootstrap interval, p, the difference the test detects, and the languages won, lost and
+    significant."""
     out = pd.DataFrame({
         "comparison": significance["comparison"], "A": significance["A"], "B": significance["B"],
         "measure": significance["measure"], "questions": significance["questions"],
         "B - A (points)": (100 * significance["diff"]).map(points),
         "95% interval": [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(significance["ci_low"], significance["ci_high"])],
         "p t-test": significance["p_ttest"].map(p_value),
+        "detectable at 80% power (points)": (100 * significance["detectable"]).map(magnitude),
         "languages won / lost": [f"{w} / {l}" for w, l in zip(significance["wins"], significance["losses"])],
         "languages significant": [f"{s}/{n}" for s, n in zip(significance["languages_significant"], significance["languages"])]})
     return out.set_index(["comparison", "A", "B", "measure"])
