@@ -249,3 +249,24 @@ def test_top_k_sampling_stays_in_the_top_k():
     assert set(tokens.tolist()) == {1, 3}
     # softmax over the kept logits: p(1) = e^5 / (e^5 + e^4) = 0.731
     assert abs((tokens == 1).float().mean().item() - 0.731) < 0.03
+
+
+@pytest.mark.parametrize("name,kind", [("tiny-gemma3", "decoder"), ("tiny-mt5", "seq2seq")])
+def test_the_seed_decides_the_generated_queries(name, kind):
+    """A seed is a setting: the same seed gives the same generated file, another seed another."""
+    import json
+
+    from xqglib.method.generator import generate_xqg
+
+    gen = generator(name, kind)
+    passages = [{"docid": f"d{i}", "title": "Warsaw", "text": f"Warsaw is the capital of Poland, part {i}."}
+                for i in range(3)]
+
+    def queries(seed: int) -> str:
+        rows = generate_xqg(gen, passages, ["de", "ar"], n=2, top_k=50, max_new_tokens=6, batch_passages=2,
+                            seed=seed, bf16=False)
+        return json.dumps(rows, ensure_ascii=False)
+
+    first = queries(1)
+    assert queries(1) == first
+    assert queries(2) != first

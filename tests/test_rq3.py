@@ -125,9 +125,12 @@ def test_the_conditions_fuse_and_score_as_documented():
     questions = rng.normal(size=(2, 3)).astype(np.float32)
     meta = [{"qid": "q", "lang": "en", "split": "test"}, {"qid": "q", "lang": "th", "split": "test"}]
     vec = _vectors(cfg, passages, generated, docids, querydocs, questions, meta)
-    alpha = E.fusion_alpha(cfg)
+    alpha = cfg.rq3_alpha
     n = E.queries_per_passage(cfg)
     assert alpha == pytest.approx(cfg.augmentation.alpha * 35 / n)
+    # one rule for both questions: Table 1's alpha is the same function of its own query count
+    per_passage = len(cfg.generation.languages) * cfg.generation.n_per_language
+    assert cfg.scaled_alpha == pytest.approx(cfg.augmentation.alpha * 35 / per_passage)
     expected = (1 - alpha) * passages[2:] + alpha * (generated[[4, 6]] + generated[[5, 7]])
     np.testing.assert_allclose(vec.passage_matrix("xqg", "th"), expected, rtol=1e-6)
     # one other passage language (en): it gets the total weight of the queries

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from xqglib.core.errors import UserError
-from xqglib.pipeline import common as pipeline
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
 
                 build_book(args.profile, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
         elif args.command in DISTRIBUTED:
+            from xqglib.pipeline import rq1
+            from xqglib.pipeline.common import open_run
             from xqglib.pipeline.distributed import accelerator
 
-            cfg, rd = pipeline.open_run(args.profile, args.run_dir, _overrides(args))
+            cfg, rd = open_run(args.profile, args.run_dir, _overrides(args))
             acc = accelerator()
             work, say = DISTRIBUTED[args.command]
-            done = getattr(pipeline, work)(cfg, rd, args.name, acc)
+            done = getattr(rq1, work)(cfg, rd, args.name, acc)
             if acc.is_main_process:
                 print(f"{args.name}: {say(done, rd, args.name)} on {acc.num_processes} process(es)")
         elif args.command == "profiles":
@@ -118,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-#: The commands that run on one process or several (torchrun / accelerate launch): the pipeline
-#: function each calls with the accelerator, and what its first process reports.
+#: The commands that run on one process or several (torchrun / accelerate launch): the stage
+#: function of :mod:`xqglib.pipeline.rq1` each calls with the accelerator, and what its first
+#: process reports.
 DISTRIBUTED = {
     "train-retriever": ("train_dense_retriever",
                         lambda log, rd, name: f"{len(log)} steps, saved to {rd.retriever_model(name)},"),
