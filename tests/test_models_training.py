@@ -270,3 +270,39 @@ def test_the_seed_decides_the_generated_queries(name, kind):
     first = queries(1)
     assert queries(1) == first
     assert queries(2) != first
+
+
+def test_the_convergence_criterion_by_hand():
+    """At least one pass, then no new best dev loss over the last `patience` evaluations."""
+    from xqglib.method.convergence import Convergence, verdict
+
+    c = Convergence(min_passes=1.0, eval_share=0.25, patience=2, max_passes=3.0)
+    assert c.steps_per_eval(40) == 10 and c.max_steps(40) == 120
+    falling = [(10, 3.0), (20, 2.5), (30, 2.2), (40, 2.0), (50, 1.9)]
+    assert not verdict(c, falling, 40).converged  # still falling
+    flat_early = [(10, 3.0), (20, 2.0), (30, 2.1), (40, 2.2)]
+    assert verdict(c, flat_early[:3], 40).reason.startswith("0.75 of at least 1 passes")
+    done = verdict(c, flat_early, 40)
+    assert done.converged and done.best_step == 20 and done.best_loss == 2.0 and done.passes == 1.0
+    # a tie is no new best: the earlier checkpoint stays the best
+    assert verdict(c, [(10, 2.0), (20, 2.5), (30, 2.0), (40, 2.0)], 40).best_step == 10
+    with pytest.raises(ValueError):
+        Convergence(min_passes=2.0, max_passes=1.0)
+
+
+def test_the_generator_trains_until_the_criterion_holds():
+    from xqglib.method.convergence import Convergence, verdict_of_log
+    from xqglib.method.generator_training import train_generator
+
+    gen = generator("tiny-gemma3", "decoder")
+    c = Convergence(min_passes=1.0, eval_share=0.5, patience=1, max_passes=3.0)
+    pairs = PAIRS * 2
+    log = train_generator(gen, pairs, PAIRS, steps=1000, batch_size=2, lr=1e-3, seed=0, eval_every=1000,
+                          bf16=False, freeze_embeddings=False, max_dev_pairs=8, convergence=c)
+    steps_per_pass = -(-len(pairs) // 2)
+    found = verdict_of_log(c, log, steps_per_pass)
+    assert len(log) <= c.max_steps(steps_per_pass)  # the criterion's budget, not `steps`
+    every = c.steps_per_eval(steps_per_pass)
+    assert [r["step"] for r in log if "dev_loss" in r][:2] == [every, 2 * every]
+    assert found.converged or len(log) == c.max_steps(steps_per_pass)
+    assert log[-1]["passes"] == pytest.approx(len(log) / steps_per_pass)

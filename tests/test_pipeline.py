@@ -345,6 +345,24 @@ def test_book_builds_from_the_executed_notebooks(smoke_runs, tmp_path):
     assert (published.stat().st_mtime_ns if published.exists() else None) == before
 
 
+def test_a_book_built_with_overrides_shows_them_on_every_page(smoke_runs, tmp_path):
+    """--set augmentation.alpha=0.05: every page executed for the book, stage pages and pages run
+    when the book is built alike, states the changed setting, and the profile table shows it."""
+    import shutil
+
+    rd, _ = smoke_runs
+    run = tmp_path / "alpha"
+    shutil.copytree(rd.root, run)
+    index = build_book("smoke", root=tmp_path / "book-alpha", overrides={"augmentation.alpha": 0.05}, run_dir=run)
+    pages = {p.stem: p.read_text(encoding="utf-8") for p in (index.parent / "book" / "_executed").glob("*.html")}
+    assert set(pages) == {s.notebook for s in S.STAGES} | {"worked_example", "study_cost", "paper_cost"}
+    for name, html in pages.items():
+        if name != "paper_cost":  # the paper's cost sheet depends on no run
+            assert "augmentation.alpha = 0.05" in html, name
+    repro = (index.parent / "book" / "reproducibility.html").read_text(encoding="utf-8")
+    assert "0.05" in repro
+
+
 def test_a_rerun_reuses_a_model_trained_from_the_same_inputs_only(smoke_runs, tmp_path, capsys):
     from xqglib.pipeline.rq1 import train_dense_retriever
 

@@ -108,6 +108,14 @@ class GeneratorSettings:
                                     above=0, high=1)
     max_dev_pairs: int = setting(256, "dev-article pairs the dev loss is measured on", low=1)
     freeze_embeddings: bool = setting(True, "keep the (tied) embedding matrix frozen")
+    converge: bool = setting(False, "train until the convergence criterion holds (xqglib.method.convergence): "
+                             "steps, eval_every and plateau are then unused")
+    min_passes: float = setting(1.0, "convergence: passes over the training pairs at least", above=0)
+    eval_share: float = setting(0.25, "convergence: share of a pass between dev-loss measurements", above=0,
+                                high=1)
+    patience: int = setting(3, "convergence: evaluations without a new best dev loss that end training", low=1)
+    max_passes: float = setting(4.0, "convergence: passes at most (a run stopped there is reported unconverged)",
+                                above=0)
 
 
 @dataclass(frozen=True)
@@ -521,6 +529,13 @@ def _cross_checks(p: Profile) -> list[str]:
         out.append(_line("data.split_articles", split, f"adds up to {sum(split)}",
                          f"three whole numbers >= 1 adding up to {SHARED_ARTICLES}"))
     out += _benchmark_checks(p)
+    g = p.generator
+    if g.converge and g.plateau is not None:
+        out.append(_line("generator.plateau", g.plateau, "is set with generator.converge",
+                         "null when the convergence criterion decides (one stopping rule at a time)"))
+    if isinstance(g.min_passes, (int, float)) and isinstance(g.max_passes, (int, float)) and g.min_passes > g.max_passes:
+        out.append(_line("generator.max_passes", g.max_passes, f"is below generator.min_passes ({g.min_passes})",
+                         "at least min_passes"))
     names = [r.name for r in p.retriever.retrievers if isinstance(r, RetrieverSpec)]
     arms = [r.name for r in p.contrastive.arms if isinstance(r, RetrieverSpec)]
     for path, specs, trainings in (("retriever.retrievers", p.retriever.retrievers, TRAININGS),

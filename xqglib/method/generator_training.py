@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from xqglib.core.progress import progress
+from xqglib.method.convergence import Convergence, verdict_of_log
 from xqglib.method.generator import QueryGenerator
 
 
@@ -72,15 +73,21 @@ def at_plateau(log: Sequence[Mapping[str, float]], min_gain: float) -> bool:
 def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
                     dev_pairs: Sequence[dict[str, str]], *, steps: int, batch_size: int, lr: float,
                     seed: int, eval_every: int, bf16: bool, freeze_embeddings: bool,
-                    max_dev_pairs: int, plateau: float | None = None) -> list[dict[str, float]]:
+                    max_dev_pairs: int, plateau: float | None = None,
+                    convergence: Convergence | None = None) -> list[dict[str, float]]:
     """Fine-tune with AdamW and linear decay over ``steps``; keep the checkpoint with the lowest
     dev loss. With ``plateau``, stop early at the first evaluation where the dev loss has reached
-    a plateau (:func:`at_plateau`).
+    a plateau (:func:`at_plateau`). With ``convergence``, ``steps`` and ``eval_every`` come from
+    the criterion (its passes over ``train_pairs``), and training stops once it holds.
 
-    Returns the log: one row per step (``train_loss``), with ``dev_loss`` where evaluated.
+    Returns the log: one row per step (``train_loss``, ``passes``), with ``dev_loss`` where
+    evaluated.
     """
     from transformers import get_linear_schedule_with_warmup
 
+    steps_per_pass = math.ceil(len(train_pairs) / batch_size)
+    if convergence is not None:
+        steps, eval_every = convergence.max_steps(steps_per_pass), convergence.steps_per_eval(steps_per_pass)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     if freeze_embeddings:
@@ -110,7 +117,8 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        row = {"step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - started,
+        row = {"step": step, "train_loss": loss.item(), "passes": step / steps_per_pass,
+               "seconds": time.perf_counter() - started,
                # what the step's FLOPs are spent on: model positions (padding included), and the
                # positions where the LM head runs (the question tokens)
                "positions": batch.input_ids.numel() + (batch.labels.numel() if gen.kind == "seq2seq" else 0),
@@ -122,6 +130,8 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
                 best_state = copy.deepcopy(gen.model.state_dict())
         log.append(row)
         if plateau is not None and "dev_loss" in row and at_plateau(log, plateau):
+            break
+        if convergence is not None and "dev_loss" in row and verdict_of_log(convergence, log, steps_per_pass).converged:
             break
     if best_state is not None:
         gen.model.load_state_dict(best_state)

@@ -8,6 +8,7 @@ checked against the current settings), calls the stage functions of :mod:`xqglib
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xqglib.config.profiles import load_profile
+from xqglib.config.profiles import PROFILES, load_profile
 from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overrides, parse_overrides
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
@@ -62,6 +63,16 @@ def resolved_run(profile: str, run_dir: str | None) -> tuple[Profile, RunDir]:
         raise UserError(f"the settings in {path} no longer resolve to the same profile (the profile changed "
                         "since the run): rerun it")
     return cfg, rd
+
+
+def run_banner(cfg: Profile, rd: RunDir) -> str:
+    """What a page says first: the run it shows, its profile and every setting changed from it."""
+    defaults = PROFILES[cfg.name].flat()
+    changed = {k: v for k, v in cfg.flat().items() if defaults.get(k) != v}
+    text = f"**Profile `{cfg.name}`**: {cfg.description}. Seed {cfg.seed}. Run directory `{rd.root.name}`."
+    if changed:
+        text += " Settings changed from the profile: " + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in changed.items()) + "."
+    return text
 
 
 def finish_stage(cfg: Profile, rd: RunDir, stage: str) -> None:

@@ -18,6 +18,7 @@ from xqglib.core.reuse import earlier, file_digests, fingerprint, remember, trai
 from xqglib.core.sharding import encoding_record
 from xqglib.core.timing import Timing
 from xqglib.data import b1 as D
+from xqglib.method.convergence import Convergence
 from xqglib.method.encoding import passage_text
 from xqglib.method.generator import generate_xqg, generation_batches, head_agreement
 from xqglib.method.generator_training import train_generator
@@ -83,11 +84,17 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
         log = train_generator(gen, pairs, read_jsonl(inputs[1]), steps=g.steps, batch_size=g.batch_size, lr=g.lr,
                               seed=cfg.seed, eval_every=g.eval_every, bf16=cfg.use_bf16,
                               freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs,
-                              plateau=g.plateau)
+                              plateau=g.plateau, convergence=generator_convergence(cfg))
         return gen.model, gen.tok, log
 
     return train_once(rd, "train-generator", name, rd.generator_model(name), rd.generator_log(name),
                       training_fingerprint(cfg, name, ["generator"], inputs), train, of_at_most=cfg.generator.steps)
+
+
+def generator_convergence(cfg: Profile) -> Convergence | None:
+    """The criterion the generator trains until, where ``generator.converge`` asks for one."""
+    g = cfg.generator
+    return Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes) if g.converge else None
 
 
 def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:

@@ -143,7 +143,9 @@ def query_quality_table(quality: pd.DataFrame) -> pd.DataFrame:
 
 def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
     """One row per trained generator: steps run, whether it stopped at the plateau, train losses,
-    the best dev-article loss and the dev loss's relative fall over the last 20% of the steps."""
+    the best dev-article loss, the dev loss's relative fall over the last 20% of the steps, the
+    passes over its training pairs and, where it trains to convergence, the criterion's verdict."""
+    from xqglib.method.convergence import Convergence, verdict_of_log
     from xqglib.method.generator_training import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, recent_gain
 
     gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
@@ -158,6 +160,13 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
                       "best dev-article loss": round(min(dev), 3) if dev else None,
                       f"dev-loss fall over the last {PLATEAU_WINDOW:.0%}+ of steps (%)":
                           None if fall is None else round(100 * fall, 2)}
+        if "passes" in log[-1]:
+            rows[name]["passes over the training pairs"] = round(log[-1]["passes"], 2)
+        g = cfg.generator
+        if g.converge:
+            c = Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes)
+            found = verdict_of_log(c, log, round(len(log) / log[-1]["passes"]))
+            rows[name]["converged"] = f"{'yes' if found.converged else 'no'}: {found.reason}"
     return pd.DataFrame(rows).T
 
 

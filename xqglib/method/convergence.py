@@ -1,0 +1,75 @@
+"""When training has converged: a criterion that a still-falling dev curve cannot meet.
+
+Training is evaluated on dev-article rows every ``eval_share`` of a pass over its training rows.
+It has converged once it has seen at least ``min_passes`` passes and the last ``patience``
+evaluations set no new best (a lower dev loss). The best evaluated checkpoint is the one kept,
+never one chosen on test. Training that reaches ``max_passes`` first stops there, unconverged,
+and its verdict says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """The criterion's settings (see the module's docstring)."""
+
+    min_passes: float = 1.0
+    eval_share: float = 0.25
+    patience: int = 3
+    max_passes: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eval_share <= 1 or self.patience < 1 or not 0 < self.min_passes <= self.max_passes:
+            raise ValueError(f"not a usable criterion: {self}")
+
+    def steps_per_eval(self, steps_per_pass: int) -> int:
+        return max(1, round(self.eval_share * steps_per_pass))
+
+    def max_steps(self, steps_per_pass: int) -> int:
+        return max(1, math.ceil(self.max_passes * steps_per_pass))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Where training stands: converged (and at which evaluation the best checkpoint is), or not."""
+
+    converged: bool
+    best_step: int | None
+    best_loss: float | None
+    steps: int
+    passes: float
+    evaluations: int
+    reason: str
+
+
+def verdict(criterion: Convergence, evaluations: Sequence[tuple[int, float]], steps_per_pass: int,
+            steps: int | None = None) -> Verdict:
+    """The criterion applied to ``(step, dev loss)`` evaluations after ``steps`` steps (the last
+    evaluated step where not given)."""
+    steps = steps if steps is not None else (evaluations[-1][0] if evaluations else 0)
+    passes = steps / steps_per_pass
+    if not evaluations:
+        return Verdict(False, None, None, steps, passes, 0, "no dev evaluation yet")
+    best = min(range(len(evaluations)), key=lambda i: (evaluations[i][1], i))
+    since = len(evaluations) - 1 - best
+    best_step, best_loss = evaluations[best]
+    if passes + 1e-9 < criterion.min_passes:
+        reason = f"{passes:.2f} of at least {criterion.min_passes:g} passes"
+        return Verdict(False, best_step, best_loss, steps, passes, len(evaluations), reason)
+    if since >= criterion.patience:
+        reason = (f"no new best dev loss in the last {since} evaluations (every {criterion.eval_share:g} of a "
+                  f"pass) after {passes:.2f} passes")
+        return Verdict(True, best_step, best_loss, steps, passes, len(evaluations), reason)
+    reason = f"a new best dev loss {since} evaluation(s) ago, after {passes:.2f} passes"
+    return Verdict(False, best_step, best_loss, steps, passes, len(evaluations), reason)
+
+
+def verdict_of_log(criterion: Convergence, log: Sequence[Mapping[str, float]], steps_per_pass: int) -> Verdict:
+    """The verdict on a training log (rows with ``step`` and, where evaluated, ``dev_loss``)."""
+    evaluations = [(int(r["step"]), float(r["dev_loss"])) for r in log if "dev_loss" in r]
+    return verdict(criterion, evaluations, steps_per_pass, int(log[-1]["step"]) if log else 0)
