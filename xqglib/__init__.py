@@ -1,13 +1,12 @@
 """xqglib: cross-lingual dense retrieval with query-augmented passage representations (xQG).
 
-The pipeline's stages are declared once in :mod:`stages`; :mod:`pipeline` holds the functions
-their notebooks call, :mod:`runner` runs the notebooks and builds the book, :mod:`cli` is the
-command line. Settings: :mod:`settings` (one dataclass per concern, checked) and :mod:`profiles`.
-The method, one idea a module: :mod:`data`, :mod:`model_builds` / :mod:`models`,
-:mod:`generation`, :mod:`retrieval_training`, :mod:`encoding`, :mod:`augmentation`,
-:mod:`search`. Results: :mod:`experiments` declares the conditions, :mod:`evaluation` scores them
-into one tidy table, :mod:`analysis` / :mod:`significance` / :mod:`reporting` turn it into the
-book's tables and figures.
+One subpackage per concern: :mod:`~xqglib.config` (settings,
+languages, profiles), :mod:`~xqglib.core` (run directory, formats, timing, reuse),
+:mod:`~xqglib.models`, :mod:`~xqglib.method` (the generator, encoder, augmentation, search,
+reader), :mod:`~xqglib.data` (the benchmarks), :mod:`~xqglib.evaluation` (per-question outcomes,
+significance), :mod:`~xqglib.study` (experiments, analysis, tables, figures, findings, cost) and
+:mod:`~xqglib.pipeline` (the stage table, the stage functions, the runner). :mod:`~xqglib.cli`
+is the command line.
 """
 
 import warnings

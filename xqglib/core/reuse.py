@@ -16,11 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xqglib.config.settings import Profile
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, sha256_file, sha256_text, write_json
-from xqglib.models.builds import BUILDERS, build_stamp
-from xqglib.models.registry import resolve
 
 
 def fingerprint(**parts: Any) -> dict[str, Any]:
@@ -60,15 +57,6 @@ def weights_digest(folder: Path) -> str:
     if not files:
         return "no weights"
     return sha256_text(" ".join(f"{f.name}:{sha256_file(f)}" for f in files))
-
-
-def training_fingerprint(cfg: Profile, model: str, sections: Sequence[str], inputs: Sequence[Path],
-                         **extra: Any) -> dict[str, Any]:
-    """What a trained model depends on: its base model (and the builder's version where it is
-    built locally), its settings (``sections`` and the run's), its training files and ``extra``."""
-    base = build_stamp(Path(resolve(model))) if model in BUILDERS else None
-    return fingerprint(model=model, **({"build": base} if base else {}), settings=cfg.select([*sections, "run"]),
-                       inputs=file_digests(inputs), **extra)
 
 
 def earlier_model(folder: Path, log_path: Path, wanted: dict[str, Any]) -> tuple[list[dict[str, Any]], float] | None:

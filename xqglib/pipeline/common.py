@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overr
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, write_json
-from xqglib.core.reuse import earlier_model, save_model
+from xqglib.core.reuse import earlier_model, file_digests, fingerprint, save_model
 from xqglib.core.timing import Timing
 from xqglib.method.encoding import DenseEncoder
 from xqglib.method.generator import QueryGenerator
-from xqglib.models.registry import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer
+from xqglib.models.builds import BUILDERS, build_stamp
+from xqglib.models.registry import encoder_spec, generator_kind, load_encoder, load_generator, load_tokenizer, resolve
 from xqglib.pipeline import stages as S
 
 
@@ -139,3 +140,12 @@ def train_once(rd: RunDir, stage: str, part: str, folder: Path, log_path: Path, 
             timing.did("training", seconds)
         timing.details["steps"] = len(log)
     return log
+
+
+def training_fingerprint(cfg: Profile, model: str, sections: Sequence[str], inputs: Sequence[Path],
+                         **extra: Any) -> dict[str, Any]:
+    """What a trained model depends on: its base model (and the builder's version where it is
+    built locally), its settings (``sections`` and the run's), its training files and ``extra``."""
+    base = build_stamp(Path(resolve(model))) if model in BUILDERS else None
+    return fingerprint(model=model, **({"build": base} if base else {}), settings=cfg.select([*sections, "run"]),
+                       inputs=file_digests(inputs), **extra)

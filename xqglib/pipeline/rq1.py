@@ -14,7 +14,7 @@ from typing import Any
 from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir, safe_name
 from xqglib.core.formats import generated_query_table, read_jsonl, write_json, write_jsonl, write_qrels, write_trec_run
-from xqglib.core.reuse import earlier, file_digests, fingerprint, remember, training_fingerprint, weights_digest
+from xqglib.core.reuse import earlier, file_digests, fingerprint, remember, weights_digest
 from xqglib.core.sharding import encoding_record
 from xqglib.core.timing import Timing
 from xqglib.data import b1 as D
@@ -33,6 +33,7 @@ from xqglib.pipeline.common import (
     seed_everything,
     stage_timer,
     train_once,
+    training_fingerprint,
 )
 from xqglib.study.experiments import main_conditions
 

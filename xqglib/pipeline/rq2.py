@@ -9,11 +9,10 @@ from typing import Any
 from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir
 from xqglib.core.formats import read_jsonl, save_npy, write_json, write_jsonl
-from xqglib.core.reuse import training_fingerprint
 from xqglib.data import b1 as D
 from xqglib.data.xquadr import xquadr_pool
 from xqglib.method.retriever_training import hybrid_training_batches, train_on_batches, train_retriever
-from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything, train_once
+from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything, train_once, training_fingerprint
 
 # --------------------------------------------------------------------------------------------
 # Stage 7: the contrastive arms

@@ -44,7 +44,7 @@ from xqglib.core.formats import (
     write_json,
     write_jsonl,
 )
-from xqglib.core.reuse import earlier, fingerprint, remember, training_fingerprint, weights_digest
+from xqglib.core.reuse import earlier, fingerprint, remember, weights_digest
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
 from xqglib.data.matrix import matrix_rows, vocabulary_texts
@@ -55,7 +55,7 @@ from xqglib.method.generator_training import train_generator
 from xqglib.method.reading import READING_VERSION, ReaderExample, Span, reader_of, train_reader
 from xqglib.method.sampling import SAMPLER_VERSION
 from xqglib.pipeline import stages as S
-from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything, train_once
+from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything, train_once, training_fingerprint
 from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages, queries_per_passage
 
 
