@@ -306,3 +306,15 @@ def test_the_generator_trains_until_the_criterion_holds():
     assert [r["step"] for r in log if "dev_loss" in r][:2] == [every, 2 * every]
     assert found.converged or len(log) == c.max_steps(steps_per_pass)
     assert log[-1]["passes"] == pytest.approx(len(log) / steps_per_pass)
+
+
+def test_the_generator_trains_with_its_embeddings_frozen():
+    """freeze_embeddings=True (the cpu profile's setting): the tied embedding matrix stays as it was."""
+    from xqglib.method.generator_training import train_generator
+
+    gen = generator("tiny-gemma3", "decoder")
+    embeddings = gen.model.get_input_embeddings().weight.detach().clone()
+    log = train_generator(gen, PAIRS, PAIRS, steps=3, batch_size=2, lr=1e-2, seed=0, eval_every=3, bf16=False,
+                          freeze_embeddings=True, max_dev_pairs=4)
+    assert len(log) == 3
+    assert torch.equal(gen.model.get_input_embeddings().weight, embeddings)

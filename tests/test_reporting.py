@@ -18,7 +18,8 @@ def test_timings_total_counts_the_training_time_of_a_reused_model():
                Timing(4, "train-retriever", "r", seconds=51.0, work="training", work_seconds=50.0),
                Timing(5, "encode-search", "encode r", seconds=10.0)]
     table = timings_table(timings)
-    assert table.loc["total", "seconds"] == pytest.approx(2.0 + 100.0 + 51.0 + 10.0)
+    # the reuse's own 0.5 s and the training it stands for; a part's own training is in its wall time
+    assert table.loc["total", "seconds"] == pytest.approx(2.0 + 0.5 + 100.0 + 51.0 + 10.0)
     assert table.loc["2 train-generator: g", "seconds"] == 0.5  # the rows stay as recorded
     assert table.loc["2 train-generator: g", "reused"] == "yes"
     assert work_seconds(timings, 2, "g") == 100.0 and work_seconds(timings, 5, "encode r") == 10.0
@@ -44,7 +45,18 @@ def test_a_reused_work_counts_the_seconds_it_took(tmp_path):
     generate, evaluate = timings
     assert generate.work_seconds == 720.5 and generate.reused and generate.seconds < 5
     assert evaluate.work_seconds is None
-    assert timings_table(timings).loc["total", "seconds"] == pytest.approx(720.5 + evaluate.seconds)
+    assert timings_table(timings).loc["total", "seconds"] == pytest.approx(
+        generate.seconds + 720.5 + evaluate.seconds)
+
+
+def test_timings_of_an_earlier_format_are_dropped_not_fatal(tmp_path, capsys):
+    from xqglib.core.formats import write_json
+
+    rd = RunDir(tmp_path)
+    write_json(rd.timings, {"2 train-generator: g": {"seconds": 3.0, "training seconds": 2.0}})
+    assert read_timings(rd.timings) == []
+    S.forget_timings(rd, S.select(1))  # what a rerun does first
+    assert "earlier version" in capsys.readouterr().out and read_timings(rd.timings) == []
 
 
 def test_timing_a_part_again_replaces_its_record(tmp_path):

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 from test_alignment import items
-from test_lareqa import DE, EN
+from test_xquadr import DE, EN
 
 from xqglib.config.profiles import load_profile
 from xqglib.core.errors import UserError

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy import stats
-from test_language_pairs import PARALLEL
+from test_matrix import PARALLEL
 
 from xqglib.config.profiles import load_profile
 from xqglib.core.artifacts import RunDir
@@ -50,7 +50,7 @@ def test_the_matrix_by_hand_agrees_with_the_cell_definition():
         ("xquad-en-1-0", "Symbol von Sauerstoff?"), ("xquad-de-1-0", "Symbol von Sauerstoff?"),
         ("xquad-en-1-1", "Was tut er?"), ("xquad-de-1-1", "Was tut er?")]
     assert rows["generator_dev"] == []
-    # the cell (en, de) of language_pairs: same corpus, queries, gold passage and answers
+    # the cell (en, de) as data.matrix.build_cell makes it: same corpus, queries, gold passage and answers
     cell = build_cell(PARALLEL, "en", "de", titles=["Paris"])
     de = [p for p in rows["passages"] if p["lang"] == "de"]
     assert [d["docid"] for d in cell.corpus] == [p["docid"] for p in de]
@@ -126,7 +126,7 @@ def test_the_conditions_fuse_and_score_as_documented():
     meta = [{"qid": "q", "lang": "en", "split": "test"}, {"qid": "q", "lang": "th", "split": "test"}]
     vec = _vectors(cfg, passages, generated, docids, querydocs, questions, meta)
     alpha = cfg.rq3_alpha
-    n = E.queries_per_passage(cfg)
+    n = E.cfg.rq3_queries_per_passage
     assert alpha == pytest.approx(cfg.augmentation.alpha * 35 / n)
     # one rule for both questions: Table 1's alpha is the same function of its own query count
     per_passage = len(cfg.generation.languages) * cfg.generation.n_per_language

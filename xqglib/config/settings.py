@@ -45,7 +45,6 @@ TRAININGS = ("none", "english", "crosslingual")
 CONTRASTIVE_TRAININGS = ("align", "hybrid")
 
 
-
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
             above: float | None = None, choices: Sequence[Any] | None = None,
             nonempty: bool = False, unique: bool = False, trainings: Sequence[str] = TRAININGS) -> Any:
@@ -200,8 +199,6 @@ class XQuADRSettings:
                                     "trained retrievers are scored on the test articles only")
 
 
-
-
 @dataclass(frozen=True)
 class RQ3Settings:
     """The third research question: query-augmented (xQG) against passage-augmented retrieval on
@@ -316,9 +313,14 @@ class Profile:
         return paper_weight(self.augmentation.alpha, len(self.generation.languages) * self.generation.n_per_language)
 
     @property
+    def rq3_queries_per_passage(self) -> int:
+        """The third question's generated queries per passage: generation languages x n."""
+        return len(self.rq3.generation_languages) * self.rq3.n_per_language
+
+    @property
     def rq3_alpha(self) -> float:
         """The same rule for the third question's queries per passage (:func:`paper_weight`)."""
-        return paper_weight(self.augmentation.alpha, len(self.rq3.generation_languages) * self.rq3.n_per_language)
+        return paper_weight(self.augmentation.alpha, self.rq3_queries_per_passage)
 
     @property
     def primary_generator(self) -> str:

@@ -170,13 +170,11 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-
-
 # --------------------------------------------------------------------------------------------
 # Generated queries, one record each
 # --------------------------------------------------------------------------------------------
 
 def generated_query_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flatten xQG rows into one record per generated query: docid, lang, slot (0..n-1), text."""
+    """Flatten xQG rows into one record per generated query: docid, lang, slot (0..n-1), query."""
     return [{"docid": r["docid"], "lang": lang, "slot": slot, "query": q}
             for r in rows for lang, qs in r["generated_queries"].items() for slot, q in enumerate(qs)]

@@ -40,8 +40,9 @@ class Timing:
 
     @property
     def counted_seconds(self) -> float:
-        """What the run's total counts: the wall time, or the reused work's, whichever is longer."""
-        return max(self.seconds, self.work_seconds or 0.0)
+        """What the run's total counts: the wall time, and where the work was reused, the work's
+        seconds too (the reuse took the wall time besides)."""
+        return self.seconds + ((self.work_seconds or 0.0) if self.reused else 0.0)
 
     def did(self, work: str, seconds: float | None, reused: bool = False) -> None:
         """Record the part's own work and its seconds."""
@@ -53,8 +54,11 @@ def read_timings(path: Path) -> list[Timing]:
     """The records of ``timings.json``, in stage order (none if there is no file)."""
     if not path.exists():
         return []
-    records = [Timing(**r) for r in read_json(path)]
-    return sorted(records, key=lambda t: t.stage)
+    saved = read_json(path)
+    if isinstance(saved, dict):  # written by a version before records had fields: its stages rerun
+        print(f"{path}: timings of an earlier version's format; they are dropped")
+        return []
+    return sorted((Timing(**r) for r in saved), key=lambda t: t.stage)
 
 
 def write_timings(path: Path, records: Iterable[Timing]) -> None:

@@ -72,8 +72,6 @@ def build_cell(parallel: dict[str, list[dict[str, Any]]], query_lang: str, passa
     return Cell(query_lang, passage_lang, corpus, queries, qrels, answers)
 
 
-
-
 # --------------------------------------------------------------------------------------------
 # The matrix's rows, from XQuAD's parallel files
 # --------------------------------------------------------------------------------------------
@@ -130,7 +128,7 @@ def question_of(paragraph: dict[str, Any], qid: str) -> str:
     raise UserError(f"XQuAD files are not parallel at question {qid}")
 
 
-def vocabulary_texts(rd: RunDir, corpus: Sequence[dict[str, Any]]) -> list[str]:
+def matrix_vocabulary_texts(rd: RunDir, corpus: Sequence[dict[str, Any]]) -> list[str]:
     """The texts whose tokens the generator may write for the matrix's passages: the passages and
     the train- and dev-article questions it was trained towards."""
     pairs = read_jsonl(rd.rq3_data("generator_train")) + read_jsonl(rd.rq3_data("generator_dev"))

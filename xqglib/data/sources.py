@@ -194,8 +194,6 @@ def load_xquad_r(lang: str, root: Path | None = None) -> list[dict[str, Any]]:
     return squad_articles(data_file(f"xquad-r/{lang}.json", root))
 
 
-
-
 def load_xor_retrieve(split: str, root: Path | None = None) -> list[dict[str, Any]]:
     """XOR-Retrieve questions ``{id, question, answers, lang}`` (``lang`` stripped: train has " ar")."""
     if split not in XOR_FILES:

@@ -193,8 +193,6 @@ def per_question(bench: XQuADR, question_vectors: np.ndarray, candidate_vectors:
     return frame
 
 
-
-
 # --------------------------------------------------------------------------------------------
 # The pool a retriever is scored on
 # --------------------------------------------------------------------------------------------

@@ -179,7 +179,6 @@ def xor_recall_at_kt(run: Run, passage_texts: Mapping[str, str], answers: Mappin
     return XorOutcome(hits, per_language, counted)
 
 
-
 #: The standard measures reported beside R@Nkt.
 STANDARD_MEASURES = ("R@2", "R@5", "R@10", "R@20", "R@100", "RR@10", "nDCG@10")
 

@@ -27,7 +27,7 @@ from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, read_jsonl, write_json
-from xqglib.data import xquadr as lareqa
+from xqglib.data import xquadr
 from xqglib.evaluation.rq1 import COLUMNS, Evaluator
 from xqglib.method.alignment import agnosticism_probe
 from xqglib.method.augmentation import combine, passage_vectors, sum_by_passage
@@ -35,7 +35,7 @@ from xqglib.method.search import search
 from xqglib.study.experiments import B2, B2_FULL, RQ2_EXPERIMENTS, Condition, all_conditions
 
 
-def xquadr_vectors(rd: RunDir, retriever: str, bench: lareqa.XQuADR) -> tuple[np.ndarray, np.ndarray]:
+def xquadr_vectors(rd: RunDir, retriever: str, bench: xquadr.XQuADR) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's question and candidate vectors (stage 8), rows in ``bench``'s order."""
     out = []
     for what, uids in (("questions", [q["uid"] for q in bench.questions]),
@@ -50,7 +50,7 @@ def xquadr_vectors(rd: RunDir, retriever: str, bench: lareqa.XQuADR) -> tuple[np
     return out[0], out[1]
 
 
-def candidate_sums(bench: lareqa.XQuADR, paragraphs: dict[str, str], corpus_ids: Sequence[str],
+def candidate_sums(bench: xquadr.XQuADR, paragraphs: dict[str, str], corpus_ids: Sequence[str],
                    emb: dict[str, Any]) -> np.ndarray:
     """Per candidate, the sum of its paragraph's generated-query vectors (xQG's added term)."""
     missing = sorted({c["paragraph"] for c in bench.candidates if c["paragraph"] not in paragraphs})
@@ -62,10 +62,10 @@ def candidate_sums(bench: lareqa.XQuADR, paragraphs: dict[str, str], corpus_ids:
     return sums[[index[paragraphs[c["paragraph"]]] for c in bench.candidates]]
 
 
-def b2_frame(condition: Condition, bench: lareqa.XQuADR, question_vectors: np.ndarray,
+def b2_frame(condition: Condition, bench: xquadr.XQuADR, question_vectors: np.ndarray,
              candidate_vectors: np.ndarray, k: int) -> pd.DataFrame:
     """A condition's rows of the results table on XQuAD-R."""
-    views = lareqa.per_question(bench, question_vectors, candidate_vectors, k)
+    views = xquadr.per_question(bench, question_vectors, candidate_vectors, k)
     names = {"pooled": f"AP@{k}", "mono": f"AP@{k} mono", "cross": f"AP@{k} cross"}
     long = views.melt(id_vars=["uid", "lang"], value_vars=list(names), var_name="view").dropna(subset=["value"])
     return pd.DataFrame({"benchmark": condition.benchmark, "condition": condition.name,
@@ -75,10 +75,10 @@ def b2_frame(condition: Condition, bench: lareqa.XQuADR, question_vectors: np.nd
                          "value": long["value"].astype(float).to_numpy()})[COLUMNS]
 
 
-def benches(cfg: Profile, rd: RunDir) -> dict[str, lareqa.XQuADR]:
+def benches(cfg: Profile, rd: RunDir) -> dict[str, xquadr.XQuADR]:
     """XQuAD-R's pools by benchmark name: the test articles, and all articles."""
-    full = lareqa.load(cfg.xquadr.languages)
-    pool = lareqa.test_pool(full, read_json(rd.require(rd.split, "data")), read_jsonl(rd.require(rd.corpus, "data")))
+    full = xquadr.load(cfg.xquadr.languages)
+    pool = xquadr.test_pool(full, read_json(rd.require(rd.split, "data")), read_jsonl(rd.require(rd.corpus, "data")))
     return {B2: pool, B2_FULL: full}
 
 
@@ -92,7 +92,7 @@ def evaluate_rq2(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = 
     corpus_ids = [p["docid"] for p in corpus]
     query_ids = [q["query_id"] for q in evaluator.queries]
     pools = benches(cfg, rd)
-    paragraphs = lareqa.paragraph_docids(corpus)
+    paragraphs = xquadr.paragraph_docids(corpus)
     embeddings: dict[str, dict[str, Any]] = {}
     frames = []
     for c in conditions:

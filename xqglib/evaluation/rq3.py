@@ -19,7 +19,7 @@ from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1
 from xqglib.evaluation.rq1 import GOLD_RANK
 from xqglib.method.augmentation import combine, fuse, fuse_scores
 from xqglib.method.reading import best_over_passages
-from xqglib.study.experiments import CONDITIONS, GOLD, queries_per_passage
+from xqglib.study.experiments import CONDITIONS, GOLD
 
 # --------------------------------------------------------------------------------------------
 # Retrieval in every cell and condition, reading, scoring
@@ -73,7 +73,7 @@ class Vectors:
             if not others:
                 return own
             # the translations get the total weight xQG gives its queries
-            scale = queries_per_passage(self.cfg) / len(others)
+            scale = self.cfg.rq3_queries_per_passage / len(others)
             return combine(own, scale * np.sum(others, axis=0), alpha)
         raise ValueError(f"unknown condition {condition!r}")
 

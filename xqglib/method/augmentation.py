@@ -7,6 +7,10 @@ this is 0.99 p + 0.35 mean(q)). The official script asserts that every query fil
 docids in the same order as the passages; here the queries are matched to passages by docid and the
 same guarantee is checked: each passage has queries, and every query belongs to a known passage.
 Queries at search time are untouched, so search costs exactly what it did.
+
+The third research question's other conditions augment the passage's text instead (doc2query
+expansion, :func:`condition_texts`) or fuse the scores of two indexes (:func:`fuse_scores`: two
+inner products per query and passage).
 """
 
 from __future__ import annotations
@@ -88,8 +92,6 @@ def expanded_text(title: str, text: str, queries: Sequence[str]) -> str:
     """doc2query-style expansion: the passage as the encoder reads it (``title text``), then its
     generated queries, in order, separated by single spaces. The encoder's passage length limit
     must leave room for them (the condition raises it and says so)."""
-    from xqglib.method.encoding import passage_text
-
     return " ".join([passage_text(title, text), *queries])
 
 
@@ -108,8 +110,6 @@ def fuse_scores(text_scores: np.ndarray, query_scores: np.ndarray, weight: float
     if not 0 <= weight <= 1:
         raise ValueError(f"the fusion weight must lie in [0, 1], not {weight}")
     return (1 - weight) * text_scores + weight * query_scores
-
-
 
 
 def clip_to_tokens(tokenizer: Any, text: str, max_tokens: int, prefix: str = "") -> str:

@@ -8,17 +8,12 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 
 from xqglib.core.progress import progress
 from xqglib.method.convergence import Convergence, verdict_of_log
 from xqglib.method.generator import QueryGenerator
-
-
-def freeze_embeddings(model: Any) -> None:
-    model.get_input_embeddings().weight.requires_grad_(False)
 
 
 @torch.no_grad()
@@ -90,8 +85,8 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
         steps, eval_every = convergence.max_steps(steps_per_pass), convergence.steps_per_eval(steps_per_pass)
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    if freeze_embeddings:
-        freeze_embeddings(gen.model)
+    if freeze_embeddings:  # the tied embedding matrix: most of the parameters and of the optimiser cost
+        gen.model.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in gen.model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = get_linear_schedule_with_warmup(optim, 0, steps)

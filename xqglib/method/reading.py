@@ -1,5 +1,6 @@
-"""The extractive reader's span decoding: from a question-answering head's start and end
-logits to an answer string, as Hugging Face's question-answering post-processing does it.
+"""The extractive reader: a span head on the encoder, its training, and its span decoding from
+start and end logits to an answer string, as Hugging Face's question-answering post-processing
+does it.
 
 A span (s, e) of context tokens scores start[s] + end[e]; it is valid when both tokens belong to
 the context (their character offsets are known), s <= e, and it holds at most
@@ -211,8 +212,6 @@ def train_reader(reader: Reader, examples: Sequence[ReaderExample], *, steps: in
                     "positions": reader.positions_run - before, "seconds": time.perf_counter() - started})
     model.eval()
     return log
-
-
 
 
 def reader_of(cfg: Profile, source: str) -> Any:

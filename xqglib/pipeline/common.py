@@ -66,14 +66,22 @@ def resolved_run(profile: str, run_dir: str | None) -> tuple[Profile, RunDir]:
     return cfg, rd
 
 
+def changed_settings(cfg: Profile) -> dict[str, Any]:
+    """Every setting of ``cfg`` that differs from its profile's, by nested name."""
+    defaults = PROFILES[cfg.name].flat()
+    return {k: v for k, v in cfg.flat().items() if defaults.get(k) != v}
+
+
+def settings_text(cfg: Profile) -> str:
+    """The changed settings as one phrase: ``a = 1, b = "x"`` (empty where none changed)."""
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in changed_settings(cfg).items())
+
+
 def run_banner(cfg: Profile, rd: RunDir) -> str:
     """What a page says first: the run it shows, its profile and every setting changed from it."""
-    defaults = PROFILES[cfg.name].flat()
-    changed = {k: v for k, v in cfg.flat().items() if defaults.get(k) != v}
     text = f"**Profile `{cfg.name}`**: {cfg.description}. Seed {cfg.seed}. Run directory `{rd.root.name}`."
-    if changed:
-        text += " Settings changed from the profile: " + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in changed.items()) + "."
-    return text
+    changed = settings_text(cfg)
+    return text + (f" Settings changed from the profile: `{changed}`." if changed else "")
 
 
 def finish_stage(cfg: Profile, rd: RunDir, stage: str) -> None:

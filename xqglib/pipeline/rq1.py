@@ -89,7 +89,8 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
         return gen.model, gen.tok, log
 
     return train_once(rd, "train-generator", name, rd.generator_model(name), rd.generator_log(name),
-                      training_fingerprint(cfg, name, ["generator"], inputs), train, of_at_most=cfg.generator.steps)
+                      training_fingerprint(cfg, name, ["generator"], inputs), train,
+                      of_at_most=f"{cfg.generator.max_passes:g} passes" if cfg.generator.converge else cfg.generator.steps)
 
 
 def generator_convergence(cfg: Profile) -> Convergence | None:

@@ -1,6 +1,6 @@
-"""The third research question: query-augmented (xQG) against passage-augmented retrieval on
-XQuAD's query-language x passage-language matrix, measured by retrieval and by the EM/F1 of an
-extractive reader (stages 10-12).
+"""Stage functions of the third research question (stages 10-12): query-augmented (xQG)
+against passage-augmented retrieval on XQuAD's query-language x passage-language matrix,
+measured by retrieval and by the EM/F1 of an extractive reader.
 
 A cell (Q, P) of the matrix (:mod:`xqglib.data.matrix`): XQuAD's 240 paragraphs in P are the
 corpus, the test-article questions in Q the queries, the paragraph that holds a question its gold
@@ -47,7 +47,7 @@ from xqglib.core.formats import (
 from xqglib.core.reuse import earlier, fingerprint, remember, weights_digest
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
-from xqglib.data.matrix import matrix_rows, vocabulary_texts
+from xqglib.data.matrix import matrix_rows, matrix_vocabulary_texts
 from xqglib.evaluation import rq3 as V3
 from xqglib.method.augmentation import condition_texts, generated_by_passage
 from xqglib.method.generator import generate_xqg
@@ -56,7 +56,7 @@ from xqglib.method.reading import READING_VERSION, ReaderExample, Span, reader_o
 from xqglib.method.sampling import SAMPLER_VERSION
 from xqglib.pipeline import stages as S
 from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything, train_once, training_fingerprint
-from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages, queries_per_passage
+from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages
 
 
 def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
@@ -78,8 +78,6 @@ def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
     return {"passages": len(rows["passages"]), "test questions": sum(q["split"] == "test" for q in questions),
             "dev questions": sum(q["split"] == "dev" for q in questions),
             "generator train pairs": len(rows["generator_train"]), "reader training examples": len(rows["reader_train"])}
-
-
 
 
 def train_rq3_generator(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
@@ -156,7 +154,7 @@ def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
             gen = generator_for(cfg, str(model), str(model))
             g, r = cfg.generation, cfg.rq3
             if g.vocabulary == "data" and gen.kind == "decoder":
-                gen.restrict_vocabulary(vocabulary_texts(rd, corpus))
+                gen.restrict_vocabulary(matrix_vocabulary_texts(rd, corpus))
             rows = generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
                                 max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
                                 bf16=cfg.use_bf16)
@@ -266,7 +264,7 @@ def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
         reading.insert(2, "retriever", cfg.reader_retriever)
         reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
         timing.details["reads"] = len(reads)
-    summary = {"alpha": cfg.rq3_alpha, "queries per passage": queries_per_passage(cfg),
+    summary = {"alpha": cfg.rq3_alpha, "queries per passage": cfg.rq3_queries_per_passage,
                "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
                "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
                                                                        for n, s in sweeps.items()},

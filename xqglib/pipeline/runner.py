@@ -8,6 +8,7 @@ from a run with a failed or missing notebook.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from xqglib.core.errors import UserError
 from xqglib.core.paths import repo_root
 from xqglib.core.progress import duration
 from xqglib.pipeline import stages as S
-from xqglib.pipeline.common import record_profile
+from xqglib.pipeline.common import record_profile, settings_text
 
 KERNEL = "xqg"
 
@@ -272,6 +273,26 @@ BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "rq3", "re
 BOOK_NOTEBOOKS = ("worked_example", "study_cost", "paper_cost")
 
 
+def book_banner(cfg: Profile, rd: RunDir) -> str:
+    """The line every page of the book shows: the run it was built from and its changed settings."""
+    changed = settings_text(cfg)
+    return (f"Built from run <code>{html.escape(rd.root.name)}</code> of the <code>{cfg.name}</code> profile"
+            + (f"; settings changed from the profile: <code>{html.escape(changed)}</code>" if changed else "") + ".")
+
+
+def _book_config(root: Path, cfg: Profile, rd: RunDir) -> Path:
+    """``_config.yml`` with the run's banner on every page (written beside the build, so the book's
+    own configuration file stays as committed)."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config.setdefault("html", {})["announcement"] = book_banner(cfg, rd)
+    path = root / "_build" / "_config.generated.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def build_book(profile: str, rerun: bool = False, root: Path | None = None,
                overrides: dict[str, Any] | str | None = None, run_dir: str | Path | None = None) -> Path:
     """Run what the pipeline still needs, then build the book from its executed notebooks.
@@ -320,7 +341,7 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
     # an incremental build after another run or profile would keep the previous numbers
     # --quiet: no Sphinx status dump; warnings still show, and fail the build
     command = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--all", "--quiet",
-               "--warningiserror", "--keep-going"]
+               "--warningiserror", "--keep-going", "--config", str(_book_config(root, cfg, rd))]
     print("building the book (jupyter-book)", file=sys.stderr, flush=True)
     # its banner goes to stdout: shown only when the build fails; warnings (stderr) always show
     result = subprocess.run(command, cwd=root, stdout=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from xqglib.core.timing import read_timings, work_seconds
-from xqglib.data.matrix import vocabulary_texts
+from xqglib.data.matrix import matrix_vocabulary_texts
 from xqglib.method import augmentation as AUG
 from xqglib.method.generator import data_vocabulary
 from xqglib.study.experiments import CONDITION_ENCODINGS, RQ3_GENERATOR
@@ -252,7 +252,7 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     (stage 7, from their logs' positions), their B1 encoding and every retriever's XQuAD-R encoding
     (stage 8, from the texts' token counts); wall times from the run's timings."""
     from xqglib.core.formats import read_json, read_jsonl
-    from xqglib.data import xquadr as lareqa
+    from xqglib.data import xquadr
     from xqglib.data.xquadr import xquadr_pool
     from xqglib.method.encoding import DenseEncoder
     from xqglib.models.registry import encoder_spec, load_tokenizer
@@ -274,7 +274,7 @@ def rq2_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
     r = cfg.retriever
     candidates = DenseEncoder(None, load_tokenizer(r.encoder), encoder_spec(r.encoder), r.query_max_len,
                               cfg.xquadr.candidate_max_len, False)
-    full = lareqa.load(cfg.xquadr.languages)
+    full = xquadr.load(cfg.xquadr.languages)
     for spec in cfg.rq2_retrievers:
         bench = xquadr_pool(cfg, rd, spec.name, full)
         count = (sum(candidates.token_counts(bench.candidate_texts(), False))
@@ -306,18 +306,18 @@ def rq3_costs(cfg: Any, rd: Any, roof: float) -> pd.DataFrame:
         flops = generator_training_flops(shape, log, g.batch_size, g.max_dev_pairs, g.freeze_embeddings)
         if flops is not None:
             rows.append(stage_row("10 rq3-train", f"generator: {len(log)} steps of {g.batch_size}", flops,
-                                  log[-1]["seconds"], roof))
+                                  work_seconds(timings, 10, "generator"), roof))
         gen = QueryGenerator(None, load_tokenizer(name), "decoder", g.max_input_len, g.max_target_len)
         # the sampling vocabulary stage 11 used, rebuilt
         restricted = cfg.generation.vocabulary == "data"
-        head_rows = len(data_vocabulary(gen.tok, vocabulary_texts(rd, generated), gen.stop_ids)) if restricted else len(gen.tok)
+        head_rows = len(data_vocabulary(gen.tok, matrix_vocabulary_texts(rd, generated), gen.stop_ids)) if restricted else len(gen.tok)
         rows.append(generation_row("11 rq3-encode", "generate", cfg, shape, gen, generated,
                                    list(r3.generation_languages), head_rows,
                                    work_seconds(timings, 11, "generate"), roof))
     encoder_shape = TransformerShape.from_config(_config(cfg.retriever.encoder))
     reader_log = read_json(rd.reader_log())
     reader_shape = encoder_shape  # the encoder with a span head (two outputs per position: left out)
-    row = training_row("10 rq3-train", "reader", reader_log, reader_shape, reader_log[-1]["seconds"], roof)
+    row = training_row("10 rq3-train", "reader", reader_log, reader_shape, work_seconds(timings, 10, "reader"), roof)
     if row is not None:
         rows.append(row)
     r = cfg.retriever

@@ -8,8 +8,10 @@ table; every table, test and figure of the book is a function of that table
 (:mod:`xqglib.study.analysis`).
 
 :data:`EXPERIMENTS` names the groups of conditions the study reports: Table 1, the alpha sweep,
-the n sweep, and alpha scaled to the paper's number of queries. Adding an experiment is adding a
-function of the profile that returns conditions.
+the n sweep, alpha scaled to the paper's number of queries, and the second research question's
+tables. Adding an experiment is adding a function of the profile that returns conditions. The
+third research question's conditions (:data:`CONDITIONS`) and what each encodes per passage
+(:data:`CONDITION_ENCODINGS`) are declared here too.
 """
 
 from __future__ import annotations
@@ -163,7 +165,6 @@ def experiment(cfg: Profile, name: str) -> list[Condition]:
     return [canonical[c.key] for c in group[name](cfg)]
 
 
-
 #: The name the generator for passages in every passage language is saved under.
 RQ3_GENERATOR = "rq3-passages"
 
@@ -190,10 +191,6 @@ CONDITION_ENCODINGS: dict[str, tuple[str, tuple[str, ...], int]] = {
 
 #: The reader's gold-passage row: the reader's ceiling.
 GOLD = "gold passage"
-
-
-def queries_per_passage(cfg: Profile) -> int:
-    return len(cfg.rq3.generation_languages) * cfg.rq3.n_per_language
 
 
 def matrix_languages(cfg: Profile) -> list[str]:

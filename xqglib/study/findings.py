@@ -22,6 +22,7 @@ from xqglib.core.artifacts import RunDir
 from xqglib.core.formats import read_json, read_jsonl
 from xqglib.evaluation.metrics import xor_word_tokenize
 from xqglib.evaluation.significance import ALPHA
+from xqglib.method.convergence import Convergence, verdict_of_log
 from xqglib.method.generator_training import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, plateau_comparison
 from xqglib.study import analysis as A
 from xqglib.study import experiments as E
@@ -51,8 +52,6 @@ def _listing(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-
-
 def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     """``{name: text}`` for every value the results page's prose quotes."""
     out: dict[str, str] = {"profile": cfg.name, "seed": str(cfg.seed), "encoder": cfg.retriever.encoder,
@@ -66,9 +65,13 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     # --- the generator and the data -------------------------------------------------------------
     log = read_json(rd.generator_log(cfg.primary_generator))
     dev = [(int(r["step"]), r["dev_loss"]) for r in log if "dev_loss" in r]
-    out["gen_steps"] = f"{len(log):,}" + (f" of at most {cfg.generator.steps:,}" if len(log) < cfg.generator.steps else "")
     pairs = len(read_jsonl(rd.generator_pairs("train")))
     cap = cfg.generator.max_train_pairs
+    g = cfg.generator
+    criterion = Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes) if g.converge else None
+    steps_per_pass = -(-(pairs if cap is None else min(pairs, cap)) // g.batch_size)
+    most = criterion.max_steps(steps_per_pass) if criterion else g.steps
+    out["gen_steps"] = f"{len(log):,}" + (f" of at most {most:,}" if len(log) < most else "")
     out["gen_train_pairs"] = f"{pairs if cap is None else min(pairs, cap):,}"
     out["gen_dev_losses"] = (_listing([_f(loss) for _, loss in dev]) + " at steps "
                              + _listing([str(step) for step, _ in dev]))
@@ -77,7 +80,15 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     fall = "" if comparison is None else (
         f"it fell by {100 * (comparison[1] - comparison[3]) / comparison[1]:.1f}% from step {comparison[0]} "
         f"to step {comparison[2]}")
-    if at_plateau(log, gain):
+    if criterion is not None:
+        found = verdict_of_log(criterion, log, steps_per_pass)
+        out["gen_state"] = (f"the convergence criterion {'holds' if found.converged else 'does not hold'}: "
+                            f"{found.reason}; the checkpoint kept is the one of step {found.best_step}")
+        out["gen_discussion"] = (f"It has seen {found.passes:.2f} passes over its training pairs; the query-quality "
+                                 "figures above say how often its questions miss their language or their passage")
+        out["gen_next"] = ("the generator itself: a larger one, or more training pairs" if found.converged else
+                           "the generator's budget: --set generator.max_passes=N with a larger N")
+    elif at_plateau(log, gain):
         out["gen_state"] = (f"{fall}, under the {gain:.0%} the study's plateau rule allows over at least the "
                             f"last {PLATEAU_WINDOW:.0%} of the steps, so training stopped there. Still falling, "
                             "slowly: the rule's plateau means that training a quarter longer would gain little, "

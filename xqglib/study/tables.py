@@ -153,7 +153,8 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
     for name, log in logs.items():
         dev = [r["dev_loss"] for r in log if "dev_loss" in r]
         fall = recent_gain(log)
-        rows[name] = {"steps": len(log), "of at most": cfg.generator.steps,
+        most = f"{cfg.generator.max_passes:g} passes" if cfg.generator.converge else cfg.generator.steps
+        rows[name] = {"steps": len(log), "of at most": most,
                       "at plateau": "yes" if at_plateau(log, gain) else "no",
                       "first train loss": round(log[0]["train_loss"], 3),
                       "last train loss": round(log[-1]["train_loss"], 3),
@@ -180,7 +181,6 @@ def cost_table_readable(costs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-#: Columns of a stage record that give the time of work a reuse stands for.
 def timings_table(timings: Sequence[Timing]) -> pd.DataFrame:
     """Stage parts, one row each, with a total of the work done: where a rerun reused a trained
     model, a generated file or a reading, the time that work took counts instead of the reuse's."""
