@@ -280,15 +280,18 @@ def book_banner(cfg: Profile, rd: RunDir) -> str:
             + (f"; settings changed from the profile: <code>{html.escape(changed)}</code>" if changed else "") + ".")
 
 
+#: The book's configuration as a build uses it (``_config.yml`` and the run's banner).
+GENERATED_CONFIG = "_config.generated.yml"
+
+
 def _book_config(root: Path, cfg: Profile, rd: RunDir) -> Path:
-    """``_config.yml`` with the run's banner on every page (written beside the build, so the book's
-    own configuration file stays as committed)."""
+    """``_config.yml`` with the run's banner on every page, written beside it (its relative paths
+    mean the same there; the committed file stays as it is)."""
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
     config.setdefault("html", {})["announcement"] = book_banner(cfg, rd)
-    path = root / "_build" / "_config.generated.yml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = root / GENERATED_CONFIG
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
