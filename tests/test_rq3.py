@@ -28,7 +28,6 @@ from xqglib.models.registry import encoder_spec, load_reader, load_tokenizer
 from xqglib.pipeline import rq1 as P1
 from xqglib.pipeline import rq2 as P2
 from xqglib.pipeline import rq3 as P3
-from xqglib.study import experiments as E
 from xqglib.study import rq3 as A3
 
 SMOKE = load_profile("smoke")
@@ -126,7 +125,7 @@ def test_the_conditions_fuse_and_score_as_documented():
     meta = [{"qid": "q", "lang": "en", "split": "test"}, {"qid": "q", "lang": "th", "split": "test"}]
     vec = _vectors(cfg, passages, generated, docids, querydocs, questions, meta)
     alpha = cfg.rq3_alpha
-    n = E.cfg.rq3_queries_per_passage
+    n = cfg.rq3_queries_per_passage
     assert alpha == pytest.approx(cfg.augmentation.alpha * 35 / n)
     # one rule for both questions: Table 1's alpha is the same function of its own query count
     per_passage = len(cfg.generation.languages) * cfg.generation.n_per_language
