@@ -66,10 +66,21 @@ def verdict(criterion: Convergence, evaluations: Sequence[tuple[int, float]], st
                   f"pass) after {passes:.2f} passes")
         return Verdict(True, best_step, best_loss, steps, passes, len(evaluations), reason)
     reason = f"a new best dev loss {since} evaluation(s) ago, after {passes:.2f} passes"
+    if passes + 1e-9 >= criterion.max_passes:
+        reason = f"stopped at the most passes ({criterion.max_passes:g}) with {reason}"
     return Verdict(False, best_step, best_loss, steps, passes, len(evaluations), reason)
 
 
-def verdict_of_log(criterion: Convergence, log: Sequence[Mapping[str, float]], steps_per_pass: int) -> Verdict:
-    """The verdict on a training log (rows with ``step`` and, where evaluated, ``dev_loss``)."""
+def steps_per_pass_of(log: Sequence[Mapping[str, float]]) -> int:
+    """The steps of one pass over the training rows, from a log whose rows carry ``passes``."""
+    return max(1, round(log[-1]["step"] / log[-1]["passes"]))
+
+
+def verdict_of_log(criterion: Convergence, log: Sequence[Mapping[str, float]],
+                   steps_per_pass: int | None = None) -> Verdict:
+    """The verdict on a training log (rows with ``step`` and, where evaluated, ``dev_loss``; the
+    steps of a pass from its ``passes`` where not given)."""
+    if steps_per_pass is None:
+        steps_per_pass = steps_per_pass_of(log) if log else 1
     evaluations = [(int(r["step"]), float(r["dev_loss"])) for r in log if "dev_loss" in r]
     return verdict(criterion, evaluations, steps_per_pass, int(log[-1]["step"]) if log else 0)

@@ -9,21 +9,34 @@ import numpy as np
 import pandas as pd
 
 from xqglib.config.settings import Profile
+from xqglib.method.convergence import Convergence
 from xqglib.study import analysis as A
 from xqglib.study import experiments as E
 from xqglib.study.tables import SIGNIFICANCE_MARK
 
 
-def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str):
-    """Loss curves, one line per model; dev losses as markers where present."""
+def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str,
+                criterion: Convergence | None = None):
+    """Loss curves, one line per model; dev losses as markers where present. With the
+    ``criterion`` the models trained until, the kept checkpoint (the best dev loss) is starred and
+    a dotted line marks where training stopped, converged or not."""
     import matplotlib.pyplot as plt
+
+    from xqglib.method.convergence import verdict_of_log
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, log in logs.items():
         ax.plot([r["step"] for r in log], [r[key] for r in log], label=f"{name} ({key})", alpha=0.8)
         dev = [(r["step"], r["dev_loss"]) for r in log if "dev_loss" in r]
         if dev:
-            ax.plot(*zip(*dev), "o--", label=f"{name} (dev-article loss)")
+            line, = ax.plot(*zip(*dev), "o--", label=f"{name} (dev-article loss)")
+            if criterion is not None and "passes" in log[-1]:
+                found = verdict_of_log(criterion, log)
+                ax.plot([found.best_step], [found.best_loss], "*", markersize=14, color=line.get_color(),
+                        label=f"{name}: kept (best dev loss)")
+                ax.axvline(found.steps, linestyle=":", color=line.get_color(),
+                           label=f"{name}: {'converged' if found.converged else 'stopped unconverged'} "
+                                 f"after {found.passes:.2f} passes")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -166,7 +166,7 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
         g = cfg.generator
         if g.converge:
             c = Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes)
-            found = verdict_of_log(c, log, round(len(log) / log[-1]["passes"]))
+            found = verdict_of_log(c, log)
             rows[name]["converged"] = f"{'yes' if found.converged else 'no'}: {found.reason}"
     return pd.DataFrame(rows).T
 
