@@ -314,9 +314,16 @@ def finish(cfg: Profile, rd: RunDir, s: Stage) -> None:
     missing = [p for p in outputs(s, cfg) if not (rd.root / p).exists()]
     if missing:
         raise RuntimeError(f"{s.label} did not write {missing}: the stage table and the code disagree")
+    from xqglib.core.hardware import machine_description
+    from xqglib.data.sources import KNOWN_FILES, files_used
+
     write_json(record_path(rd, s), {
         "stage": s.name, "fingerprint": fingerprint(cfg, s), "settings": covered_settings(cfg, s),
-        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # where it ran: CPU and flags, threads, package versions, the checkout's commit
+        "machine": machine_description(),
+        # the data it read, as checked on loading (SHA-256)
+        "data": {f: KNOWN_FILES[f][1] for f in files_used(cfg) if f in KNOWN_FILES}})
 
 
 def is_complete(cfg: Profile, rd: RunDir, stages: Sequence[Stage] = STAGES) -> bool:
