@@ -318,3 +318,48 @@ def test_the_generator_trains_with_its_embeddings_frozen():
                           freeze_embeddings=True, max_dev_pairs=4)
     assert len(log) == 3
     assert torch.equal(gen.model.get_input_embeddings().weight, embeddings)
+
+
+def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_checkpoint():
+    from xqglib.method.convergence import Convergence, verdict_of_log
+    from xqglib.method.retriever_training import dev_batches, dev_loss
+    from xqglib.models.registry import EncoderSpec
+
+    enc = _encoder()
+    enc.spec = EncoderSpec("mean")  # see test_retriever_training_lowers_loss
+    rows = [{"query": p["question"], "positive_passages": [{"title": p["title"], "text": p["text"]}],
+             "negative_passages": [{"title": q["title"], "text": q["text"]} for q in PAIRS if q is not p]}
+            for p in PAIRS]
+    dev = dev_batches(rows[:3], batch_size=3, n_negatives=1, seed=0)
+    assert dev == dev_batches(rows[:3], batch_size=3, n_negatives=1, seed=0)  # fixed: the same every time
+    c = Convergence(min_passes=1.0, eval_share=0.5, patience=2, max_passes=4.0)
+    train = rows * 2
+    log = train_retriever(enc, train, epochs=1, max_steps=1, batch_size=2, n_negatives=1, lr=3e-3, warmup_ratio=0.0,
+                          seed=0, freeze_embeddings=False, dev=dev, convergence=c)
+    per_pass = -(-len(train) // 2)
+    assert len(log) > 1  # epochs and max_steps give way to the criterion
+    assert [r["step"] for r in log if "dev_loss" in r][:2] == [c.steps_per_eval(per_pass), 2 * c.steps_per_eval(per_pass)]
+    found = verdict_of_log(c, log)
+    assert found.converged or len(log) == c.max_steps(per_pass)
+    assert log[-1]["passes"] == pytest.approx(len(log) / per_pass)
+    # the weights kept are those of the best dev loss, wherever training stopped
+    assert dev_loss(enc, dev) == pytest.approx(found.best_loss, rel=1e-5)
+    with pytest.raises(ValueError, match="dev batches"):
+        train_retriever(enc, train, epochs=1, max_steps=None, batch_size=2, n_negatives=1, lr=1e-3,
+                        warmup_ratio=0.0, seed=0, freeze_embeddings=False, convergence=c)
+
+
+def test_hybrid_epochs_of_a_given_length_are_drawn_anew():
+    from xqglib.method.retriever_training import hybrid_training_batches
+
+    items = [{"id": f"q{i}", "questions": {"en": f"question {i}", "de": f"Frage {i}"},
+              "passages": {lang: {"title": "t", "text": f"{lang} paragraph {i}"} for lang in ("en", "de")},
+              "negatives": {lang: [{"title": "t", "text": f"{lang} other {i}"}] for lang in ("en", "de")}}
+             for i in range(5)]
+    epochs = hybrid_training_batches(items, ("en", "de"), 2, 0.5, 1, seed=3, per_epoch=7)
+    first, second = list(epochs(0, None)), list(epochs(1, None))
+    assert len(first) == len(second) == 7  # three passes over five items and a part of a fourth
+    assert [b.queries for b in first] != [b.queries for b in second]
+    assert [b.queries for b in first] == [b.queries for b in epochs(0, None)]
+    one_pass = list(hybrid_training_batches(items, ("en", "de"), 2, 0.5, 1, seed=3)(0, None))
+    assert len(one_pass) == 3

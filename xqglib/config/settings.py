@@ -158,6 +158,18 @@ class RetrieverSettings:
     passage_max_len: int = setting(128, "passage tokens kept", low=8)
     freeze_embeddings: bool = setting(True, "keep the word-embedding matrix frozen")
     encode_batch_size: int = setting(32, "texts per encoding batch", low=1)
+    max_train_rows: int | None = setting(None, "cap on training rows per retriever (a seeded subset; null: all)",
+                                         low=1)
+    converge: bool = setting(False, "train every retriever (and the reader) until the convergence criterion "
+                             "holds (xqglib.method.convergence) on dev-article rows: epochs and max_steps "
+                             "are then unused")
+    max_dev_rows: int = setting(256, "convergence: dev-article rows the dev loss is measured on", low=1)
+    min_passes: float = setting(1.0, "convergence: passes over the training rows at least", above=0)
+    eval_share: float = setting(0.25, "convergence: share of a pass between dev-loss measurements", above=0,
+                                high=1)
+    patience: int = setting(3, "convergence: evaluations without a new best dev loss that end training", low=1)
+    max_passes: float = setting(3.0, "convergence: passes at most (a run stopped there is reported unconverged)",
+                                above=0)
 
 
 @dataclass(frozen=True)
@@ -220,7 +232,8 @@ class RQ3Settings:
                                                     unique=True)
     n_per_language: int = setting(1, "generated queries per passage and language", low=1)
     generator_steps: int = setting(40, "optimizer steps the generator is trained on for passages in "
-                                       "every passage language (from the Table 1 generator)", low=1)
+                                       "every passage language (from the Table 1 generator; where "
+                                       "generator.converge is off)", low=1)
     text_max_len: int = setting(256, "tokens kept of a passage with its queries appended (text-level "
                                      "expansion; the passage itself keeps retriever.passage_max_len)", low=8)
     dual_weights: tuple[float, ...] = setting((0.1, 0.2, 0.3, 0.5), "weights of the generated-query "
@@ -230,7 +243,7 @@ class RQ3Settings:
                                               "null: all)", low=1)
     reader_retriever: str | None = setting(None, "the retriever whose passages the reader reads (null: the "
                                                  "last of the compared retrievers)")
-    reader_steps: int = setting(80, "optimizer steps of the reader", low=1)
+    reader_steps: int = setting(80, "optimizer steps of the reader (where retriever.converge is off)", low=1)
     reader_batch_size: int = setting(16, "questions per reader step", low=1)
     reader_lr: float = setting(1e-4, "reader learning rate", above=0, high=1)
     reader_max_len: int = setting(256, "tokens of a reader window (question and passage)", low=32)
@@ -535,9 +548,10 @@ def _cross_checks(p: Profile) -> list[str]:
     if g.converge and g.plateau is not None:
         out.append(_line("generator.plateau", g.plateau, "is set with generator.converge",
                          "null when the convergence criterion decides (one stopping rule at a time)"))
-    if isinstance(g.min_passes, (int, float)) and isinstance(g.max_passes, (int, float)) and g.min_passes > g.max_passes:
-        out.append(_line("generator.max_passes", g.max_passes, f"is below generator.min_passes ({g.min_passes})",
-                         "at least min_passes"))
+    for section, c in (("generator", g), ("retriever", p.retriever)):
+        if isinstance(c.min_passes, (int, float)) and isinstance(c.max_passes, (int, float)) and c.min_passes > c.max_passes:
+            out.append(_line(f"{section}.max_passes", c.max_passes, f"is below {section}.min_passes ({c.min_passes})",
+                             "at least min_passes"))
     names = [r.name for r in p.retriever.retrievers if isinstance(r, RetrieverSpec)]
     arms = [r.name for r in p.contrastive.arms if isinstance(r, RetrieverSpec)]
     for path, specs, trainings in (("retriever.retrievers", p.retriever.retrievers, TRAININGS),

@@ -152,14 +152,15 @@ def xquad_texts(b1: B1, splits: Sequence[str], languages: Sequence[str],
 
 
 def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[str, ...],
-                            n_negatives: int, seed: int, pool_size: int = 0) -> list[dict[str, Any]]:
-    """Tevatron-style training rows from train-article questions.
+                            n_negatives: int, seed: int, pool_size: int = 0, split: str = "train") -> list[dict[str, Any]]:
+    """Tevatron-style training rows from the questions of one article split (train; dev for the
+    dev loss of training to convergence).
 
     Each row's ``negative_passages`` is its pool of max(``pool_size``, ``n_negatives``) hard
     negatives: other paragraphs of the gold paragraph's own article (same topic, so hard), drawn
-    with the seed; an article with too few others is topped up with paragraphs of other train
-    articles. Training draws ``n_negatives`` of the pool anew each epoch, as Tevatron does. Test- and
-    dev-article paragraphs are never used as negatives.
+    with the seed; an article with too few others is topped up with paragraphs of other articles
+    of the split. Training draws ``n_negatives`` of the pool anew each epoch, as Tevatron does.
+    Paragraphs of the other splits are never used as negatives.
     """
     if training == "english":
         sources = [("en", b1.english_questions)]
@@ -169,13 +170,13 @@ def retriever_training_rows(b1: B1, training: str, languages: list[str] | tuple[
         raise UserError(f"no training data for retriever training {training!r}")
     by_article: dict[str, list[str]] = defaultdict(list)
     for docid, p in b1.passages.items():
-        if b1.split.get(p.article) == "train":
+        if b1.split.get(p.article) == split:
             by_article[p.article].append(docid)
     train_docids = sorted(d for ds in by_article.values() for d in ds)
     rng = random.Random(seed)
     rows = []
     for lang, questions in sources:
-        for qid in b1.qids_of("train", questions):
+        for qid in b1.qids_of(split, questions):
             gold = b1.qid_to_docid[qid]
             size = max(pool_size, n_negatives)
             same = [d for d in by_article[b1.passages[gold].article] if d != gold]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class Convergence:
     def __post_init__(self) -> None:
         if not 0 < self.eval_share <= 1 or self.patience < 1 or not 0 < self.min_passes <= self.max_passes:
             raise ValueError(f"not a usable criterion: {self}")
+
+    @classmethod
+    def of(cls, section: Any) -> Convergence:
+        """The criterion a settings section states (its ``min_passes``, ``eval_share``,
+        ``patience`` and ``max_passes``)."""
+        return cls(section.min_passes, section.eval_share, section.patience, section.max_passes)
 
     def steps_per_eval(self, steps_per_pass: int) -> int:
         return max(1, round(self.eval_share * steps_per_pass))

@@ -13,6 +13,8 @@ gradients are clipped to a global norm of 1.0 (the Trainer's ``max_grad_norm``).
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import random
 import time
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from xqglib.core.progress import progress
+from xqglib.method.convergence import Convergence, verdict_of_log
 from xqglib.method.encoding import DenseEncoder, passage_text
 
 
@@ -86,19 +89,41 @@ def row_batches(rows: Sequence[dict[str, Any]], batch_size: int, n_negatives: in
     return epoch_batches
 
 
+def dev_batches(rows: Sequence[dict[str, Any]], batch_size: int, n_negatives: int, seed: int) -> list[Batch]:
+    """Dev-article rows as fixed batches (drawn once, first-epoch negatives), so that every
+    evaluation of the dev loss scores the same queries against the same passages."""
+    return list(row_batches(rows, batch_size, n_negatives, seed)(0, random.Random(seed)))
+
+
+@torch.no_grad()
+def dev_loss(encoder: DenseEncoder, batches: Sequence[Batch], temperature: float = 0.05) -> float:
+    """Tevatron's loss (in-batch and hard negatives, no alignment term) over the dev batches, the
+    mean over their queries; every process of a distributed run computes it alone, on all of them."""
+    training = encoder.model.training
+    encoder.model.eval()
+    total = sum(batch_losses(encoder, Batch(b.queries, b.passages), 0.0, temperature)[0].item() * len(b.queries)
+                for b in batches)
+    encoder.model.train(training)
+    return total / max(1, sum(len(b.queries) for b in batches))
+
+
 def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, epochs: int,
                     max_steps: int | None, batch_size: int, n_negatives: int, lr: float,
                     warmup_ratio: float, seed: int, freeze_embeddings: bool,
                     max_grad_norm: float | None = 1.0, align_weight: float = 0.0,
-                    temperature: float = 0.05, accelerator: Any | None = None) -> list[dict[str, float]]:
+                    temperature: float = 0.05, accelerator: Any | None = None,
+                    dev: Sequence[Batch] | None = None,
+                    convergence: Convergence | None = None) -> list[dict[str, float]]:
     """Fine-tune ``encoder`` in place on Tevatron-style rows; returns the per-step loss log. With
     ``align_weight`` > 0 the rows carry ``translations`` and the translation ranking loss joins;
-    with an ``accelerator`` it runs on several processes (:func:`train_on_batches`)."""
+    with an ``accelerator`` it runs on several processes; with ``dev`` batches and a
+    ``convergence`` criterion it trains until that holds (:func:`train_on_batches`)."""
     batches = row_batches(rows, batch_size, n_negatives, seed, align=align_weight > 0)
     return train_on_batches(encoder, batches, math.ceil(len(rows) / batch_size), epochs=epochs,
                             max_steps=max_steps, lr=lr, warmup_ratio=warmup_ratio, seed=seed,
                             freeze_embeddings=freeze_embeddings, max_grad_norm=max_grad_norm,
-                            align_weight=align_weight, temperature=temperature, accelerator=accelerator)
+                            align_weight=align_weight, temperature=temperature, accelerator=accelerator,
+                            dev=dev, convergence=convergence)
 
 
 def first_of_each(ids: Sequence[str]) -> list[int]:
@@ -172,9 +197,16 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                      steps_per_epoch: int, *, epochs: int, max_steps: int | None, lr: float,
                      warmup_ratio: float, seed: int, freeze_embeddings: bool,
                      max_grad_norm: float | None = 1.0, align_weight: float = 0.0,
-                     temperature: float = 0.05, accelerator: Any | None = None) -> list[dict[str, float]]:
+                     temperature: float = 0.05, accelerator: Any | None = None,
+                     dev: Sequence[Batch] | None = None,
+                     convergence: Convergence | None = None) -> list[dict[str, float]]:
     """The training loop: Tevatron's loss on every batch (plus ``align_weight`` x the translation
     ranking loss where the batch has translations), AdamW, linear warm-up and decay, clipping.
+
+    With ``convergence`` (and ``dev`` batches), ``epochs`` and ``max_steps`` give way to the
+    criterion: at most its ``max_passes`` passes (the schedule's length), the dev loss
+    (:func:`dev_loss`) every ``eval_share`` of a pass, a stop once the criterion holds, and the
+    weights of the best dev loss kept at the end. Every log row says its ``passes``.
 
     With an ``accelerate.Accelerator`` of several processes (launched by ``torchrun`` or
     ``accelerate launch``), each process encodes its share of every global batch, the vectors are
@@ -192,6 +224,12 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
         model.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    eval_every = None
+    if convergence is not None:
+        if not dev:
+            raise ValueError("training to convergence needs dev batches")
+        steps, eval_every = convergence.max_steps(steps_per_epoch), convergence.steps_per_eval(steps_per_epoch)
+        epochs = math.ceil(steps / steps_per_epoch)
     optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = get_linear_schedule_with_warmup(optim, int(warmup_ratio * steps), steps)
     world = 1
@@ -199,6 +237,7 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
         world = accelerator.num_processes
         encoder.module = accelerator.prepare_model(encoder.module)
     log: list[dict[str, float]] = []
+    best_loss, best_state = math.inf, None
     started = time.perf_counter()
     model.train()
     step = 0
@@ -206,7 +245,7 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                   quiet=accelerator is not None and not accelerator.is_main_process) as bar:
         for epoch in range(epochs):
             for batch in batches(epoch, rng):
-                if step >= steps:
+                if step >= steps or (eval_every and log and verdict_of_log(convergence, log, steps_per_epoch).converged):
                     break
                 positions_before = encoder.positions_run
                 loss, entry = batch_losses(encoder, batch, align_weight, temperature, accelerator)
@@ -217,26 +256,41 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                 sched.step()
                 optim.zero_grad(set_to_none=True)
                 step += 1
-                log.append({"step": step, "loss": loss.item(), **entry, "grad_norm": grad_norm,
-                            "positions": encoder.positions_run - positions_before,
-                            "seconds": time.perf_counter() - started})
+                row = {"step": step, "loss": loss.item(), **entry, "grad_norm": grad_norm,
+                       "positions": encoder.positions_run - positions_before, "passes": step / steps_per_epoch}
+                if eval_every and (step % eval_every == 0 or step == steps):
+                    positions_before = encoder.positions_run
+                    row["dev_loss"] = dev_loss(encoder, dev, temperature)
+                    row["dev_positions"] = encoder.positions_run - positions_before
+                    if row["dev_loss"] < best_loss:
+                        best_loss, best_state = row["dev_loss"], copy.deepcopy(model.state_dict())
+                row["seconds"] = time.perf_counter() - started
+                log.append(row)
                 bar.update(1)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return log
 
 
 def hybrid_training_batches(items: Sequence[dict[str, Any]], languages: Sequence[str], batch_size: int,
-                            alpha: float, n_negatives: int,
-                            seed: int) -> Callable[[int, random.Random], Iterator[Batch]]:
+                            alpha: float, n_negatives: int, seed: int,
+                            per_epoch: int | None = None) -> Callable[[int, random.Random], Iterator[Batch]]:
     """Hybrid batches (:func:`xqglib.method.alignment.hybrid_batches`, drawn anew each epoch), each
     question with its paragraph in the batch's passage language and ``n_negatives`` hard negatives:
-    other paragraphs of the same article in that language (``item["negatives"][lang]``)."""
+    other paragraphs of the same article in that language (``item["negatives"][lang]``). An epoch
+    is one pass over the items or, with ``per_epoch``, that many batches of passes drawn anew."""
     from xqglib.method.alignment import hybrid_batches
 
     by_id = {item["id"]: (i, item) for i, item in enumerate(items)}
 
     def epoch_batches(epoch: int, rng: random.Random) -> Iterator[Batch]:
-        for batch in hybrid_batches(items, languages, batch_size, alpha, seed + epoch):
+        draws: Iterable[list[dict[str, Any]]] = hybrid_batches(items, languages, batch_size, alpha, seed + epoch)
+        if per_epoch is not None:  # the passes of epoch e are seeded apart from every other epoch's
+            rounds = (hybrid_batches(items, languages, batch_size, alpha, seed + 100_003 * epoch + r)
+                      for r in itertools.count())
+            draws = itertools.islice(itertools.chain.from_iterable(rounds), per_epoch)
+        for batch in draws:
             passages = []
             for example in batch:
                 i, item = by_id[example["id"]]

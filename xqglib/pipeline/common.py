@@ -128,6 +128,15 @@ def stage_timer(rd: RunDir, stage: str, part: str | None, accelerator: Any | Non
     return S.timed(rd, stage, part, **details)
 
 
+def seeded_subset(rows: list[Any], cap: int | None, seed: int) -> list[Any]:
+    """``rows`` where ``cap`` is None; otherwise the first ``cap`` of them shuffled with ``seed``."""
+    if cap is None:
+        return rows
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    return rows[:cap]
+
+
 def train_once(rd: RunDir, stage: str, part: str, folder: Path, log_path: Path, made_from: dict[str, Any],
                train: Callable[[], tuple[Any, Any, list[dict[str, Any]]]], accelerator: Any | None = None,
                **details: Any) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from xqglib.method.convergence import Convergence
 from xqglib.method.encoding import passage_text
 from xqglib.method.generator import generate_xqg, generation_batches, head_agreement
 from xqglib.method.generator_training import train_generator
-from xqglib.method.retriever_training import train_retriever
+from xqglib.method.retriever_training import dev_batches, train_retriever
 from xqglib.method.sampling import SAMPLER_VERSION
 from xqglib.method.search import RetrieverSearch
 from xqglib.models.registry import resolve
@@ -31,6 +31,7 @@ from xqglib.pipeline.common import (
     generator_for,
     retriever_source,
     seed_everything,
+    seeded_subset,
     stage_timer,
     train_once,
     training_fingerprint,
@@ -77,11 +78,8 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     def train() -> tuple[Any, Any, list[dict[str, Any]]]:
         seed_everything(cfg.seed)
         gen = generator_for(cfg, name, name)
-        pairs = read_jsonl(inputs[0])
         g = cfg.generator
-        if g.max_train_pairs is not None:
-            random.Random(cfg.seed).shuffle(pairs)
-            pairs = pairs[: g.max_train_pairs]
+        pairs = seeded_subset(read_jsonl(inputs[0]), g.max_train_pairs, cfg.seed)
         log = train_generator(gen, pairs, read_jsonl(inputs[1]), steps=g.steps, batch_size=g.batch_size, lr=g.lr,
                               seed=cfg.seed, eval_every=g.eval_every, bf16=cfg.use_bf16,
                               freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs,
@@ -96,7 +94,7 @@ def train_query_generator(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
 def generator_convergence(cfg: Profile) -> Convergence | None:
     """The criterion the generator trains until, where ``generator.converge`` asks for one."""
     g = cfg.generator
-    return Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes) if g.converge else None
+    return Convergence.of(g) if g.converge else None
 
 
 def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
@@ -194,15 +192,34 @@ def train_dense_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any 
     def train() -> tuple[Any, Any, list[dict[str, Any]]]:
         seed_everything(cfg.seed)
         encoder = encoder_for(cfg, r.encoder)
-        log = train_retriever(encoder, read_jsonl(inputs[0]), epochs=r.epochs, max_steps=r.max_steps,
-                              batch_size=r.batch_size, n_negatives=r.negatives, lr=r.lr,
-                              warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
-                              max_grad_norm=r.max_grad_norm, accelerator=accelerator)
+        log = train_retriever(encoder, seeded_subset(read_jsonl(inputs[0]), r.max_train_rows, cfg.seed),
+                              epochs=r.epochs, max_steps=r.max_steps, batch_size=r.batch_size, n_negatives=r.negatives,
+                              lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
+                              max_grad_norm=r.max_grad_norm, accelerator=accelerator,
+                              **retriever_convergence(cfg, spec.training))
         return encoder.model, encoder.tok, log
 
     return train_once(rd, "train-retriever", name, rd.retriever_model(name), rd.retriever_log(name),
                       training_fingerprint(cfg, r.encoder, ["retriever"], inputs), train, accelerator,
                       training=spec.training)
+
+
+def retriever_criterion(cfg: Profile) -> Convergence | None:
+    """The criterion the retrievers (and the reader) train until, where ``retriever.converge`` asks for one."""
+    return Convergence.of(cfg.retriever) if cfg.retriever.converge else None
+
+
+def retriever_convergence(cfg: Profile, training: str) -> dict[str, Any]:
+    """Where ``retriever.converge`` asks for it, what training to convergence needs: the criterion
+    and the dev batches (at most ``max_dev_rows`` dev-article rows of this kind of training, a
+    seeded sample, as fixed batches); otherwise nothing."""
+    r = cfg.retriever
+    if not r.converge:
+        return {}
+    rows = D.retriever_training_rows(D.build_b1(cfg), training, cfg.data.query_languages, r.negatives, cfg.seed,
+                                     r.negative_pool, split="dev")
+    return {"dev": dev_batches(seeded_subset(rows, r.max_dev_rows, cfg.seed), r.batch_size, r.negatives, cfg.seed),
+            "convergence": retriever_criterion(cfg)}
 
 
 #: What stage 5 encodes per retriever, in order.

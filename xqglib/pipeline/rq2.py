@@ -12,7 +12,15 @@ from xqglib.core.formats import read_jsonl, save_npy, write_json, write_jsonl
 from xqglib.data import b1 as D
 from xqglib.data.xquadr import xquadr_pool
 from xqglib.method.retriever_training import hybrid_training_batches, train_on_batches, train_retriever
-from xqglib.pipeline.common import encoder_for, retriever_source, seed_everything, train_once, training_fingerprint
+from xqglib.pipeline.common import (
+    encoder_for,
+    retriever_source,
+    seed_everything,
+    seeded_subset,
+    train_once,
+    training_fingerprint,
+)
+from xqglib.pipeline.rq1 import retriever_convergence
 
 # --------------------------------------------------------------------------------------------
 # Stage 7: the contrastive arms
@@ -39,13 +47,19 @@ def prepare_contrastive_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
     return sizes
 
 
-def xdr_steps(cfg: Profile) -> int:
-    """The optimizer steps of the cross-lingual xDR: one row per train-article question and query
-    language, ``retriever.epochs`` passes of ``batch_size``, at most ``max_steps``."""
+def xdr_rows(cfg: Profile) -> int:
+    """The cross-lingual xDR's training rows: one per train-article question and query language,
+    at most ``retriever.max_train_rows``."""
     b1 = D.build_b1(cfg)
     rows = sum(len(b1.qids_of("train", b1.xquad_questions[lang])) for lang in cfg.data.query_languages)
+    return rows if cfg.retriever.max_train_rows is None else min(rows, cfg.retriever.max_train_rows)
+
+
+def xdr_steps(cfg: Profile) -> int:
+    """The optimizer steps of the cross-lingual xDR: ``retriever.epochs`` passes over its rows in
+    batches of ``batch_size``, at most ``max_steps``."""
     r = cfg.retriever
-    steps = r.epochs * -(-rows // r.batch_size)
+    steps = r.epochs * -(-xdr_rows(cfg) // r.batch_size)
     return steps if r.max_steps is None else min(r.max_steps, steps)
 
 
@@ -60,7 +74,8 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     inputs = [rd.require(rd.contrastive_rows(spec.training), "train-contrastive")]
     r, c = cfg.retriever, cfg.contrastive
     # every arm takes as many optimizer steps as the xDR (whose rows the align arm shares): the
-    # hybrid arm's smaller data set is passed over as many times as that needs
+    # hybrid arm's smaller data set is passed over as many times as that needs; trained to
+    # convergence, every arm's pass is as many steps as the xDR's, on the xDR's dev rows
     steps = xdr_steps(cfg)
 
     def train() -> tuple[Any, Any, list[dict[str, Any]]]:
@@ -68,15 +83,15 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
         seed_everything(cfg.seed)
         encoder = encoder_for(cfg, r.encoder)
         common = dict(lr=r.lr, warmup_ratio=r.warmup_ratio, seed=cfg.seed, freeze_embeddings=r.freeze_embeddings,
-                      max_grad_norm=r.max_grad_norm)
+                      max_grad_norm=r.max_grad_norm, **retriever_convergence(cfg, "crosslingual"))
         if spec.training == "align":
-            log = train_retriever(encoder, rows, epochs=r.epochs, max_steps=r.max_steps, batch_size=r.batch_size,
-                                  n_negatives=r.negatives, align_weight=c.align_weight, temperature=c.temperature,
-                                  **common)
+            log = train_retriever(encoder, seeded_subset(rows, r.max_train_rows, cfg.seed), epochs=r.epochs,
+                                  max_steps=r.max_steps, batch_size=r.batch_size, n_negatives=r.negatives,
+                                  align_weight=c.align_weight, temperature=c.temperature, **common)
         else:
+            per_epoch = -(-(xdr_rows(cfg) if r.converge else len(rows)) // r.batch_size)
             batches = hybrid_training_batches(rows, contrastive_languages(cfg), r.batch_size, c.hybrid_alpha,
-                                              r.negatives, cfg.seed)
-            per_epoch = -(-len(rows) // r.batch_size)
+                                              r.negatives, cfg.seed, per_epoch if r.converge else None)
             log = train_on_batches(encoder, batches, per_epoch, epochs=-(-steps // per_epoch), max_steps=steps,
                                    **common)
         return encoder.model, encoder.tok, log

@@ -68,7 +68,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     pairs = len(read_jsonl(rd.generator_pairs("train")))
     cap = cfg.generator.max_train_pairs
     g = cfg.generator
-    criterion = Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes) if g.converge else None
+    criterion = Convergence.of(g) if g.converge else None
     steps_per_pass = -(-(pairs if cap is None else min(pairs, cap)) // g.batch_size)
     most = criterion.max_steps(steps_per_pass) if criterion else g.steps
     out["gen_steps"] = f"{len(log):,}" + (f" of at most {most:,}" if len(log) < most else "")

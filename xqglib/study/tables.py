@@ -15,6 +15,7 @@ from xqglib.core.artifacts import RunDir
 from xqglib.core.formats import read_jsonl, sha256_file
 from xqglib.core.timing import Timing
 from xqglib.evaluation.significance import ALPHA
+from xqglib.method.convergence import Convergence
 from xqglib.study import analysis as A
 from xqglib.study import experiments as E
 from xqglib.study.reference import PAPER_AVERAGES_R2KT, PAPER_COUNTERPART, paper_average
@@ -145,7 +146,7 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
     """One row per trained generator: steps run, whether it stopped at the plateau, train losses,
     the best dev-article loss, the dev loss's relative fall over the last 20% of the steps, the
     passes over its training pairs and, where it trains to convergence, the criterion's verdict."""
-    from xqglib.method.convergence import Convergence, verdict_of_log
+    from xqglib.method.convergence import verdict_of_log
     from xqglib.method.generator_training import PLATEAU_GAIN, PLATEAU_WINDOW, at_plateau, recent_gain
 
     gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
@@ -165,9 +166,33 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
             rows[name]["passes over the training pairs"] = round(log[-1]["passes"], 2)
         g = cfg.generator
         if g.converge:
-            c = Convergence(g.min_passes, g.eval_share, g.patience, g.max_passes)
+            c = Convergence.of(g)
             found = verdict_of_log(c, log)
             rows[name]["converged"] = f"{'yes' if found.converged else 'no'}: {found.reason}"
+    return pd.DataFrame(rows).T
+
+
+def training_summary(logs: Mapping[str, Sequence[Mapping[str, float]]], criterion: Convergence | None,
+                     batch_size: int, loss: str = "loss") -> pd.DataFrame:
+    """One row per trained model: steps, passes over its training rows and examples seen, first
+    and last training loss, the best dev loss and its step (the checkpoint kept) and, where it
+    trained to ``criterion``, the verdict."""
+    from xqglib.method.convergence import verdict_of_log
+
+    rows = {}
+    for name, log in logs.items():
+        dev = [(r["dev_loss"], int(r["step"])) for r in log if "dev_loss" in r]
+        row: dict[str, Any] = {"steps": len(log), "examples seen": len(log) * batch_size,
+                               "first train loss": round(log[0][loss], 3), "last train loss": round(log[-1][loss], 3)}
+        if "passes" in log[-1]:
+            row["passes"] = round(log[-1]["passes"], 2)
+        if dev:
+            best, at = min(dev)
+            row |= {"best dev loss": round(best, 4), "kept: step": at}
+        if criterion is not None and "passes" in log[-1]:
+            found = verdict_of_log(criterion, log)
+            row["converged"] = f"{'yes' if found.converged else 'no'}: {found.reason}"
+        rows[name] = row
     return pd.DataFrame(rows).T
 
 
