@@ -55,3 +55,24 @@ def test_table1_from_the_results_table():
     marked = R.table1(CFG, results, "R@2kt", A.xqg_significance(CFG, results, ["R@2kt"]))
     assert marked.loc["xDR + xQG", "Avg"] == "62.50"  # not significant: no mark
     assert marked.loc["xDR", "ar"] == "25.00"
+
+
+def test_seed_gains_by_hand():
+    """xQG's gain per sampling seed, their mean and 95% interval, beside the first seed's test."""
+    from scipy import stats
+
+    results = hand_made()
+    second = results[results.condition == "xdr+xQG"].copy()
+    second["value"] = second["query_id"].map({"q4-ar": 1.0}).fillna(second["value"])  # one more hit in ar
+    second = second.assign(seed=7)
+    cfg = load_profile("smoke", {"retriever.retrievers": [{"name": "xdr", "training": "crosslingual", "label": "xDR"}],
+                                 "data.query_languages": ["ar", "de"], "generation.seeds": [7]})
+    gains = A.seed_gains(cfg, results, second, ["R@2kt"]).iloc[0]
+    # seed 313: 62.5 - 62.5 = 0; seed 7: ar 100, de 50 -> 75 - 62.5 = 12.5 points
+    assert gains["seeds"] == 2 and gains["gain, seed 313"] == 0.0 and gains["gain, seed 7"] == 12.5
+    half = stats.t.ppf(0.975, 1) * stats.tstd([0.0, 12.5]) / 2 ** 0.5
+    assert gains["mean gain"] == 6.25
+    assert (gains["95% low"], gains["95% high"]) == pytest.approx((6.25 - half, 6.25 + half))
+    test = A.compare(results, "xdr", "xdr+xQG", "R@2kt").loc["all"]
+    assert gains["p (t-test, seed 313)"] == test["p_ttest"]
+    assert gains["detectable (seed 313)"] == pytest.approx(100 * test["detectable"])

@@ -85,3 +85,14 @@ def test_each_test_states_what_it_can_detect():
     d = np.array([b[q] - a[q] for q in a if langs[q] == "ar"])
     assert table.loc["ar", "detectable"] == pytest.approx(detectable_difference(d.std(ddof=1), 20, 0.05 / 2))
     assert table.loc["all", "detectable"] < table.loc["ar", "detectable"]  # more pairs, no correction
+
+
+def test_the_seed_interval_by_hand():
+    from xqglib.evaluation.significance import seed_interval
+
+    # mean 2, sd 1, t(0.975, 2 df) = 4.302653 -> half width 4.302653 / sqrt(3) = 2.484138
+    mean, low, high = seed_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert (low, high) == pytest.approx((2 - 2.484138, 2 + 2.484138), abs=1e-6)
+    one = seed_interval([0.7])
+    assert one[0] == 0.7 and np.isnan(one[1]) and np.isnan(one[2])

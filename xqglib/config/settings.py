@@ -132,6 +132,9 @@ class GenerationSettings:
     vocabulary: str = setting("full", "'full': top-k over the whole vocabulary (exact); 'data': over the "
                                       "tokens of the data (decoder only; its agreement is reported)",
                               choices=("full", "data"))
+    seeds: tuple[int, ...] = setting((), "further sampling seeds (the seed sweep): the first generator's queries "
+                                     "are generated again with each, and xQG's gains are reported over run.seed "
+                                     "and these", low=0, unique=True)
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,8 @@ class RQ3Settings:
     generator_steps: int = setting(40, "optimizer steps the generator is trained on for passages in "
                                        "every passage language (from the Table 1 generator; where "
                                        "generator.converge is off)", low=1)
+    generator_max_pairs: int | None = setting(None, "cap on the generator's training pairs for passages in every "
+                                              "passage language (a seeded subset; null: all)", low=1)
     text_max_len: int = setting(256, "tokens kept of a passage with its queries appended (text-level "
                                      "expansion; the passage itself keeps retriever.passage_max_len)", low=8)
     dual_weights: tuple[float, ...] = setting((0.1, 0.2, 0.3, 0.5), "weights of the generated-query "
@@ -244,6 +249,8 @@ class RQ3Settings:
     reader_retriever: str | None = setting(None, "the retriever whose passages the reader reads (null: the "
                                                  "last of the compared retrievers)")
     reader_steps: int = setting(80, "optimizer steps of the reader (where retriever.converge is off)", low=1)
+    reader_max_examples: int | None = setting(None, "cap on the reader's training examples (a seeded subset; "
+                                              "null: all)", low=1)
     reader_batch_size: int = setting(16, "questions per reader step", low=1)
     reader_lr: float = setting(1e-4, "reader learning rate", above=0, high=1)
     reader_max_len: int = setting(256, "tokens of a reader window (question and passage)", low=32)
@@ -548,6 +555,9 @@ def _cross_checks(p: Profile) -> list[str]:
     if g.converge and g.plateau is not None:
         out.append(_line("generator.plateau", g.plateau, "is set with generator.converge",
                          "null when the convergence criterion decides (one stopping rule at a time)"))
+    if isinstance(p.generation.seeds, tuple) and p.run.seed in p.generation.seeds:
+        out.append(_line("generation.seeds", p.generation.seeds, f"holds run.seed ({p.run.seed})",
+                         "seeds other than run.seed (its queries are the run's own)"))
     for section, c in (("generator", g), ("retriever", p.retriever)):
         if isinstance(c.min_passes, (int, float)) and isinstance(c.max_passes, (int, float)) and c.min_passes > c.max_passes:
             out.append(_line(f"{section}.max_passes", c.max_passes, f"is below {section}.min_passes ({c.min_passes})",

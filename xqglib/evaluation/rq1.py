@@ -45,7 +45,7 @@ from xqglib.evaluation.metrics import (
     xor_word_tokenize,
 )
 from xqglib.method.search import RetrieverSearch
-from xqglib.study.experiments import Condition, all_conditions, main_conditions
+from xqglib.study.experiments import Condition, all_conditions, main_conditions, seed_system, xqg
 
 #: Columns of the results table.
 COLUMNS = ["benchmark", "condition", "retriever", "augmentation", "alpha", "n", "language", "query_id",
@@ -133,6 +133,23 @@ def evaluate(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None
     results["n"] = results["n"].astype("Int64")
     write_results(rd, results)
     write_json(rd.eval_file("conditions.json"), [c.to_dict() for c in conditions])
+    return results
+
+
+def evaluate_seed_sweep(cfg: Profile, rd: RunDir) -> pd.DataFrame:
+    """The Table 1 xQG systems with the queries of every further sampling seed (stage 5's runs
+    ``trec/<system>.seed-<s>.trec``): the results table's rows with a ``seed`` column, written as
+    ``eval/seed_results.parquet`` (no rows without ``generation.seeds``)."""
+    evaluator = Evaluator(rd, cfg.evaluation.search_depth)
+    frames = [pd.DataFrame(columns=[*COLUMNS, "seed"])]
+    for seed in cfg.generation.seeds:
+        for spec in cfg.retrievers:
+            condition = xqg(cfg, spec.name, cfg.augmentation.alpha)
+            run = read_trec_run(rd.require(rd.trec_run(seed_system(condition.name, seed)), "encode-search"))
+            frames.append(evaluator.frame(condition, run).assign(seed=seed))
+    results = pd.concat(frames, ignore_index=True)
+    results = results.astype({"alpha": "float64", "n": "Int64", "value": "float64", "seed": "int64"})
+    write_results(rd, results, "seed_results.parquet")
     return results
 
 

@@ -128,3 +128,14 @@ def bootstrap_interval(a: Sequence[float], b: Sequence[float], n_resamples: int 
     means = d[rng.integers(0, d.size, size=(n_resamples, d.size))].mean(axis=1)
     tail = (1 - level) / 2
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """The mean of one figure over seeds and its ``level`` interval (Student's t over the seeds,
+    ``k - 1`` degrees of freedom): ``(mean, low, high)``; a single seed has no interval (NaN)."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half

@@ -11,6 +11,7 @@ span of any passage.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from xqglib.config.settings import Profile
+from xqglib.method.convergence import Convergence, verdict_of_log
 
 #: The reading's version: 2 decodes each window from its own tokens (version 1 chose the n-best
 #: start and end tokens among the padding of its batch too, so its answers could depend on the
@@ -172,16 +174,38 @@ class Reader:
         return best
 
 
+@torch.no_grad()
+def reader_dev_loss(reader: Reader, examples: Sequence[ReaderExample], batch_size: int) -> float:
+    """The reader's loss over dev examples (in their order, batches of ``batch_size``), the mean over
+    the batches weighted by their examples."""
+    training = reader.model.training
+    reader.model.eval()
+    total = sum(float(reader.loss(examples[i:i + batch_size])) * len(examples[i:i + batch_size])
+                for i in range(0, len(examples), batch_size))
+    reader.model.train(training)
+    return total / max(1, len(examples))
+
+
 def train_reader(reader: Reader, examples: Sequence[ReaderExample], *, steps: int, batch_size: int,
                  lr: float, warmup_ratio: float, seed: int, freeze_embeddings: bool = True,
-                 max_grad_norm: float | None = 1.0) -> list[dict[str, float]]:
+                 max_grad_norm: float | None = 1.0, dev: Sequence[ReaderExample] | None = None,
+                 convergence: Convergence | None = None) -> list[dict[str, float]]:
     """Fine-tune the reader in place: examples shuffled with ``seed`` (passed over again as
-    ``steps`` needs), AdamW, linear warm-up and decay, clipping; returns the per-step log."""
+    ``steps`` needs), AdamW, linear warm-up and decay, clipping; returns the per-step log. With
+    ``convergence`` (and ``dev`` examples), ``steps`` gives way to the criterion: at most its
+    ``max_passes`` passes, the dev loss every ``eval_share`` of a pass, a stop once it holds, and
+    the weights of the best dev loss kept."""
 
     from transformers import get_linear_schedule_with_warmup
 
     from xqglib.core.progress import progress
 
+    steps_per_pass = -(-len(examples) // batch_size)
+    eval_every = None
+    if convergence is not None:
+        if not dev:
+            raise ValueError("training to convergence needs dev examples")
+        steps, eval_every = convergence.max_steps(steps_per_pass), convergence.steps_per_eval(steps_per_pass)
     torch.manual_seed(seed)
     model = reader.model
     if freeze_embeddings:  # the 250k-row word-embedding matrix: most of the parameters
@@ -192,6 +216,7 @@ def train_reader(reader: Reader, examples: Sequence[ReaderExample], *, steps: in
     rng = random.Random(seed)
     order: list[int] = []
     log: list[dict[str, float]] = []
+    best_loss, best_state = float("inf"), None
     started = time.perf_counter()
     model.train()
     for step in progress(range(1, steps + 1), desc="train reader", unit="steps"):
@@ -208,8 +233,20 @@ def train_reader(reader: Reader, examples: Sequence[ReaderExample], *, steps: in
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        log.append({"step": step, "loss": loss.item(), "grad_norm": grad_norm,
-                    "positions": reader.positions_run - before, "seconds": time.perf_counter() - started})
+        row = {"step": step, "loss": loss.item(), "grad_norm": grad_norm,
+               "positions": reader.positions_run - before, "passes": step / steps_per_pass}
+        if eval_every and (step % eval_every == 0 or step == steps):
+            before = reader.positions_run
+            row["dev_loss"] = reader_dev_loss(reader, dev, batch_size)
+            row["dev_positions"] = reader.positions_run - before
+            if row["dev_loss"] < best_loss:
+                best_loss, best_state = row["dev_loss"], copy.deepcopy(model.state_dict())
+        row["seconds"] = time.perf_counter() - started
+        log.append(row)
+        if "dev_loss" in row and verdict_of_log(convergence, log, steps_per_pass).converged:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return log
 

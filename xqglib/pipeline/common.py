@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overr
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, write_json
-from xqglib.core.reuse import earlier_model, file_digests, fingerprint, save_model
+from xqglib.core.reuse import earlier, earlier_model, file_digests, fingerprint, remember, save_model
 from xqglib.core.timing import Timing
 from xqglib.method.encoding import DenseEncoder
 from xqglib.method.generator import QueryGenerator
@@ -135,6 +136,23 @@ def seeded_subset(rows: list[Any], cap: int | None, seed: int) -> list[Any]:
     rows = list(rows)
     random.Random(seed).shuffle(rows)
     return rows[:cap]
+
+
+def make_once(record: Path, made_from: dict[str, Any], outputs: Sequence[Path], make: Callable[[], Any],
+              timing: Timing, what: str) -> bool:
+    """Run ``make()`` (which writes ``outputs``) unless it ran earlier from ``made_from`` and its
+    outputs are still there; ``timing`` records its seconds either way. Returns whether it was reused."""
+    found = earlier(record, made_from, outputs)
+    if found is not None:
+        timing.did(what, found["seconds"], reused=True)
+        return True
+    record.unlink(missing_ok=True)
+    started = time.perf_counter()
+    make()
+    seconds = time.perf_counter() - started
+    remember(record, made_from, seconds)
+    timing.did(what, seconds)
+    return False
 
 
 def train_once(rd: RunDir, stage: str, part: str, folder: Path, log_path: Path, made_from: dict[str, Any],

@@ -6,29 +6,44 @@ into the run directory, so a stage can be rerun on its own.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import random
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir, safe_name
-from xqglib.core.formats import generated_query_table, read_jsonl, write_json, write_jsonl, write_qrels, write_trec_run
+from xqglib.core.errors import UserError
+from xqglib.core.formats import (
+    generated_query_table,
+    read_json,
+    read_jsonl,
+    write_json,
+    write_jsonl,
+    write_qrels,
+    write_trec_run,
+)
 from xqglib.core.reuse import earlier, file_digests, fingerprint, remember, weights_digest
-from xqglib.core.sharding import encoding_record
+from xqglib.core.sharding import encoding_record, sharded_encoding
 from xqglib.core.timing import Timing
 from xqglib.data import b1 as D
+from xqglib.method.augmentation import passage_vectors
 from xqglib.method.convergence import Convergence
 from xqglib.method.encoding import passage_text
 from xqglib.method.generator import generate_xqg, generation_batches, head_agreement
 from xqglib.method.generator_training import train_generator
 from xqglib.method.retriever_training import dev_batches, train_retriever
 from xqglib.method.sampling import SAMPLER_VERSION
-from xqglib.method.search import RetrieverSearch
+from xqglib.method.search import RetrieverSearch, search
 from xqglib.models.registry import resolve
+from xqglib.pipeline import stages as S
 from xqglib.pipeline.common import (
     encoder_for,
     generator_for,
+    make_once,
     retriever_source,
     seed_everything,
     seeded_subset,
@@ -36,7 +51,7 @@ from xqglib.pipeline.common import (
     train_once,
     training_fingerprint,
 )
-from xqglib.study.experiments import main_conditions
+from xqglib.study.experiments import main_conditions, seed_system, seed_variant, xqg
 
 # --------------------------------------------------------------------------------------------
 # Stage 1: data
@@ -102,33 +117,43 @@ def generation_fingerprint(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any
     settings, and the corpus and dev pairs (the vocabulary report)."""
     model = rd.require(rd.generator_model(name), "train-generator")
     inputs = [rd.require(rd.corpus, "data"), rd.require(rd.generator_pairs("dev"), "data")]
-    return fingerprint(generator=weights_digest(model), settings=cfg.select(["generation", "run"]),
-                       sampler=SAMPLER_VERSION, inputs=file_digests(inputs))
+    settings = {k: v for k, v in cfg.select(["generation", "run"]).items() if k != "generation.seeds"}  # not this file's
+    return fingerprint(generator=weights_digest(model), settings=settings, sampler=SAMPLER_VERSION,
+                       inputs=file_digests(inputs))
 
 
-def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None) -> list[dict[str, Any]]:
+def with_seed(cfg: Profile, seed: int) -> Profile:
+    """``cfg`` with another ``run.seed`` (the seed sweep's sampling)."""
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, seed=seed))
+
+
+def generate_queries(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None = None,
+                     seed: int | None = None) -> list[dict[str, Any]]:
     """Generate queries for every corpus passage (released xQG format). A file generated earlier
-    by the same generator weights from the same corpus and settings is reused.
+    by the same generator weights from the same corpus and settings is reused. With ``seed`` (one
+    of ``generation.seeds``) they are sampled with that seed into ``generated/<name>.seed-<seed>.jsonl``.
 
     With ``accelerator`` (``python -m xqglib generate NAME`` under ``torchrun`` / ``accelerate
     launch``) every process generates a contiguous share of the sampling batches into its own
     shard, and the first one merges them (every passage once, in corpus order): the file equals the
     one-process file, since every batch is seeded by its position. Stage 3 then reuses it."""
     g = cfg.generation
-    with stage_timer(rd, "generate", name, accelerator, languages=len(g.languages), n=g.n_per_language) as timing:
-        rows = _generate(cfg, rd, name, accelerator, timing)
+    out = name if seed is None else seed_variant(name, seed)
+    with stage_timer(rd, "generate", out, accelerator, languages=len(g.languages), n=g.n_per_language) as timing:
+        rows = _generate(cfg if seed is None else with_seed(cfg, seed), rd, name, accelerator, timing, out)
         timing.details.update(passages=len(rows), queries=sum(len(q) for r in rows for q in r["generated_queries"].values()))
     return rows
 
 
-def _generate(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None, timing: Timing) -> list[dict[str, Any]]:
+def _generate(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None, timing: Timing,
+              out: str) -> list[dict[str, Any]]:
     made_from = generation_fingerprint(cfg, rd, name)
-    done = rd.generation_fingerprint(name)
-    found = earlier(done, made_from, [rd.generated(name), rd.generation_report(name)])
+    done = rd.generation_fingerprint(out)
+    found = earlier(done, made_from, [rd.generated(out), rd.generation_report(out)])
     if found is not None:
-        print(f"reusing {rd.generated(name)}: generated earlier by the same generator from the same corpus and settings")
+        print(f"reusing {rd.generated(out)}: generated earlier by the same generator from the same corpus and settings")
         timing.did("generation", found["seconds"], reused=True)
-        return read_jsonl(rd.generated(name))
+        return read_jsonl(rd.generated(out))
     started = time.perf_counter()
     main = accelerator is None or accelerator.is_main_process
     if main:
@@ -154,7 +179,7 @@ def _generate(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None, timi
     else:
         from xqglib.core.sharding import merge_rows_shards, rows_shard_path, shard_range, write_rows_shard
 
-        stem = rd.path("generated", "shards", safe_name(name))
+        stem = rd.path("generated", "shards", safe_name(out))
         rank, world = accelerator.process_index, accelerator.num_processes
         if not rows_shard_path(stem, rank, world).exists():
             start, stop = shard_range(len(generation_batches(corpus, g.batch_passages)), rank, world)
@@ -164,8 +189,8 @@ def _generate(cfg: Profile, rd: RunDir, name: str, accelerator: Any | None, timi
         if not main:
             return []
         rows = merge_rows_shards(stem, world, "docid", [p["docid"] for p in corpus])
-    write_json(rd.generation_report(name), report)
-    write_jsonl(rd.generated(name), rows)
+    write_json(rd.generation_report(out), report)
+    write_jsonl(rd.generated(out), rows)
     seconds = time.perf_counter() - started
     remember(done, made_from, seconds)
     timing.did("generation", seconds)
@@ -308,6 +333,50 @@ def aligned_bounds(owners: list[str], docids: list[str], passage_bounds: list[tu
     if order != sorted(order):
         raise ValueError("generated queries are not in corpus order")
     return [(bisect.bisect_left(order, start), bisect.bisect_left(order, stop)) for start, stop in passage_bounds]
+
+
+def encode_search_seeds(cfg: Profile, rd: RunDir, name: str) -> dict[int, int]:
+    """Stage 5, the seed sweep: the retriever's Table 1 xQG system again with the queries of every
+    further sampling seed (``generation.seeds``): those queries encoded
+    (``embeddings/<retriever>/generated.seed-<s>.npy``, reused where encoded earlier by the same
+    weights) and the fused passages searched (``trec/<system>.seed-<s>.trec``). Returns the
+    queries encoded per seed."""
+    if not cfg.generation.seeds:
+        return {}
+    if sharded_encoding(rd, name) is not None:
+        raise UserError(f"the seed sweep needs {name}'s encodings in one piece, not sharded; "
+                        f"run it without generation.seeds or encode on one process")
+    system = xqg(cfg, name, cfg.augmentation.alpha)
+    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
+    query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
+    emb = rd.load_embeddings(name, corpus_ids, query_ids)
+    folder = Path(resolve(retriever_source(cfg, rd, name)))
+    model = weights_digest(folder) if folder.is_dir() else str(folder)
+    encoder = None
+    counts = {}
+    for seed in cfg.generation.seeds:
+        source = rd.require(rd.generated(seed_variant(cfg.primary_generator, seed)), "generate")
+        what = f"generated.seed-{seed}"
+        table = generated_query_table(read_jsonl(source))
+
+        def encode() -> None:
+            nonlocal encoder
+            encoder = encoder or encoder_for(cfg, retriever_source(cfg, rd, name))
+            vectors = encoder.encode([g["query"] for g in table], True, cfg.retriever.encode_batch_size,
+                                     f"{name}: generated queries, seed {seed}")
+            rd.save_embeddings(name, what, vectors, [{k: g[k] for k in ("docid", "lang", "slot")} for g in table])
+
+        made_from = fingerprint(model=model, settings=cfg.select(["retriever"]), inputs=file_digests([source]))
+        with S.timed(rd, "encode-search", f"seed {seed}: {name}", queries=len(table)) as timing:
+            make_once(rd.path("embeddings", name, f"{what}.fingerprint.json"), made_from,
+                      [rd.embeddings(name, what), rd.embeddings_meta(name, what)], encode, timing, "encoding")
+            fused = {**emb, "generated": np.load(rd.embeddings(name, what)),
+                     "generated_meta": read_json(rd.embeddings_meta(name, what))}
+            run = search(passage_vectors(fused, corpus_ids, system.alpha, n=system.n), corpus_ids, emb["queries"],
+                         query_ids, cfg.evaluation.search_depth)
+            write_trec_run(rd.trec_run(seed_system(system.name, seed)), run, system.name)
+        counts[seed] = len(table)
+    return counts
 
 
 def search_retriever(cfg: Profile, rd: RunDir, name: str) -> dict[str, str]:

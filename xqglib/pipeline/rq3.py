@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,16 @@ from xqglib.method.generator_training import train_generator
 from xqglib.method.reading import READING_VERSION, ReaderExample, Span, reader_of, train_reader
 from xqglib.method.sampling import SAMPLER_VERSION
 from xqglib.pipeline import stages as S
-from xqglib.pipeline.common import encoder_for, generator_for, retriever_source, seed_everything, train_once, training_fingerprint
+from xqglib.pipeline.common import (
+    encoder_for,
+    generator_for,
+    retriever_source,
+    seed_everything,
+    seeded_subset,
+    train_once,
+    training_fingerprint,
+)
+from xqglib.pipeline.rq1 import generator_convergence, retriever_criterion
 from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages
 
 
@@ -72,6 +82,7 @@ def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
         test_qids = sorted(test_qids[: r.max_questions])
     rows = matrix_rows(parallel, b1.split, r.query_languages, r.passage_languages, r.generation_languages, test_qids)
     rows["reader_train"] = D.reader_examples(b1, "train", sorted(parallel))
+    rows["reader_dev"] = D.reader_examples(b1, "dev", sorted(parallel))
     for what, items in rows.items():
         write_jsonl(rd.rq3_data(what), items)
     questions = rows["questions"]
@@ -90,36 +101,45 @@ def train_rq3_generator(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
         seed_everything(cfg.seed)
         gen = generator_for(cfg, cfg.primary_generator, str(source))
         g, steps = cfg.generator, cfg.rq3.generator_steps
-        log = train_generator(gen, read_jsonl(inputs[0]), read_jsonl(inputs[1]), steps=steps,
+        pairs = seeded_subset(read_jsonl(inputs[0]), cfg.rq3.generator_max_pairs, cfg.seed)
+        log = train_generator(gen, pairs, read_jsonl(inputs[1]), steps=steps,
                               batch_size=g.batch_size, lr=g.lr, seed=cfg.seed, eval_every=max(1, steps // 2),
-                              bf16=cfg.use_bf16, freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs)
+                              bf16=cfg.use_bf16, freeze_embeddings=g.freeze_embeddings, max_dev_pairs=g.max_dev_pairs,
+                              convergence=generator_convergence(cfg))
         return gen.model, gen.tok, log
 
     made_from = training_fingerprint(cfg, cfg.primary_generator,
-                                     ["generator", "rq3.generator_steps", "rq3.generation_languages",
-                                      "rq3.passage_languages"], inputs, **{"from": weights_digest(source)})
+                                     ["generator", "rq3.generator_steps", "rq3.generator_max_pairs",
+                                      "rq3.generation_languages", "rq3.passage_languages"], inputs,
+                                     **{"from": weights_digest(source)})
     return train_once(rd, "rq3-train", "generator", rd.generator_model(RQ3_GENERATOR), rd.generator_log(RQ3_GENERATOR),
                       made_from, train)
 
 
 #: The settings the reader is trained with (its reuse fingerprint holds these).
-READER_SETTINGS = ("rq3.reader_steps", "rq3.reader_batch_size", "rq3.reader_lr", "rq3.reader_max_len",
-                   "rq3.reader_stride", "retriever.warmup_ratio", "retriever.freeze_embeddings")
+READER_SETTINGS = ("rq3.reader_steps", "rq3.reader_max_examples", "rq3.reader_batch_size", "rq3.reader_lr",
+                   "rq3.reader_max_len", "rq3.reader_stride", "retriever.warmup_ratio", "retriever.freeze_embeddings",
+                   *S.CRITERION)
 
 
 def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
     """Stage 10: fine-tune the extractive reader from the retrievers' encoder on train-article examples."""
-    inputs = [rd.require(rd.rq3_data("reader_train"), "rq3-train")]
+    inputs = [rd.require(rd.rq3_data("reader_train"), "rq3-train"), rd.require(rd.rq3_data("reader_dev"), "rq3-train")]
+
+    def examples(path: Path, cap: int | None) -> list[ReaderExample]:
+        return [ReaderExample(e["question"], e["context"], e["answer"], e["answer_start"])
+                for e in seeded_subset(read_jsonl(path), cap, cfg.seed)]
 
     def train() -> tuple[Any, Any, list[dict[str, Any]]]:
         seed_everything(cfg.seed)
         reader = reader_of(cfg, cfg.retriever.encoder)
-        examples = [ReaderExample(e["question"], e["context"], e["answer"], e["answer_start"])
-                    for e in read_jsonl(inputs[0])]
         r = cfg.rq3
-        log = train_reader(reader, examples, steps=r.reader_steps, batch_size=r.reader_batch_size, lr=r.reader_lr,
-                           warmup_ratio=cfg.retriever.warmup_ratio, seed=cfg.seed,
-                           freeze_embeddings=cfg.retriever.freeze_embeddings)
+        criterion = retriever_criterion(cfg)
+        dev = examples(inputs[1], cfg.retriever.max_dev_rows) if criterion else None
+        log = train_reader(reader, examples(inputs[0], r.reader_max_examples), steps=r.reader_steps,
+                           batch_size=r.reader_batch_size, lr=r.reader_lr, warmup_ratio=cfg.retriever.warmup_ratio,
+                           seed=cfg.seed, freeze_embeddings=cfg.retriever.freeze_embeddings, dev=dev,
+                           convergence=criterion)
         return reader.model, reader.tok, log
 
     return train_once(rd, "rq3-train", "reader", rd.reader_model(), rd.reader_log(),

@@ -16,8 +16,8 @@ Path templates may hold ``{generator}`` (every generator), ``{primary_generator}
 (every retriever), ``{trained}`` (retrievers that are trained), ``{training}`` (their kinds of
 training data), ``{system}`` (every Table 1 system, see :func:`xqglib.study.experiments.main_conditions`),
 ``{arm}`` (the second research question's contrastive arms), ``{arm_training}`` (their kinds of
-training), ``{rq2}`` (every retriever the second research question compares) and ``{rq3}`` (the
-third's).
+training), ``{rq2}`` (every retriever the second research question compares), ``{rq3}`` (the
+third's) and ``{sweep_seed}`` (the seed sweep's further sampling seeds).
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ class Stage:
         return f"stage {self.number} ({self.name})"
 
 
+#: The retriever section's convergence criterion, which the reader trains until as well.
+CRITERION = ("retriever.converge", "retriever.max_dev_rows", "retriever.min_passes", "retriever.eval_share",
+             "retriever.patience", "retriever.max_passes")
+
 STAGES: tuple[Stage, ...] = (
     Stage(1, "data", "01_data", "Data: the benchmark (B1, or B3 in the paper profile)",
           reads=(),
@@ -79,7 +83,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(3, "generate", "03_generate_queries", "Generating queries",
           reads=("generators/{generator}/model/config.json", "data/corpus.jsonl", "data/generator_dev.jsonl"),
           writes=("generated/{generator}.jsonl", "generated/{generator}.report.json",
-                  "generated/{generator}.fingerprint.json"),
+                  "generated/{generator}.fingerprint.json", "generated/{primary_generator}.seed-{sweep_seed}.jsonl"),
           settings=("generation", "run"),
           models=("generator",)),
     Stage(4, "train-retriever", "04_train_retriever", "Training the dense retrievers",
@@ -100,7 +104,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(6, "evaluate", "06_evaluate", "Evaluation",
           reads=("trec/{system}.trec", "embeddings/{retriever}/passages.npy", "data/qrels.test.txt",
                  "data/answers.test.json"),
-          writes=("eval/results.parquet", "eval/conditions.json",
+          writes=("eval/results.parquet", "eval/seed_results.parquet", "eval/conditions.json",
                   "eval/xor_predictions/{system}.json", "eval/xor_predictions/answers.jsonl"),
           settings=("augmentation", "evaluation", "run")),
     Stage(7, "train-contrastive", "07_train_contrastive", "RQ2: training the contrastive retrievers",
@@ -128,12 +132,14 @@ STAGES: tuple[Stage, ...] = (
           reads=("generators/{primary_generator}/model/config.json", "data/split.json"),
           writes=("data/rq3_passages.jsonl", "data/rq3_questions.jsonl", "data/rq3_answers.jsonl",
                   "data/rq3_generator_train.jsonl", "data/rq3_generator_dev.jsonl", "data/rq3_reader_train.jsonl",
+                  "data/rq3_reader_dev.jsonl",
                   "generators/rq3-passages/model/config.json", "generators/rq3-passages/log.json",
                   "reader/model/config.json", "reader/log.json"),
           settings=("rq3.query_languages", "rq3.passage_languages", "rq3.generation_languages",
-                    "rq3.max_questions", "rq3.generator_steps", "rq3.reader_steps", "rq3.reader_batch_size",
-                    "rq3.reader_lr", "rq3.reader_max_len", "rq3.reader_stride", "generator", "retriever.encoder",
-                    "retriever.warmup_ratio", "retriever.freeze_embeddings", "run"),
+                    "rq3.max_questions", "rq3.generator_steps", "rq3.generator_max_pairs", "rq3.reader_steps",
+                    "rq3.reader_max_examples", "rq3.reader_batch_size", "rq3.reader_lr", "rq3.reader_max_len",
+                    "rq3.reader_stride", "generator", "retriever.encoder", "retriever.warmup_ratio",
+                    "retriever.freeze_embeddings", *CRITERION, "run"),
           models=("generator", "encoder"),
           benchmarks=("b1",)),
     Stage(11, "rq3-encode", "11_rq3_encode", "RQ3: generating for every passage, encoding every condition",
@@ -204,6 +210,7 @@ def _placeholders(cfg: Profile) -> dict[str, list[str]]:
         "arm_training": sorted({r.training for r in cfg.contrastive.arms}),
         "rq2": [r.name for r in cfg.rq2_retrievers],
         "rq3": list(cfg.rq3_retrievers),
+        "sweep_seed": [str(seed) for seed in cfg.generation.seeds],
     }
 
 

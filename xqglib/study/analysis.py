@@ -117,6 +117,36 @@ def xqg_significance(cfg: Profile, results: pd.DataFrame, measures: Sequence[str
     return comparisons(results, table1_pairs(cfg), measures, cfg.seed)
 
 
+def seed_gains(cfg: Profile, results: pd.DataFrame, seed_results: pd.DataFrame,
+               measures: Sequence[str] = XOR_MEASURES) -> pd.DataFrame:
+    """xQG's gain over each plain retriever (in Table 1's averages: points for R@Nkt) for every sampling seed
+    (``run.seed``'s queries, then ``generation.seeds``'), their mean and 95% interval over the
+    seeds, beside ``run.seed``'s per-question paired t-test over all questions and the difference
+    it detects (80% power). One row per retriever and measure."""
+    from xqglib.evaluation.significance import seed_interval
+
+    tests = xqg_significance(cfg, results, measures)
+    tests = tests[tests.language == "all"].set_index(["B", "measure"])
+    rows = []
+    for spec in cfg.retrievers:
+        plain, with_xqg = E.plain(cfg, spec.name).name, E.xqg(cfg, spec.name, cfg.augmentation.alpha).name
+        for measure in measures:
+            base = average(results, measure)[plain]
+            gains = {cfg.seed: average(results, measure)[with_xqg] - base}
+            for seed, frame in seed_results.groupby("seed", sort=False):
+                if with_xqg in set(frame.condition):
+                    gains[int(seed)] = average(frame, measure)[with_xqg] - base
+            mean, low, high = seed_interval(list(gains.values()))
+            test = tests.loc[(with_xqg, measure)]
+            scale = 100 if is_macro(measure) else 1  # the tests' differences, in the averages' units
+            rows.append({"retriever": spec.name, "measure": measure,
+                         "seeds": len(gains), **{f"gain, seed {k}": g for k, g in gains.items()},
+                         "mean gain": mean, "95% low": low, "95% high": high,
+                         f"p (t-test, seed {cfg.seed})": test["p_ttest"],
+                         f"detectable (seed {cfg.seed})": scale * test["detectable"]})
+    return pd.DataFrame(rows)
+
+
 def pairwise_significance(cfg: Profile, results: pd.DataFrame,
                           measures: Sequence[str] = XOR_MEASURES) -> pd.DataFrame:
     """Every pair of retrievers, without and with xQG (a positive diff favours B)."""

@@ -196,3 +196,13 @@ GOLD = "gold passage"
 def matrix_languages(cfg: Profile) -> list[str]:
     return sorted(set(cfg.rq3.query_languages) | set(cfg.rq3.passage_languages)
                   | set(cfg.rq3.generation_languages))
+
+
+def seed_variant(name: str, seed: int) -> str:
+    """The name the generated queries of the seed sweep are saved under (``<generator>.seed-<seed>``)."""
+    return f"{name}.seed-{seed}"
+
+
+def seed_system(system: str, seed: int) -> str:
+    """The name of a Table 1 xQG system's run with the queries of another sampling seed."""
+    return f"{system}.seed-{seed}"

@@ -172,6 +172,24 @@ def generator_summary(cfg: Profile, logs: Mapping[str, Sequence[Mapping[str, flo
     return pd.DataFrame(rows).T
 
 
+def seed_sweep_table(seed: int, rows: Sequence[Mapping[str, Any]],
+                     sweep: Mapping[int, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """Per sampling seed (the run's first): generated queries, distinct ones, and the share equal
+    to the run seed's query at the same passage, language and slot (1.0 would mean the seed
+    changed nothing)."""
+    def flat(rs: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, int], str]:
+        return {(r["docid"], lang, i): q for r in rs for lang, qs in r["generated_queries"].items() for i, q in enumerate(qs)}
+
+    first = flat(rows)
+    table = {}
+    for s, other in {seed: rows, **sweep}.items():
+        queries = flat(other)
+        table[s] = {"queries": len(queries), "distinct": len(set(queries.values())),
+                    f"same as seed {seed} (%)": round(100 * sum(queries.get(k) == q for k, q in first.items())
+                                                      / max(1, len(first)), 1)}
+    return pd.DataFrame(table).T.rename_axis("sampling seed")
+
+
 def training_summary(logs: Mapping[str, Sequence[Mapping[str, float]]], criterion: Convergence | None,
                      batch_size: int, loss: str = "loss") -> pd.DataFrame:
     """One row per trained model: steps, passes over its training rows and examples seen, first
