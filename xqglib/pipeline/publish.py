@@ -401,8 +401,9 @@ def published_banner(folder: Path) -> str:
     cfg = published_profile(folder)
     changed = settings_text(cfg)
     threads = f", {meta['threads']} threads" if meta.get("threads") else ""
+    where = f"{folder.parent.name}/{folder.name}"
     return (f"Published run of the <code>{html.escape(meta['profile'])}</code> profile "
-            f"(<code>{html.escape(folder.name)}</code>), commit <code>{html.escape(str(meta['commit']))}</code>, "
+            f"(<code>{html.escape(where)}</code>), commit <code>{html.escape(str(meta['commit']))}</code>, "
             f"machine {html.escape(str(meta['cpu']))}{threads}, finished {html.escape(meta['finished'][:10])}"
             + (f"; settings changed from the profile: <code>{html.escape(changed)}</code>" if changed else "") + ".")
 
