@@ -436,7 +436,8 @@ def book(profile: str, local: bool = False, rerun: bool = False, overrides: dict
     if local or rerun or overrides or run_dir:
         return runner.build_book(profile, rerun=rerun, overrides=overrides, run_dir=run_dir, root=root)
     cfg = load_profile(profile)
-    if runner.first_unfinished(cfg, RunDir.for_profile(cfg)) is None:
+    own = RunDir.for_profile(cfg)
+    if (own.root / "profile.json").exists() and runner.first_unfinished(cfg, own) is None:
         return runner.build_book(profile, root=root)
     folder = published_dir(profile)
     if (folder / MANIFEST).exists():
