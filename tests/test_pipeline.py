@@ -356,7 +356,7 @@ def test_a_book_built_with_overrides_shows_them_on_every_page(smoke_runs, tmp_pa
     shutil.copytree(rd.root, run)
     index = build_book("smoke", root=tmp_path / "book-alpha", overrides={"augmentation.alpha": 0.05}, run_dir=run)
     executed = {p.stem: p.read_text(encoding="utf-8") for p in (index.parent / "book" / "_executed").glob("*.html")}
-    assert set(executed) == {s.notebook for s in S.STAGES} | {"worked_example", "study_cost", "paper_cost"}
+    assert set(executed) == {s.notebook for s in S.STAGES} | {"worked_example", "study_cost", "paper_cost", "reproduction"}
     def text(html: str) -> str:
         return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 

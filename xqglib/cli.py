@@ -1,4 +1,4 @@
-"""Command line: ``python -m xqglib {run,book,profiles,stages,train-retriever,generate,encode,build-model}``."""
+"""Command line: ``python -m xqglib {run,book,publish,reproduce,profiles,stages,train-retriever,generate,encode,build-model}``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     book = sub.add_parser("book", help="run what a profile's book still needs, then build the book")
     _add_settings_arguments(book)
     book.add_argument("--rerun", action="store_true", help="rerun every stage even if its outputs are current")
+    book.add_argument("--local", action="store_true",
+                      help="build from a local run (running what it lacks), even where published/<profile> exists")
+
+    publish = sub.add_parser("publish", help="export a complete run's small outputs into published/<profile>")
+    publish.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    publish.add_argument("--run-dir", default=None, help="default: runs/<profile>")
+    publish.add_argument("--to", default=None, help="default: published/<profile>")
+
+    reproduce = sub.add_parser("reproduce", help="recompute a published run's headline numbers and compare them")
+    reproduce.add_argument("--tier", type=int, default=1,
+                           help="1: from the published per-question tables (seconds); 3: a fresh complete run "
+                                "(--run-dir, finished first with `python -m xqglib run`)")
+    reproduce.add_argument("--profile", default="cpu", help="the published run's profile (default: cpu)")
+    reproduce.add_argument("--published", default=None, help="default: published/<profile>")
+    reproduce.add_argument("--run-dir", default=None, help="tier 3: the fresh run's directory")
 
     profiles = sub.add_parser("profiles", help="print the profiles' settings, grouped by section")
     profiles.add_argument("name", nargs="?", help="one profile (default: all)")
@@ -78,9 +93,19 @@ def main(argv: list[str] | None = None) -> int:
                 rd = run_pipeline(args.profile, overrides, args.run_dir, args.start, args.stop)
                 print(f"run directory: {rd.root}")
             else:
-                from xqglib.pipeline.runner import build_book
+                from xqglib.pipeline.publish import book as build_book
 
-                build_book(args.profile, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
+                build_book(args.profile, local=args.local, rerun=args.rerun, overrides=overrides, run_dir=args.run_dir)
+        elif args.command == "publish":
+            from xqglib.pipeline.publish import export
+
+            print(f"published: {export(args.profile, args.run_dir, args.to)}")
+        elif args.command == "reproduce":
+            from xqglib.pipeline.publish import reproduce as run_tier
+
+            compared = run_tier(args.tier, args.published, args.profile, args.run_dir)
+            if args.tier == 1 and (compared["verdict"] != "exact").any():
+                return 1  # tier 1 must be exact: anything else is a failure
         elif args.command in DISTRIBUTED:
             from xqglib.pipeline import rq1
             from xqglib.pipeline.common import open_run

@@ -197,23 +197,23 @@ def first_unfinished(cfg: Profile, rd: RunDir) -> S.Stage | None:
     return None
 
 
-def _execute_book_notebook(name: str, cfg: Profile, rd: RunDir, out: Path) -> None:
-    """A page of :data:`BOOK_NOTEBOOKS`: executed against the run (seconds), straight into the book."""
+def execute_book_notebook(name: str, parameters: dict[str, Any], out: Path) -> None:
+    """A page of :data:`BOOK_NOTEBOOKS` (or :data:`REPRODUCTION_PAGE`): executed with ``parameters``
+    (seconds), straight into ``out``."""
     import papermill as pm
 
     print(f"[book] {name.replace('_', ' ')}", file=sys.stderr, flush=True)
     try:
         pm.execute_notebook(str(repo_root() / "notebooks" / f"{name}.ipynb"), str(out),
                             kernel_name=_kernel_name(), cwd=str(repo_root()), progress_bar=False,
-                            parameters={"run_dir": str(rd.root), "profile": cfg.name},
-                            kernel_manager_class=_kernel_manager_class(),
+                            parameters=parameters, kernel_manager_class=_kernel_manager_class(),
                             extra_arguments=["--IPKernelApp.capture_fd_output=False"])
     except pm.PapermillExecutionError as exc:
         out.unlink(missing_ok=True)
         raise UserError(f"the book page {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
 
 
-def _copy_for_the_book(source: Path, dest: Path) -> None:
+def copy_for_the_book(source: Path, dest: Path) -> None:
     """An executed notebook as the book shows it: the parameter cells (a run's local paths, no
     content) are hidden."""
     nb = json.loads(source.read_text(encoding="utf-8"))
@@ -243,7 +243,7 @@ def _install_mathjax(dest: Path) -> None:
     partial.rename(dest)
 
 
-def _check_executed(path: Path) -> None:
+def check_executed(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         for output in cell.get("outputs", []):
@@ -266,7 +266,7 @@ def book_toc() -> str:
 
 #: The study's own pages, in order: book/<page>.md, and the notebooks of :data:`BOOK_NOTEBOOKS`.
 BOOK_PAGES = ("method", "_executed/worked_example", "results", "rq2", "rq3", "reproducibility",
-              "_executed/study_cost", "_executed/paper_cost")
+              "_executed/reproduction", "_executed/study_cost", "_executed/paper_cost")
 #: Notebooks executed against the run when the book is built (not stages): the worked example that
 #: teaches the method, the whole study's cost against one roof, and the paper profile's cost sheet
 #: (the reproducibility page quotes both).
@@ -284,13 +284,13 @@ def book_banner(cfg: Profile, rd: RunDir) -> str:
 GENERATED_CONFIG = "_config.generated.yml"
 
 
-def _book_config(root: Path, cfg: Profile, rd: RunDir) -> Path:
+def _book_config(root: Path, banner: str) -> Path:
     """``_config.yml`` with the run's banner on every page, written beside it (its relative paths
     mean the same there; the committed file stays as it is)."""
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
-    config.setdefault("html", {})["announcement"] = book_banner(cfg, rd)
+    config.setdefault("html", {})["announcement"] = banner
     path = root / GENERATED_CONFIG
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -316,6 +316,39 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
     if unfinished is not None:  # never publish a page of a stage that did not finish under these settings
         raise UserError(f"{unfinished.label} has not finished under these settings in {rd.root}; "
                         f"no book is built (python -m xqglib run --from {unfinished.number} ...)")
+    root = prepare_book(root)
+    executed = root / "book" / "_executed"
+    for stage in S.STAGES:
+        source = rd.root / "notebooks" / f"{stage.notebook}.ipynb"
+        check_executed(source)
+        copy_for_the_book(source, executed / source.name)
+    for name in BOOK_NOTEBOOKS:
+        execute_book_notebook(name, {"run_dir": str(rd.root), "profile": cfg.name}, executed / f"{name}.ipynb")
+        copy_for_the_book(executed / f"{name}.ipynb", executed / f"{name}.ipynb")
+    execute_reproduction_page(cfg.name, executed, run_dir=rd.root)
+    return render_book(root, book_banner(cfg, rd))
+
+
+#: The reproduction page: executed when any book is built (it reads tables only, no model), against
+#: the profile's published run where there is one.
+REPRODUCTION_PAGE = "reproduction"
+
+
+def execute_reproduction_page(profile: str, executed: Path, run_dir: Path | None = None,
+                              published: Path | None = None) -> None:
+    """The reproduction page into the book: the published run of ``profile`` (``published``, default
+    ``published/<profile>``), its tier-1 check made now and the latest recorded tiers."""
+    folder = published if published is not None else repo_root() / "published" / profile
+    out = executed / f"{REPRODUCTION_PAGE}.ipynb"
+    execute_book_notebook(REPRODUCTION_PAGE, {"profile": profile, "published": str(folder),
+                                              "run_dir": "" if run_dir is None else str(run_dir)}, out)
+    copy_for_the_book(out, out)
+
+
+def prepare_book(root: Path | None = None) -> Path:
+    """The folder a book is built in, ready for its executed notebooks: the repository (default),
+    or another folder that gets a copy of the book's sources first (a test build never overwrites
+    the repository's book); the table of contents, MathJax and an empty ``book/_executed``."""
     if root is None:
         root = repo_root()
     else:
@@ -332,19 +365,17 @@ def build_book(profile: str, rerun: bool = False, root: Path | None = None,
     executed = root / "book" / "_executed"
     shutil.rmtree(executed, ignore_errors=True)
     executed.mkdir(parents=True)
-    for stage in S.STAGES:
-        source = rd.root / "notebooks" / f"{stage.notebook}.ipynb"
-        _check_executed(source)
-        _copy_for_the_book(source, executed / source.name)
-    for name in BOOK_NOTEBOOKS:
-        _execute_book_notebook(name, cfg, rd, executed / f"{name}.ipynb")
-        _copy_for_the_book(executed / f"{name}.ipynb", executed / f"{name}.ipynb")
+    return root
+
+
+def render_book(root: Path, banner: str) -> Path:
+    """jupyter-book over ``root`` (its ``book/_executed`` filled), ``banner`` on every page."""
     jb = Path(sys.executable).with_name("jupyter-book")
     # --all: pages paste outputs of the notebooks (glue), a dependency Sphinx does not track, so
     # an incremental build after another run or profile would keep the previous numbers
     # --quiet: no Sphinx status dump; warnings still show, and fail the build
     command = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--all", "--quiet",
-               "--warningiserror", "--keep-going", "--config", str(_book_config(root, cfg, rd))]
+               "--warningiserror", "--keep-going", "--config", str(_book_config(root, banner))]
     print("building the book (jupyter-book)", file=sys.stderr, flush=True)
     # its banner goes to stdout: shown only when the build fails; warnings (stderr) always show
     result = subprocess.run(command, cwd=root, stdout=subprocess.PIPE, text=True)
