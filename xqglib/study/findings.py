@@ -208,6 +208,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     smallest = overall.loc[overall["p_ttest"].idxmin()]
     out["xqg_min_p"] = f"{smallest['p_ttest']:.3f}"
     out["xqg_min_p_what"] = f"{smallest['B']} {smallest['measure']} ({_signed(100 * smallest['diff'])} points)"
+    out.update(seed_findings(cfg, rd, results))
     paper = PAPER_AVERAGES_R2KT
     gain = {k: paper[v[1]] - paper[v[0]] for k, v in PAPER_COUNTERPART.items()}
     out["paper_gain_zero_shot"] = _signed(gain["english"], 1)
@@ -271,6 +272,27 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
                                 else "every one of them a loss" if gained == 0 else "some gains, some losses")
     out["questions"] = f"{results['query_id'].nunique():,}"
     return out
+
+
+def seed_findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
+    """The seed sweep in words: each retriever's R@2kt gain from xQG as its mean and 95% interval
+    over the sampling seeds, and what that interval and the first seed's test can rule out."""
+    seed_results = pd.read_parquet(rd.eval_file("seed_results.parquet")) if rd.eval_file("seed_results.parquet").exists() \
+        else pd.DataFrame(columns=["seed", "condition"])
+    gains = A.seed_gains(cfg, results, seed_results, ["R@2kt"])
+    seeds = int(gains["seeds"].max())
+    if seeds < 2:
+        return {"seed_count": "1", "seed_gains": "one sampling seed only (generation.seeds is empty), so no interval "
+                                                  "over seeds is given",
+                "seed_verdict": "the seed sweep was not run"}
+    listed = [f"{row['retriever']} {_signed(row['mean gain'])} [{_signed(row['95% low'])}, {_signed(row['95% high'])}]"
+              for _, row in gains.iterrows()]
+    spans_zero = [row["retriever"] for _, row in gains.iterrows() if row["95% low"] <= 0 <= row["95% high"]]
+    verdict = (f"the interval holds zero for {_listing(spans_zero)}: over these seeds xQG's gain cannot be told "
+               f"from none there" if spans_zero else "no interval holds zero: the gain's sign holds over the seeds")
+    detect = _range(list(gains[f"detectable (seed {cfg.seed})"]), 1)
+    return {"seed_count": str(seeds), "seed_gains": _listing(listed),
+            "seed_verdict": f"{verdict}; the first seed's paired t-test detects (80% power) differences of {detect} points"}
 
 
 def glue_all(facts: dict[str, Any]) -> None:
