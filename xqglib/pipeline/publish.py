@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 import shutil
@@ -165,7 +164,7 @@ def book_notebooks(cfg: Profile, rd: RunDir) -> Path:
     machine's roof each time it runs)."""
     folder = rd.root / BOOK_FOLDER
     made_from = {"run": S.fingerprint(cfg, S.for_benchmark(cfg)[-1]),
-                 "notebooks": {name: notebook_source_digest(name) for name in runner.BOOK_NOTEBOOKS}}
+                 "notebooks": {name: S.notebook_digest(name) for name in runner.BOOK_NOTEBOOKS}}
     record = folder / "made_from.json"
     if record.exists() and read_json(record) == made_from \
             and all((folder / f"{name}.ipynb").exists() for name in runner.BOOK_NOTEBOOKS):
@@ -181,13 +180,6 @@ def book_notebooks(cfg: Profile, rd: RunDir) -> Path:
         runner.check_executed(folder / f"{name}.ipynb")
     write_json(record, made_from)
     return folder
-
-
-def notebook_source_digest(name: str) -> str:
-    """SHA-256 of a notebook's cells (sources only), as :func:`xqglib.pipeline.stages.notebook_digest`."""
-    cells = json.loads((repo_root() / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
-    text = json.dumps([[c["cell_type"], "".join(c["source"])] for c in cells], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def complete_run(profile: str, run_dir: str | Path | None) -> tuple[Profile, RunDir]:

@@ -245,11 +245,13 @@ def producer(path: str, cfg: Profile) -> Stage:
 # Fingerprints and stage records
 # --------------------------------------------------------------------------------------------
 
-def notebook_digest(s: Stage) -> str:
-    """SHA-256 of a stage notebook's cells (sources only: outputs and metadata do not count)."""
+def notebook_digest(s: Stage | str) -> str:
+    """SHA-256 of a stage's notebook (or of ``notebooks/<name>.ipynb``): its cells' sources only
+    (outputs and metadata do not count)."""
     from xqglib.core.paths import repo_root
 
-    cells = json.loads((repo_root() / "notebooks" / f"{s.notebook}.ipynb").read_text(encoding="utf-8"))["cells"]
+    name = s.notebook if isinstance(s, Stage) else s
+    cells = json.loads((repo_root() / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
     text = json.dumps([[c["cell_type"], "".join(c["source"])] for c in cells], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 

@@ -75,6 +75,17 @@ def rq1_rows(cfg: Profile, results: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def seed_rows(cfg: Profile, results: pd.DataFrame, seed_results: pd.DataFrame) -> list[dict[str, Any]]:
+    """The seed sweep: each retriever's xQG gain (R@2kt, R@5kt) as its mean and 95% interval over
+    the sampling seeds (:func:`xqglib.study.analysis.seed_gains`)."""
+    out = []
+    for _, r in A.seed_gains(cfg, results, seed_results).iterrows():
+        for column in ("mean gain", "95% low", "95% high"):
+            if not math.isnan(r[column]):
+                out.append(row("RQ1", "xQG vs none over seeds", r["retriever"], column, r["measure"], "gain", r[column], 2))
+    return out
+
+
 def rq2_rows(cfg: Profile, results: pd.DataFrame) -> list[dict[str, Any]]:
     """Each RQ2 table condition's scores per language and on average (B1 R@2kt, XQuAD-R AP@k, in
     percent as the chapter's tables), and every RQ2 pair (xQG per retriever, each arm against the
@@ -133,9 +144,9 @@ def rq3_rows(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame) -> li
 def headline_rows(cfg: Profile, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Every headline number of the study, from a run's per-question tables: ``tables`` maps
     ``results``, ``rq2_results``, ``rq3_retrieval`` and ``rq3_reading`` (the ``eval/<name>.parquet``
-    files) to their frames. One row per number (:data:`COLUMNS`), in a fixed order."""
-    rows = rq1_rows(cfg, tables["results"]) + rq2_rows(cfg, tables["rq2_results"]) \
-        + rq3_rows(cfg, tables["rq3_retrieval"], tables["rq3_reading"])
+    files) to their frames (``seed_results``: the seed sweep's). One row per number (:data:`COLUMNS`), in a fixed order."""
+    rows = rq1_rows(cfg, tables["results"]) + seed_rows(cfg, tables["results"], tables["seed_results"]) \
+        + rq2_rows(cfg, tables["rq2_results"]) + rq3_rows(cfg, tables["rq3_retrieval"], tables["rq3_reading"])
     frame = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = frame.duplicated(KEY)
     if duplicated.any():
@@ -144,7 +155,7 @@ def headline_rows(cfg: Profile, tables: Mapping[str, pd.DataFrame]) -> pd.DataFr
 
 
 #: The per-question tables :func:`headline_rows` reads, by name (``eval/<name>.parquet``).
-TABLES = ("results", "rq2_results", "rq3_retrieval", "rq3_reading")
+TABLES = ("results", "seed_results", "rq2_results", "rq3_retrieval", "rq3_reading")
 
 
 # --------------------------------------------------------------------------------------------
