@@ -23,7 +23,7 @@ def test_every_profile_is_sound_and_grouped_in_sections():
     cpu = load_profile("cpu")
     assert cpu.retriever.encoder == "me5-small" and cpu.augmentation.alpha == 0.01 and cpu.seed == 313
     text = describe(cpu)
-    assert "  [generator]\n" in text and "    steps              240" in text
+    assert "  [generator]\n" in text and "    converge           True" in text and "    max_passes         2.0" in text
 
 
 def test_overrides_by_nested_name_in_every_form():

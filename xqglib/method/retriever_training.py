@@ -107,6 +107,18 @@ def dev_loss(encoder: DenseEncoder, batches: Sequence[Batch], temperature: float
     return total / max(1, sum(len(b.queries) for b in batches))
 
 
+def agreed(value: float, accelerator: Any | None) -> float:
+    """The first process's ``value`` on every process (so that all of them take the same decision
+    to keep a checkpoint or to stop, whatever their floating-point differences)."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return value
+    import torch.distributed as dist
+
+    shared = torch.tensor([value], dtype=torch.float64)
+    dist.broadcast(shared, 0)
+    return float(shared.item())
+
+
 def train_retriever(encoder: DenseEncoder, rows: Sequence[dict[str, Any]], *, epochs: int,
                     max_steps: int | None, batch_size: int, n_negatives: int, lr: float,
                     warmup_ratio: float, seed: int, freeze_embeddings: bool,
@@ -238,6 +250,7 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
         encoder.module = accelerator.prepare_model(encoder.module)
     log: list[dict[str, float]] = []
     best_loss, best_state = math.inf, None
+    converged = False
     started = time.perf_counter()
     model.train()
     step = 0
@@ -245,7 +258,7 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                   quiet=accelerator is not None and not accelerator.is_main_process) as bar:
         for epoch in range(epochs):
             for batch in batches(epoch, rng):
-                if step >= steps or (eval_every and log and verdict_of_log(convergence, log, steps_per_epoch).converged):
+                if step >= steps or converged:
                     break
                 positions_before = encoder.positions_run
                 loss, entry = batch_losses(encoder, batch, align_weight, temperature, accelerator)
@@ -260,13 +273,14 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                        "positions": encoder.positions_run - positions_before, "passes": step / steps_per_epoch}
                 if eval_every and (step % eval_every == 0 or step == steps):
                     positions_before = encoder.positions_run
-                    row["dev_loss"] = dev_loss(encoder, dev, temperature)
+                    row["dev_loss"] = agreed(dev_loss(encoder, dev, temperature), accelerator)
                     row["dev_positions"] = encoder.positions_run - positions_before
                     if row["dev_loss"] < best_loss:
                         best_loss, best_state = row["dev_loss"], copy.deepcopy(model.state_dict())
                 row["seconds"] = time.perf_counter() - started
                 log.append(row)
                 bar.update(1)
+                converged = "dev_loss" in row and verdict_of_log(convergence, log, steps_per_epoch).converged
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -77,6 +77,8 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
     # hybrid arm's smaller data set is passed over as many times as that needs; trained to
     # convergence, every arm's pass is as many steps as the xDR's, on the xDR's dev rows
     steps = xdr_steps(cfg)
+    rows_count = len(read_jsonl(inputs[0])) if spec.training == "hybrid" else 0
+    hybrid_epoch = -(-(xdr_rows(cfg) if r.converge else rows_count) // r.batch_size)
 
     def train() -> tuple[Any, Any, list[dict[str, Any]]]:
         rows = read_jsonl(inputs[0])
@@ -89,7 +91,7 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
                                   max_steps=r.max_steps, batch_size=r.batch_size, n_negatives=r.negatives,
                                   align_weight=c.align_weight, temperature=c.temperature, **common)
         else:
-            per_epoch = -(-(xdr_rows(cfg) if r.converge else len(rows)) // r.batch_size)
+            per_epoch = hybrid_epoch
             batches = hybrid_training_batches(rows, contrastive_languages(cfg), r.batch_size, c.hybrid_alpha,
                                               r.negatives, cfg.seed, per_epoch if r.converge else None)
             log = train_on_batches(encoder, batches, per_epoch, epochs=-(-steps // per_epoch), max_steps=steps,
@@ -98,7 +100,8 @@ def train_contrastive_arm(cfg: Profile, rd: RunDir, name: str) -> list[dict[str,
 
     # the settings this kind of arm is trained with, and no others
     made_from = training_fingerprint(cfg, r.encoder, ["retriever", *ARM_SETTINGS[spec.training]], inputs,
-                                     training=spec.training, **({"steps": steps} if spec.training == "hybrid" else {}))
+                                     training=spec.training,
+                                     **({"steps": steps, "per_epoch": hybrid_epoch} if spec.training == "hybrid" else {}))
     return train_once(rd, "train-contrastive", name, rd.retriever_model(name), rd.retriever_log(name), made_from,
                       train, training=spec.training)
 

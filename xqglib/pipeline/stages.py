@@ -331,7 +331,7 @@ def finish(cfg: Profile, rd: RunDir, s: Stage) -> None:
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         # where it ran: CPU and flags, threads, package versions, the checkout's commit
         "machine": machine_description(),
-        # the data it read, as checked on loading (SHA-256)
+        # the benchmark's data files and their published SHA-256 (every load is checked against it)
         "data": {f: KNOWN_FILES[f][1] for f in files_used(cfg) if f in KNOWN_FILES}})
 
 

@@ -176,12 +176,12 @@ def generation_row(stage: str, what: str, cfg: Any, shape: TransformerShape, gen
 
 def training_row(stage: str, name: str, log: list[dict[str, Any]], shape: TransformerShape,
                  seconds: float | None, roof: float) -> dict[str, Any] | None:
-    """A retriever's training from its log: 3 x forward on the positions it ran (None for a log
-    that kept no positions)."""
+    """A retriever's training from its log: 3 x forward on the positions it ran, and a forward on
+    those of its dev evaluations (None for a log that kept no positions)."""
     if not (log and "positions" in log[0]):
         return None
-    return stage_row(stage, f"{name}: {len(log)} steps", 3 * shape.forward(sum(r["positions"] for r in log)),
-                     seconds, roof)
+    flops = 3 * shape.forward(sum(r["positions"] for r in log)) + shape.forward(sum(r.get("dev_positions", 0) for r in log))
+    return stage_row(stage, f"{name}: {len(log)} steps", flops, seconds, roof)
 
 
 def b1_encoding_positions(cfg: Any, rd: Any, generated: list[dict[str, Any]]) -> tuple[int, int, int, int]:
