@@ -29,6 +29,8 @@ CONSTANT_PHRASES = (
     "up to 256 tokens",                          # XTREME-R's script's candidate length
     "× 100",                                     # a unit (mAP shown in points)
     "95% paired bootstrap interval",             # the interval's definition
+    "95% interval over",                         # the seed sweep's interval (evaluation.significance.seed_interval)
+    "80% power",                                 # the power a detectable difference is stated at
     "arXiv 2510.09557",                          # a citation (Doc2Query++)
     "ACL 2020, Table 6",                         # a citation (XLM-R's CC-100 sizes)
 )
