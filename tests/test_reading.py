@@ -1,8 +1,11 @@
-"""The reader's span decoding on a hand-made example."""
+"""The reader's span decoding on a hand-made example; its loss in length groups against one padded batch."""
 
 from __future__ import annotations
 
-from xqglib.method.reading import Span, best_over_passages, best_span
+import torch
+
+from xqglib.method.reading import Reader, ReaderExample, Span, best_over_passages, best_span
+from xqglib.models.registry import load_reader, load_tokenizer
 
 CONTEXT = "Warsaw is the capital of Poland."
 #          0      7  10  14      22 25
@@ -27,3 +30,39 @@ def test_the_best_span_over_passages():
     a, b = Span("x", 1.0, 0, 0, 1), Span("y", 2.5, 1, 0, 1)
     assert best_over_passages([a, None, b]) == b
     assert best_over_passages([None]) is None
+
+
+def test_the_loss_in_length_groups_is_the_loss_of_one_padded_batch():
+    long = "The river flows north through the valley for many miles. " * 4 + "Warsaw is the capital of Poland."
+    short = "Kraków lies on the Vistula."
+    examples = [ReaderExample("What is the capital of Poland?", long, "Warsaw", long.index("Warsaw")),
+                ReaderExample("Where does Kraków lie?", short, "the Vistula", short.index("the Vistula")),
+                ReaderExample("Which way does the river flow?", long, "north", long.index("north"))]
+    torch.manual_seed(0)
+    model = load_reader("tiny-bert").eval()  # no dropout: both paths see the same network
+    tok = load_tokenizer("tiny-bert")
+    grouped, padded = Reader(model, tok, max_len=40, stride=12, group=2), Reader(model, tok, max_len=40, stride=12, group=None)
+    lengths = [len(ids) for ids in padded.windows([e.question for e in examples], [e.context for e in examples],
+                                                  padded=False)["input_ids"]]
+    assert len(lengths) > 4 and len(set(lengths)) > 2  # windows of several lengths, several groups
+
+    def loss_and_grads(reader: Reader) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad()
+        loss = reader.loss(examples)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    (a, grads_a), (b, grads_b) = loss_and_grads(grouped), loss_and_grads(padded)
+    assert abs(a - b) <= 1e-6 * abs(b)
+    assert all(torch.allclose(x, y, atol=1e-6, rtol=1e-4) for x, y in zip(grads_a, grads_b))
+    # by hand: every window alone, without padding, its start and end cross-entropies averaged
+    with torch.no_grad():
+        alone = []
+        for e in examples:
+            f = padded.windows([e.question], [e.context], padded=False)
+            starts, ends = padded.labels(f, [e])
+            for w, ids in enumerate(f["input_ids"]):
+                out = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+                alone.append((torch.nn.functional.cross_entropy(out.start_logits, starts[w:w + 1])
+                              + torch.nn.functional.cross_entropy(out.end_logits, ends[w:w + 1])) / 2)
+    assert abs(a - float(torch.stack(alone).mean())) < 1e-5

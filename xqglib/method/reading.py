@@ -29,6 +29,9 @@ from xqglib.method.convergence import Convergence, verdict_of_log
 #: batch). Stored readings are reused only when read by the same version.
 READING_VERSION = 2
 
+#: Windows per forward pass of the reader's training loss (:meth:`Reader.loss`).
+TRAINING_GROUP = 4
+
 
 @dataclass(frozen=True)
 class Span:
@@ -87,9 +90,11 @@ class Reader:
     """An extractive reader: a question-answering model, its tokenizer and its window settings."""
 
     def __init__(self, model: Any, tokenizer: Any, max_len: int = 256, stride: int = 64,
-                 max_answer_tokens: int = 30) -> None:
+                 max_answer_tokens: int = 30, group: int | None = TRAINING_GROUP) -> None:
         self.model, self.tok = model, tokenizer
         self.max_len, self.stride, self.max_answer_tokens = max_len, stride, max_answer_tokens
+        #: windows per forward pass in :meth:`loss` (None: the whole batch, padded together)
+        self.group = group
         #: token positions (padding included) the model has run on
         self.positions_run = 0
 
@@ -113,7 +118,8 @@ class Reader:
         """Start and end token of the answer in each window; 0 (the first token, as Hugging Face's
         recipe) where the window does not hold the whole answer."""
         starts, ends = [], []
-        for i, sample in enumerate(features["overflow_to_sample_mapping"].tolist()):
+        mapping = features["overflow_to_sample_mapping"]
+        for i, sample in enumerate(mapping.tolist() if hasattr(mapping, "tolist") else mapping):
             ex = examples[sample]
             first, last = ex.answer_start, ex.answer_start + len(ex.answer)
             offsets = self.context_offsets(features, i)
@@ -133,12 +139,30 @@ class Reader:
         return self.model(**inputs)
 
     def loss(self, examples: Sequence[ReaderExample]) -> torch.Tensor:
-        """Hugging Face's question-answering loss: the mean of the start and end cross-entropies."""
-        features = self.windows([e.question for e in examples], [e.context for e in examples])
+        """Hugging Face's question-answering loss, the mean over windows of the start and end
+        cross-entropies, over each window's own tokens (padding is never a candidate answer).
+
+        The windows run in groups of ``group`` of (nearly) equal length, each padded to its own
+        longest: the same loss as one padded batch (checked in the tests) on ~22% fewer positions
+        (cpu profile: 73% of a padded batch's positions are tokens, 94% in groups of 4)."""
+        from xqglib.models.registry import pad_batch
+
+        features = self.windows([e.question for e in examples], [e.context for e in examples], padded=False)
         starts, ends = self.labels(features, examples)
-        out = self._forward(features)
-        return (torch.nn.functional.cross_entropy(out.start_logits, starts)
-                + torch.nn.functional.cross_entropy(out.end_logits, ends)) / 2
+        lengths = [len(ids) for ids in features["input_ids"]]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        size = self.group or len(order)
+        total = torch.zeros(())
+        for first in range(0, len(order), size):
+            part = order[first:first + size]
+            batch = pad_batch(self.tok, {k: [features[k][w] for w in part] for k in ("input_ids", "attention_mask")},
+                              padding_side="right")
+            out = self._forward(batch)
+            padding = batch["attention_mask"] == 0
+            for logits, target in ((out.start_logits, starts), (out.end_logits, ends)):
+                total = total + torch.nn.functional.cross_entropy(logits.float().masked_fill(padding, float("-inf")),
+                                                                  target[part], reduction="sum")
+        return total / (2 * len(order))
 
     @torch.no_grad()
     def read(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32,
