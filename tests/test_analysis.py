@@ -76,3 +76,33 @@ def test_seed_gains_by_hand():
     test = A.compare(results, "xdr", "xdr+xQG", "R@2kt").loc["all"]
     assert gains["p (t-test, seed 313)"] == test["p_ttest"]
     assert gains["detectable (seed 313)"] == pytest.approx(100 * test["detectable"])
+
+
+def test_rq2_seed_gains_by_hand():
+    """Each RQ2 pair with xQG on a side, per sampling seed; pairs without xQG are left out."""
+    from scipy import stats
+
+    cfg = load_profile("smoke", {"retriever.retrievers": [{"name": "xdr", "training": "crosslingual", "label": "xDR"}],
+                                 "contrastive.arms": [{"name": "arm", "training": "align", "label": "arm"}],
+                                 "data.query_languages": ["ar"], "generation.seeds": [7]})
+    hits = {"xdr": [1, 0, 0, 0], "xdr+xQG": [1, 1, 0, 0], "arm": [1, 1, 0, 0], "arm+xQG": [1, 1, 1, 0]}
+    seed_7 = {"xdr+xQG": [1, 0, 0, 0], "arm+xQG": [1, 1, 1, 1]}
+
+    def frame(table: dict[str, list[int]]) -> pd.DataFrame:
+        return pd.DataFrame([{"benchmark": "b1", "condition": c, "retriever": c.split("+")[0],
+                              "augmentation": "xqg" if "+" in c else "none", "alpha": 0.01 if "+" in c else None,
+                              "n": None, "language": "ar", "query_id": f"q{i}", "measure": "R@2kt", "value": float(v)}
+                             for c, values in table.items() for i, v in enumerate(values)], columns=COLUMNS)
+
+    gains = A.rq2_seed_gains(cfg, frame(hits), frame(seed_7).assign(seed=7), "b1", "R@2kt").set_index(["A", "B"])
+    assert ("xdr", "arm") not in gains.index  # no xQG on either side: the sampling seed changes nothing
+    # points over all questions: xQG on xdr 25 then 0; on the arm 25 then 50; arm+xQG over xdr+xQG 25 then 75
+    for pair, (first, second) in {("xdr", "xdr+xQG"): (25, 0), ("arm", "arm+xQG"): (25, 50),
+                                  ("xdr+xQG", "arm+xQG"): (25, 75)}.items():
+        g = gains.loc[pair]
+        assert (g["gain, seed 313"], g["gain, seed 7"], g["mean gain"]) == pytest.approx((first, second, (first + second) / 2))
+        half = stats.t.ppf(0.975, 1) * stats.tstd([first, second]) / 2 ** 0.5
+        assert (g["95% low"], g["95% high"]) == pytest.approx(((first + second) / 2 - half, (first + second) / 2 + half))
+        test = A.compare(frame(hits), *pair, "R@2kt").loc["all"]
+        assert g["p (t-test, seed 313)"] == test["p_ttest"] and g["detectable (seed 313)"] == pytest.approx(100 * test["detectable"])
+    assert gains.loc[("xdr+xQG", "arm+xQG"), "comparison"] == "contrastive vs xDR (+xQG)"

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from xqglib.config.settings import Profile
@@ -134,6 +136,14 @@ def evaluate(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None
     write_results(rd, results)
     write_json(rd.eval_file("conditions.json"), [c.to_dict() for c in conditions])
     return results
+
+
+def with_seed_queries(rd: RunDir, name: str, emb: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A retriever's loaded encodings with sampling seed ``seed``'s generated queries in place of
+    the run seed's (the seed sweep's encodings, ``embeddings/<retriever>/generated.seed-<s>.npy``)."""
+    what = f"generated.seed-{seed}"
+    return {**emb, "generated": np.load(rd.require(rd.embeddings(name, what), "encode-search")),
+            "generated_meta": read_json(rd.embeddings_meta(name, what))}
 
 
 def evaluate_seed_sweep(cfg: Profile, rd: RunDir) -> pd.DataFrame:

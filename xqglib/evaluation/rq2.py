@@ -32,6 +32,7 @@ from xqglib.evaluation.rq1 import COLUMNS, Evaluator
 from xqglib.method.alignment import agnosticism_probe
 from xqglib.method.augmentation import combine, passage_vectors, sum_by_passage
 from xqglib.method.search import search
+from xqglib.study import experiments as E
 from xqglib.study.experiments import B2, B2_FULL, RQ2_EXPERIMENTS, Condition, all_conditions
 
 
@@ -82,39 +83,72 @@ def benches(cfg: Profile, rd: RunDir) -> dict[str, xquadr.XQuADR]:
     return {B2: pool, B2_FULL: full}
 
 
+class RQ2Scorer:
+    """Scores RQ2 conditions on B1 (searched) and on XQuAD-R (ranked per question), each
+    retriever's encodings loaded once."""
+
+    def __init__(self, cfg: Profile, rd: RunDir) -> None:
+        self.cfg, self.rd = cfg, rd
+        self.evaluator = Evaluator(rd, cfg.evaluation.search_depth)
+        corpus = read_jsonl(rd.corpus)
+        self.corpus_ids = [p["docid"] for p in corpus]
+        self.query_ids = [q["query_id"] for q in self.evaluator.queries]
+        self.pools = benches(cfg, rd)
+        self.paragraphs = xquadr.paragraph_docids(corpus)
+        self.embeddings: dict[str, dict[str, Any]] = {}
+
+    def encodings(self, retriever: str) -> dict[str, Any]:
+        if retriever not in self.embeddings:
+            self.embeddings[retriever] = self.rd.load_embeddings(retriever, self.corpus_ids, self.query_ids)
+        return self.embeddings[retriever]
+
+    def frame(self, c: Condition, emb: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Condition ``c``'s rows of the results table; ``emb``: the retriever's encodings
+        (by default those of the run seed)."""
+        emb = emb if emb is not None else self.encodings(c.retriever)
+        renorm = c.augmentation == "xqg-renorm"
+        if c.benchmark in self.pools:
+            bench = self.pools[c.benchmark]
+            questions, candidates = xquadr_vectors(self.rd, c.retriever, bench)
+            if c.alpha is not None:
+                candidates = combine(candidates, candidate_sums(bench, self.paragraphs, self.corpus_ids, emb), c.alpha,
+                                     renorm)
+            return b2_frame(c, bench, questions, candidates, self.cfg.xquadr.k)
+        vectors = passage_vectors(emb, self.corpus_ids, c.alpha, n=c.n, renorm=renorm)
+        run = search(vectors, self.corpus_ids, emb["queries"], self.query_ids, self.cfg.evaluation.search_depth)
+        return self.evaluator.frame(c, run)
+
+
+def _typed(results: pd.DataFrame) -> pd.DataFrame:
+    return results.astype({"alpha": "float64", "n": "Int64", "value": "float64"})
+
+
 def evaluate_rq2(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None) -> pd.DataFrame:
     """Score every RQ2 condition; write ``eval/rq2_results.parquet`` and its conditions."""
     from xqglib.evaluation.rq1 import write_results
 
     conditions = conditions if conditions is not None else all_conditions(cfg, RQ2_EXPERIMENTS)
-    evaluator = Evaluator(rd, cfg.evaluation.search_depth)
-    corpus = read_jsonl(rd.corpus)
-    corpus_ids = [p["docid"] for p in corpus]
-    query_ids = [q["query_id"] for q in evaluator.queries]
-    pools = benches(cfg, rd)
-    paragraphs = xquadr.paragraph_docids(corpus)
-    embeddings: dict[str, dict[str, Any]] = {}
-    frames = []
-    for c in conditions:
-        if c.retriever not in embeddings:
-            embeddings[c.retriever] = rd.load_embeddings(c.retriever, corpus_ids, query_ids)
-        emb = embeddings[c.retriever]
-        renorm = c.augmentation == "xqg-renorm"
-        if c.benchmark in pools:
-            bench = pools[c.benchmark]
-            questions, candidates = xquadr_vectors(rd, c.retriever, bench)
-            if c.alpha is not None:
-                candidates = combine(candidates, candidate_sums(bench, paragraphs, corpus_ids, emb), c.alpha, renorm)
-            frames.append(b2_frame(c, bench, questions, candidates, cfg.xquadr.k))
-        else:
-            vectors = passage_vectors(emb, corpus_ids, c.alpha, n=c.n, renorm=renorm)
-            run = search(vectors, corpus_ids, emb["queries"], query_ids, cfg.evaluation.search_depth)
-            frames.append(evaluator.frame(c, run))
-    results = pd.concat(frames, ignore_index=True)
-    results["alpha"] = results["alpha"].astype("float64")
-    results["n"] = results["n"].astype("Int64")
+    scorer = RQ2Scorer(cfg, rd)
+    results = _typed(pd.concat([scorer.frame(c) for c in conditions], ignore_index=True))
     write_results(rd, results, "rq2_results.parquet")
     write_json(rd.eval_file("rq2_conditions.json"), [c.to_dict() for c in conditions])
+    return results
+
+
+def evaluate_rq2_seed_sweep(cfg: Profile, rd: RunDir) -> pd.DataFrame:
+    """RQ2's xQG conditions (every retriever with xQG, on B1 and XQuAD-R) with the queries of every
+    further sampling seed (``generation.seeds``): the results table's rows with a ``seed`` column,
+    written as ``eval/rq2_seed_results.parquet`` (no rows without ``generation.seeds``)."""
+    from xqglib.evaluation.rq1 import with_seed_queries, write_results
+
+    scorer = RQ2Scorer(cfg, rd)
+    frames = [pd.DataFrame(columns=[*COLUMNS, "seed"])]
+    for seed in cfg.generation.seeds:
+        for c in [c for c in E.rq2_table(cfg) if c.alpha is not None]:
+            emb = with_seed_queries(rd, c.retriever, scorer.encodings(c.retriever), seed)
+            frames.append(scorer.frame(c, emb).assign(seed=seed))
+    results = _typed(pd.concat(frames, ignore_index=True)).astype({"seed": "int64"})
+    write_results(rd, results, "rq2_seed_results.parquet")
     return results
 
 

@@ -12,14 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from xqglib.config.settings import Profile
 from xqglib.core.artifacts import RunDir, safe_name
 from xqglib.core.errors import UserError
 from xqglib.core.formats import (
     generated_query_table,
-    read_json,
     read_jsonl,
     write_json,
     write_jsonl,
@@ -30,6 +27,7 @@ from xqglib.core.reuse import earlier, file_digests, fingerprint, remember, weig
 from xqglib.core.sharding import encoding_record, sharded_encoding
 from xqglib.core.timing import Timing
 from xqglib.data import b1 as D
+from xqglib.evaluation.rq1 import with_seed_queries
 from xqglib.method.augmentation import passage_vectors
 from xqglib.method.convergence import Convergence
 from xqglib.method.encoding import passage_text
@@ -335,21 +333,16 @@ def aligned_bounds(owners: list[str], docids: list[str], passage_bounds: list[tu
     return [(bisect.bisect_left(order, start), bisect.bisect_left(order, stop)) for start, stop in passage_bounds]
 
 
-def encode_search_seeds(cfg: Profile, rd: RunDir, name: str) -> dict[int, int]:
-    """Stage 5, the seed sweep: the retriever's Table 1 xQG system again with the queries of every
-    further sampling seed (``generation.seeds``): those queries encoded
-    (``embeddings/<retriever>/generated.seed-<s>.npy``, reused where encoded earlier by the same
-    weights) and the fused passages searched (``trec/<system>.seed-<s>.trec``). Returns the
-    queries encoded per seed."""
+def encode_seed_queries(cfg: Profile, rd: RunDir, name: str, stage: str = "encode-search") -> dict[int, int]:
+    """The seed sweep's encodings: the queries of every further sampling seed (``generation.seeds``)
+    encoded by one retriever (``embeddings/<retriever>/generated.seed-<s>.npy``, reused where encoded
+    earlier by the same weights from the same file), timed under ``stage`` (5, or 8 for the RQ2
+    arms). Returns the queries encoded per seed."""
     if not cfg.generation.seeds:
         return {}
     if sharded_encoding(rd, name) is not None:
         raise UserError(f"the seed sweep needs {name}'s encodings in one piece, not sharded; "
                         f"run it without generation.seeds or encode on one process")
-    system = xqg(cfg, name, cfg.augmentation.alpha)
-    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
-    query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
-    emb = rd.load_embeddings(name, corpus_ids, query_ids)
     folder = Path(resolve(retriever_source(cfg, rd, name)))
     model = weights_digest(folder) if folder.is_dir() else str(folder)
     encoder = None
@@ -367,15 +360,30 @@ def encode_search_seeds(cfg: Profile, rd: RunDir, name: str) -> dict[int, int]:
             rd.save_embeddings(name, what, vectors, [{k: g[k] for k in ("docid", "lang", "slot")} for g in table])
 
         made_from = fingerprint(model=model, settings=cfg.select(["retriever"]), inputs=file_digests([source]))
-        with S.timed(rd, "encode-search", f"seed {seed}: {name}", queries=len(table)) as timing:
+        with S.timed(rd, stage, f"seed {seed}: encode {name}", queries=len(table)) as timing:
             make_once(rd.path("embeddings", name, f"{what}.fingerprint.json"), made_from,
                       [rd.embeddings(name, what), rd.embeddings_meta(name, what)], encode, timing, "encoding")
-            fused = {**emb, "generated": np.load(rd.embeddings(name, what)),
-                     "generated_meta": read_json(rd.embeddings_meta(name, what))}
+        counts[seed] = len(table)
+    return counts
+
+
+def encode_search_seeds(cfg: Profile, rd: RunDir, name: str) -> dict[int, int]:
+    """Stage 5, the seed sweep: the retriever's Table 1 xQG system again with the queries of every
+    further sampling seed (:func:`encode_seed_queries`), the fused passages searched
+    (``trec/<system>.seed-<s>.trec``). Returns the queries encoded per seed."""
+    counts = encode_seed_queries(cfg, rd, name)
+    if not counts:
+        return counts
+    system = xqg(cfg, name, cfg.augmentation.alpha)
+    corpus_ids = [p["docid"] for p in read_jsonl(rd.corpus)]
+    query_ids = [q["query_id"] for q in read_jsonl(rd.test_queries)]
+    emb = rd.load_embeddings(name, corpus_ids, query_ids)
+    for seed in counts:
+        with S.timed(rd, "encode-search", f"seed {seed}: search {name}"):
+            fused = with_seed_queries(rd, name, emb, seed)
             run = search(passage_vectors(fused, corpus_ids, system.alpha, n=system.n), corpus_ids, emb["queries"],
                          query_ids, cfg.evaluation.search_depth)
             write_trec_run(rd.trec_run(seed_system(system.name, seed)), run, system.name)
-        counts[seed] = len(table)
     return counts
 
 

@@ -281,6 +281,38 @@ def rq2_significance(cfg: Profile, results: pd.DataFrame, benchmark: str, measur
     return pd.DataFrame(out)
 
 
+def rq2_seed_gains(cfg: Profile, results: pd.DataFrame, seed_results: pd.DataFrame, benchmark: str,
+                   measure: str) -> pd.DataFrame:
+    """Every RQ2 pair with xQG on a side (xQG on each retriever; each arm against the encoder and
+    the xDR, both with xQG) on one benchmark: B - A over all questions (the tests' ``diff``) for
+    every sampling seed, their mean and 95% interval over the seeds, beside ``run.seed``'s paired
+    t-test and the difference it detects (80% power). Pairs without xQG are left out: the sampling
+    seed does not change them."""
+    from xqglib.evaluation.significance import seed_interval
+
+    rows, seeded = on(results, benchmark), on(seed_results, benchmark)
+    with_xqg = {c.name for c in E.rq2_table(cfg) if c.alpha is not None}
+    out = []
+    for a, b, kind in rq2_pairs(cfg):
+        if not {a, b} & with_xqg:
+            continue
+        test = compare(rows, a, b, measure, cfg.seed).loc["all"]
+        gains = {cfg.seed: float(test["diff"])}
+        for seed, frame in seeded.groupby("seed", sort=False):
+            side = {n: outcomes(frame if n in with_xqg else rows, n, measure) for n in (a, b)}
+            common = [q for q in side[a] if q in side[b]]
+            if common:
+                gains[int(seed)] = float(np.mean([side[b][q] - side[a][q] for q in common]))
+        mean, low, high = seed_interval(list(gains.values()))
+        scale = 1 if measure.startswith("AP@") else 100  # the chapter's units: mAP, points of R@Nkt
+        out.append({"benchmark": benchmark, "A": a, "B": b, "comparison": kind, "measure": measure,
+                    "seeds": len(gains), **{f"gain, seed {k}": scale * g for k, g in gains.items()},
+                    "mean gain": scale * mean, "95% low": scale * low, "95% high": scale * high,
+                    f"p (t-test, seed {cfg.seed})": float(test["p_ttest"]),
+                    f"detectable (seed {cfg.seed})": scale * float(test["detectable"])})
+    return pd.DataFrame(out)
+
+
 def rq2_scores(cfg: Profile, results: pd.DataFrame, benchmark: str, measure: str) -> pd.DataFrame:
     """Per-language scores and the average of every RQ2 table condition on one benchmark."""
     names = [c.name for c in E.experiment(cfg, "rq2_table") if c.benchmark == benchmark]

@@ -413,6 +413,40 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
     return out
 
 
+def rq2_seed_findings(cfg: Profile, results: pd.DataFrame, seed_results: pd.DataFrame) -> dict[str, str]:
+    """RQ2's seed sweep in words: per benchmark, xQG's gain on each retriever and each arm's gain
+    over the xDR with xQG, as mean [95% interval] over the sampling seeds, and what they rule out."""
+    label = {s.name: s.label or s.name for s in cfg.rq2_retrievers}
+    ap = f"AP@{cfg.xquadr.k}"
+    out = {"rq2_seed_count": "1"}
+    spans_zero, detect = [], []
+    for name, bench, measure, places in (("b1", cfg.data.benchmark, "R@2kt", 2), ("b2", E.B2, ap, 3)):
+        gains = A.rq2_seed_gains(cfg, results, seed_results, bench, measure)
+        if gains.empty or int(gains["seeds"].max()) < 2:
+            out[f"{name}_seed_gains"] = "not measured (one sampling seed only: generation.seeds is empty)"
+            continue
+        out["rq2_seed_count"] = str(int(gains["seeds"].max()))
+        listed = []
+        for _, g in gains[gains["comparison"].isin(["xQG", "contrastive vs xDR (+xQG)"])].iterrows():
+            what = (f"xQG on {label[g['A']]}" if g["comparison"] == "xQG"
+                    else f"{label[g['B'].split('+')[0]]} over the xDR, both with xQG")
+            listed.append(f"{what} {_signed(g['mean gain'], places)} [{_signed(g['95% low'], places)}, "
+                          f"{_signed(g['95% high'], places)}]")
+            if g["95% low"] <= 0 <= g["95% high"]:
+                spans_zero.append(f"{what} ({'B1' if name == 'b1' else 'XQuAD-R'})")
+        out[f"{name}_seed_gains"] = _listing(listed)
+        detect.append(f"{_range(list(gains[f'detectable (seed {cfg.seed})']), places)} "
+                      f"{'points' if name == 'b1' else 'mAP'} on {'B1' if name == 'b1' else 'XQuAD-R'}")
+    if out["rq2_seed_count"] == "1":
+        out["rq2_seed_verdict"] = "the seed sweep was not run"
+        return out
+    verdict = (f"the interval holds zero for {_listing(spans_zero)}: over these seeds that gain cannot be told "
+               f"from none" if spans_zero else "no interval holds zero: every sign holds over the seeds")
+    out["rq2_seed_verdict"] = (f"{verdict}; the first seed's paired t-tests detect (80% power) differences of "
+                               f"{_listing(detect)}")
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # The third research question's chapter
 # --------------------------------------------------------------------------------------------

@@ -107,6 +107,20 @@ def rq2_rows(cfg: Profile, results: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def rq2_seed_rows(cfg: Profile, results: pd.DataFrame, seed_results: pd.DataFrame) -> list[dict[str, Any]]:
+    """RQ2's seed sweep: every pair with xQG on a side, its gain's mean and 95% interval over the
+    sampling seeds (:func:`xqglib.study.analysis.rq2_seed_gains`), in points as :func:`rq2_rows`."""
+    out = []
+    for bench, measure in ((cfg.data.benchmark, "R@2kt"), (E.B2, f"AP@{cfg.xquadr.k}")):
+        scale = 100 if measure.startswith("AP@") else 1  # rq2_seed_gains gives mAP, the rows points
+        for _, r in A.rq2_seed_gains(cfg, results, seed_results, bench, measure).iterrows():
+            for column in ("mean gain", "95% low", "95% high"):
+                if not math.isnan(r[column]):
+                    out.append(row("RQ2", f"{r['comparison']} over seeds", f"{r['A']} -> {r['B']}", f"{bench} {column}",
+                                   measure, "gain", scale * r[column], 2))
+    return out
+
+
 def rq3_rows(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame) -> list[dict[str, Any]]:
     """Each RQ3 retriever x condition's MRR@10 and recall@1 over every cell, each condition's gain
     over none and the count of cells where it is significantly better and worse (paired t-tests per
@@ -144,9 +158,11 @@ def rq3_rows(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame) -> li
 def headline_rows(cfg: Profile, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Every headline number of the study, from a run's per-question tables: ``tables`` maps
     ``results``, ``rq2_results``, ``rq3_retrieval`` and ``rq3_reading`` (the ``eval/<name>.parquet``
-    files) to their frames (``seed_results``: the seed sweep's). One row per number (:data:`COLUMNS`), in a fixed order."""
+    files) to their frames (``seed_results``, ``rq2_seed_results``: the seed sweeps'). One row per
+    number (:data:`COLUMNS`), in a fixed order."""
     rows = rq1_rows(cfg, tables["results"]) + seed_rows(cfg, tables["results"], tables["seed_results"]) \
-        + rq2_rows(cfg, tables["rq2_results"]) + rq3_rows(cfg, tables["rq3_retrieval"], tables["rq3_reading"])
+        + rq2_rows(cfg, tables["rq2_results"]) + rq2_seed_rows(cfg, tables["rq2_results"], tables["rq2_seed_results"]) \
+        + rq3_rows(cfg, tables["rq3_retrieval"], tables["rq3_reading"])
     frame = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = frame.duplicated(KEY)
     if duplicated.any():
@@ -155,7 +171,7 @@ def headline_rows(cfg: Profile, tables: Mapping[str, pd.DataFrame]) -> pd.DataFr
 
 
 #: The per-question tables :func:`headline_rows` reads, by name (``eval/<name>.parquet``).
-TABLES = ("results", "seed_results", "rq2_results", "rq3_retrieval", "rq3_reading")
+TABLES = ("results", "seed_results", "rq2_results", "rq2_seed_results", "rq3_retrieval", "rq3_reading")
 
 
 # --------------------------------------------------------------------------------------------
