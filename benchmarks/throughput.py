@@ -23,6 +23,8 @@ Measure on AVX2 (the study's budget machine): ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU
 - **encoding**, of passages and of test queries in every query language: baseline the plain
   Hugging Face loop (batches in input order); ours :meth:`xqglib.method.encoding.DenseEncoder.encode`
   (batches of nearly equal token count).
+- **reader training step** (a batch of the profile's size): one padded batch, as Hugging Face's
+  recipe, against the windows by length in groups (:meth:`xqglib.method.reading.Reader.loss`).
 - **reading** (the third question's reader, its span head untrained: the speed is the same):
   question-passage pairs of the reader's languages cut into windows, spans decoded; baseline
   Hugging Face's recipe (a batch of pairs, their windows padded together, in input order), ours
@@ -46,7 +48,7 @@ from xqglib.config.profiles import load_profile
 from xqglib.data import b1 as D
 from xqglib.method.encoding import DenseEncoder, passage_text
 from xqglib.method.generator import QueryGenerator, data_vocabulary
-from xqglib.method.reading import Reader, best_over_passages, best_span
+from xqglib.method.reading import TRAINING_GROUP, Reader, ReaderExample, best_over_passages, best_span
 from xqglib.method.retriever_training import contrastive_loss
 from xqglib.method.search import search
 from xqglib.models.registry import (
@@ -217,8 +219,36 @@ def main() -> None:
         rows.append(row("encoding", f"HF loop{what}", len(texts), unit, base, flops, roof))
         rows.append(row("encoding", f"DenseEncoder{what}", len(texts), unit, ours, flops, roof, base))
 
-    # ---- the reader: question-passage pairs of the third question's languages -------------------
+    # ---- the reader: a training step, then question-passage pairs of the third question's languages
     r3 = cfg.rq3
+    train_examples = D.reader_examples(b1, "train", r3.passage_languages)
+    train_examples = [ReaderExample(e["question"], e["context"], e["answer"], e["answer_start"])
+                      for e in random.Random(cfg.seed).sample(train_examples, r3.reader_batch_size)]
+    trainee = Reader(load_reader(r.encoder), tok, r3.reader_max_len, r3.reader_stride)
+    if r.freeze_embeddings:
+        trainee.model.get_input_embeddings().weight.requires_grad_(False)
+    trainee.model.train()
+    step_windows = tok([e.question for e in train_examples], [e.context for e in train_examples],
+                       truncation="only_second", max_length=r3.reader_max_len, stride=r3.reader_stride,
+                       return_overflowing_tokens=True)["input_ids"]
+    base = None
+    for group, path in ((None, "one padded batch (HF recipe)"), (TRAINING_GROUP, f"windows by length, groups of {TRAINING_GROUP}")):
+        trainee.group = group
+
+        def reader_step():
+            trainee.loss(train_examples).backward()
+            trainee.model.zero_grad(set_to_none=True)
+
+        before = trainee.positions_run
+        reader_step()
+        positions = trainee.positions_run - before  # padding included: the work each path does
+        seconds = median_time(reader_step, args.repeats)
+        useful = 3 * eshape.forward(sum(map(len, step_windows)), attended=sum(len(w) ** 2 for w in step_windows))
+        rows.append(row("reader training step", f"{path} ({positions:,} positions)", len(train_examples),
+                        "questions/s", seconds, useful, roof, base))
+        base = base or seconds
+
+    # ---- reading
     examples = D.reader_examples(b1, "test", r3.passage_languages, with_squad=False)
     examples = [examples[i] for i in sorted(random.Random(cfg.seed).sample(range(len(examples)),
                                                                           min(args.pairs, len(examples))))]

@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoModelForCausalLM
 from xqglib.method.generator import QueryGenerator
 from xqglib.models.builds import build_model
 from xqglib.models.registry import load_tokenizer
-from xqglib.study.cost import TransformerShape, cost_table, generator_training_flops, stage_row
+from xqglib.study.cost import TransformerShape, compaction_row_steps, cost_table, generator_training_flops, stage_row
 
 
 def counted(fn) -> int:
@@ -128,3 +128,18 @@ def test_the_paper_cost_sheet_counts_by_hand():
     full = C.paper_cost_sheet()
     assert full.loc[("5 encode", "mBERT: 630,000,000 generated queries"), "disk GB"] == pytest.approx(630e6 * 3072 / 1e9)
     assert C.gpu_hours(full, 1000.0).iloc[-1] == pytest.approx(full["PFLOP"].iloc[-1] * 1e3 / 1000 / 3600)
+
+
+def test_decoder_row_steps_of_stopped_rows_by_hand():
+    # four rows sampling 1, 3, 3 and 5 tokens (stop included), 5 at most: a row runs the body
+    # after each token but its last, so compacting at every step costs 0 + 2 + 2 + 4 = 8 row-steps
+    assert compaction_row_steps([1, 3, 3, 5], 5, None) == 8
+    # in a batch this small the first stopped row is already an eighth: sampler 2 does the same
+    assert compaction_row_steps([1, 3, 3, 5], 5) == 8
+    # nine rows, one stopping at once: 1 of 9 is less than an eighth, so sampler 2 keeps running
+    # it for all 4 steps (9 x 4 = 36); dropping it at once costs 8 x 4 = 32
+    assert compaction_row_steps([1] + [5] * 8, 5) == 36
+    assert compaction_row_steps([1] + [5] * 8, 5, None) == 32
+    # rows longer than the cap stop at the cap; every row stopped ends the loop
+    assert compaction_row_steps([9, 9], 3, None) == 4
+    assert compaction_row_steps([1, 1], 5) == 0

@@ -11,6 +11,7 @@ making leaves none behind.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,3 +93,12 @@ def save_model(model: Any, tokenizer: Any, folder: Path, log_path: Path, log: li
     partial.rename(folder)
     write_json(log_path, log)
     remember(model_record(folder), made_from, seconds, weights=weights_digest(folder))
+
+
+def seeded_subset(rows: list[Any], cap: int | None, seed: int) -> list[Any]:
+    """``rows`` where ``cap`` is None; otherwise the first ``cap`` of them shuffled with ``seed``."""
+    if cap is None:
+        return rows
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    return rows[:cap]

@@ -23,7 +23,15 @@ from xqglib.config.settings import CONTRASTIVE_TRAININGS, Profile, flatten_overr
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_json, write_json
-from xqglib.core.reuse import earlier, earlier_model, file_digests, fingerprint, remember, save_model
+from xqglib.core.reuse import (  # noqa: F401 (seeded_subset: the pipeline's import of it)
+    earlier,
+    earlier_model,
+    file_digests,
+    fingerprint,
+    remember,
+    save_model,
+    seeded_subset,
+)
 from xqglib.core.timing import Timing
 from xqglib.method.encoding import DenseEncoder
 from xqglib.method.generator import QueryGenerator
@@ -127,15 +135,6 @@ def stage_timer(rd: RunDir, stage: str, part: str | None, accelerator: Any | Non
         number = S.stage(stage).number
         return contextlib.nullcontext(Timing(number, stage, part, details=details))
     return S.timed(rd, stage, part, **details)
-
-
-def seeded_subset(rows: list[Any], cap: int | None, seed: int) -> list[Any]:
-    """``rows`` where ``cap`` is None; otherwise the first ``cap`` of them shuffled with ``seed``."""
-    if cap is None:
-        return rows
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    return rows[:cap]
 
 
 def make_once(record: Path, made_from: dict[str, Any], outputs: Sequence[Path], make: Callable[[], Any],

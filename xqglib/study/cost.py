@@ -16,6 +16,7 @@ roof, and its wall time over its roof time says how far it is from the machine's
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,6 +385,91 @@ def study_costs(cfg: Any, rd: Any, roof: float) -> tuple[pd.DataFrame, pd.DataFr
     tables = {"RQ1": run_costs(cfg, rd, roof), "RQ2": rq2_costs(cfg, rd, roof), "RQ3": rq3_costs(cfg, rd, roof)}
     every = pd.concat([t[t["stage"] != "total"].assign(question=q) for q, t in tables.items()], ignore_index=True)
     return every[["question", *[c for c in every.columns if c != "question"]]], study_summary(tables)
+
+
+# --------------------------------------------------------------------------------------------
+# The levers left: how much of a workload is padding or stopped rows, on the run's own texts
+# --------------------------------------------------------------------------------------------
+
+def compaction_row_steps(lengths: Sequence[int], max_new_tokens: int, share: int | None = 8) -> int:
+    """Decoder row-steps (rows run through the body after a sampled token) of one generation batch
+    whose rows sample ``lengths`` tokens each (the stop token included), as
+    :func:`xqglib.method.sampling.decode` drops stopped rows: once they are 1/``share`` of the
+    batch (sampler 2); ``share=None``: as soon as any stops (compacting every step)."""
+    active = [min(n, max_new_tokens) for n in lengths]
+    steps = 0
+    for t in range(max_new_tokens - 1):
+        stopped = sum(n <= t + 1 for n in active)
+        if stopped == len(active):
+            break
+        if stopped and (share is None or stopped * share >= len(active)):
+            active = [n for n in active if n > t + 1]
+        steps += len(active)
+    return steps
+
+
+def levers(cfg: Any, rd: Any) -> pd.DataFrame:
+    """What each lever saves at most, measured on the run's own texts: the decoder row-steps spent
+    on stopped rows under sampler 2 (the generated queries' tokens as the generator's tokenizer
+    counts them, plus the stop token), and the padding of the retriever's and the reader's
+    training batches (the first pass's batches; the reader's windows in one padded batch, as it
+    ran before, and in the groups it runs in now). ``as run``: positions (or row-steps) the
+    model computes; ``needed``: those without padding or stopped rows."""
+    import random
+
+    from xqglib.core.formats import read_jsonl
+    from xqglib.core.reuse import seeded_subset
+    from xqglib.method.reading import TRAINING_GROUP
+    from xqglib.method.retriever_training import row_batches
+    from xqglib.models.registry import encoder_spec, load_tokenizer
+
+    def row(lever: str, work: str, as_run: int, needed: int) -> dict[str, Any]:
+        return {"lever": lever, "work": work, "as run": as_run, "needed": needed,
+                "saved at most (%)": 100 * (1 - needed / as_run) if as_run else 0.0}
+
+    rows = []
+    generated, model = rd.generated(cfg.primary_generator), rd.generator_model(cfg.primary_generator)
+    if generated.exists() and model.exists():
+        tok, g = load_tokenizer(str(model)), cfg.generation
+        passages = read_jsonl(generated)
+        now = ideal = 0
+        for first in range(0, len(passages), g.batch_passages):
+            texts = [q for p in passages[first:first + g.batch_passages] for lang in g.languages
+                     for q in p["generated_queries"].get(lang, [])]
+            lengths = [len(ids) + 1 for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+            now += compaction_row_steps(lengths, g.max_new_tokens)
+            ideal += compaction_row_steps(lengths, g.max_new_tokens, None)
+        rows.append(row("generation: drop stopped rows at every step (a sampler 3)", "decoder row-steps", now, ideal))
+    r = cfg.retriever
+    spec, tok = encoder_spec(r.encoder), load_tokenizer(r.encoder)
+    training = rd.path("data", "retriever_train_crosslingual.jsonl")
+    if training.exists():
+        data = seeded_subset(read_jsonl(training), r.max_train_rows, cfg.seed)
+        batches = []
+        for batch in row_batches(data, r.batch_size, r.negatives, cfg.seed)(0, random.Random(cfg.seed)):
+            for texts, prefix, cap in ((batch.queries, spec.query_prefix, r.query_max_len),
+                                       (batch.passages, spec.passage_prefix, r.passage_max_len)):
+                batches.append([len(x) for x in tok([prefix + t for t in texts], truncation=True, max_length=cap)["input_ids"]])
+        rows.append(row("retriever training: batches by length", "encoder positions",
+                        sum(max(b) * len(b) for b in batches), sum(map(sum, batches))))
+    reader_rows = rd.rq3_data("reader_train")
+    if reader_rows.exists():
+        q = cfg.rq3
+        examples = seeded_subset(read_jsonl(reader_rows), q.reader_max_examples, cfg.seed)
+        one, grouped = [], []
+        for first in range(0, len(examples), q.reader_batch_size):
+            part = examples[first:first + q.reader_batch_size]
+            ids = tok([e["question"] for e in part], [e["context"] for e in part], truncation="only_second",
+                      max_length=q.reader_max_len, stride=q.reader_stride, return_overflowing_tokens=True)["input_ids"]
+            lengths = sorted(len(x) for x in ids)
+            one.append(lengths)
+            grouped += [lengths[k:k + TRAINING_GROUP] for k in range(0, len(lengths), TRAINING_GROUP)]
+        needed = sum(map(sum, one))
+        rows.append(row("reader training, one padded batch (before)", "encoder positions",
+                        sum(max(b) * len(b) for b in one), needed))
+        rows.append(row(f"reader training, windows by length in groups of {TRAINING_GROUP} (now)", "encoder positions",
+                        sum(max(b) * len(b) for b in grouped), needed))
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------
