@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from xqglib.core.formats import (
     write_json,
     write_jsonl,
 )
-from xqglib.core.reuse import earlier, fingerprint, remember, weights_digest
+from xqglib.core.reuse import fingerprint, weights_digest
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
 from xqglib.data.matrix import matrix_rows, matrix_vocabulary_texts
@@ -59,6 +58,7 @@ from xqglib.pipeline import stages as S
 from xqglib.pipeline.common import (
     encoder_for,
     generator_for,
+    make_once,
     retriever_source,
     seed_everything,
     seeded_subset,
@@ -160,28 +160,24 @@ def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
                             sampler=SAMPLER_VERSION,
                             settings=cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language",
                                                  "run"]))
-    done = rd.generation_fingerprint(RQ3_GENERATOR)
+    path = rd.generated(RQ3_GENERATOR)
+    made: list[list[dict[str, Any]]] = []
+
+    def generate() -> None:
+        seed_everything(cfg.seed)
+        gen = generator_for(cfg, str(model), str(model))
+        g, r = cfg.generation, cfg.rq3
+        if g.vocabulary == "data" and gen.kind == "decoder":
+            gen.restrict_vocabulary(matrix_vocabulary_texts(rd, corpus))
+        made.append(generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
+                                 max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
+                                 bf16=cfg.use_bf16))
+        write_jsonl(path, made[0])
+
     with S.timed(rd, "rq3-encode", "generate") as timing:
-        found = earlier(done, made_from, [rd.generated(RQ3_GENERATOR)])
-        if found is not None:
-            print(f"reusing {rd.generated(RQ3_GENERATOR)}: generated earlier by the same generator from the same passages")
-            timing.did("generation", found["seconds"], reused=True)
-            rows = read_jsonl(rd.generated(RQ3_GENERATOR))
-        else:
-            done.unlink(missing_ok=True)
-            started = time.perf_counter()
-            seed_everything(cfg.seed)
-            gen = generator_for(cfg, str(model), str(model))
-            g, r = cfg.generation, cfg.rq3
-            if g.vocabulary == "data" and gen.kind == "decoder":
-                gen.restrict_vocabulary(matrix_vocabulary_texts(rd, corpus))
-            rows = generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
-                                max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
-                                bf16=cfg.use_bf16)
-            write_jsonl(rd.generated(RQ3_GENERATOR), rows)
-            seconds = time.perf_counter() - started
-            remember(done, made_from, seconds)
-            timing.did("generation", seconds)
+        if make_once(rd.generation_fingerprint(RQ3_GENERATOR), made_from, [path], generate, timing, "generation"):
+            print(f"reusing {path}: generated earlier by the same generator from the same passages")
+        rows = made[0] if made else read_jsonl(path)
         timing.details["queries"] = sum(len(qs) for r in rows for qs in r["generated_queries"].values())
     return rows
 
@@ -237,23 +233,21 @@ def read_pairs(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], 
                             settings=cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
                             pairs=sha256_text(json.dumps([keys, questions, contexts], ensure_ascii=False)))
     table, done = rd.eval_file("rq3_reads.parquet"), rd.eval_file("rq3_reads.fingerprint.json")
-    found = earlier(done, made_from, [table])
-    if found is not None:
+    made: list[list[Any]] = []
+
+    def read() -> None:
+        made.append(reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)"))
+        pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
+                       "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
+                      for (a, qid, p, k), s in zip(keys, made[0])]).to_parquet(table, index=False)
+
+    if make_once(done, made_from, [table], read, timing, "reading"):  # its record after the table it describes
         print(f"reusing {table}: read earlier by the same reader from the same questions and passages")
-        timing.did("reading", found["seconds"], reused=True)
-        rows = pd.read_parquet(table)
-        return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
-                for answer, score in zip(rows["answer"], rows["score"])]
-    done.unlink(missing_ok=True)
-    started = time.perf_counter()
-    spans = reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)")
-    seconds = time.perf_counter() - started
-    pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
-                   "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
-                  for (a, qid, p, k), s in zip(keys, spans)]).to_parquet(table, index=False)
-    remember(done, made_from, seconds)  # after the table it describes
-    timing.did("reading", seconds)
-    return spans
+    if made:
+        return made[0]
+    rows = pd.read_parquet(table)
+    return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
+            for answer, score in zip(rows["answer"], rows["score"])]
 
 
 def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
