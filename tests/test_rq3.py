@@ -219,6 +219,51 @@ def test_rq3_generation_per_sampling_seed(tmp_path, capsys):
     assert files[314].read_bytes() == texts[314]
 
 
+def test_rq3_seed_encodings_and_retrieval(tmp_path, capsys):
+    """Stages 11-12 of the seed sweep on tiny-bert: a further seed re-encodes only what depends on
+    the generated queries (reused by fingerprint when encoded again), and its retrieval rows are the
+    first seed's exactly where its queries are the first seed's."""
+    from xqglib.core.formats import write_jsonl
+    from xqglib.study.experiments import RQ3_GENERATOR, SEED_CONDITIONS, seed_variant
+
+    cfg = load_profile("smoke", {"rq3.retrievers": ["base"], "rq3.query_languages": ["en", "de"],
+                                 "rq3.passage_languages": ["en", "de"], "rq3.generation_languages": ["de"],
+                                 "generation.seeds": [314, 315]})
+    rd = RunDir(tmp_path)
+    rows = MX.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "dev"}, ["en", "de"], ["en", "de"], ["de"])
+    for what in ("passages", "questions"):
+        write_jsonl(rd.rq3_data(what), rows[what])
+
+    def generated(words: str) -> list[dict]:
+        return [{"docid": p["docid"], "title": "", "text": p["text"],
+                 "generated_queries": {"de": [f"{words} {p['index']}?", f"{words} {p['lang']}?"]}} for p in rows["passages"]]
+
+    write_jsonl(rd.generated(RQ3_GENERATOR), generated("Wo liegt"))
+    write_jsonl(rd.generated(seed_variant(RQ3_GENERATOR, 314)), generated("Was brennt"))
+    write_jsonl(rd.generated(seed_variant(RQ3_GENERATOR, 315)), generated("Wo liegt"))  # the first seed's queries
+    P3.encode_rq3(cfg, rd, "base")
+    assert P3.encode_rq3_seeds(cfg, rd, "base") == {314: 12, 315: 12}
+    for what in P3.SEED_ENCODED:
+        assert not np.allclose(np.load(rd.rq3("base", f"{what}.seed-314")), np.load(rd.rq3("base", what)))
+        np.testing.assert_allclose(np.load(rd.rq3("base", f"{what}.seed-315")), np.load(rd.rq3("base", what)), rtol=1e-5)
+    capsys.readouterr()
+    P3.encode_rq3_seeds(cfg, rd, "base")
+    assert capsys.readouterr().out.count("reusing base's encodings") == 2
+    corpus, questions = rows["passages"], rows["questions"]
+    vec = V3.Vectors(cfg, rd, "base", corpus)
+    weight = max(V3.choose_dual_weight(cfg, vec, questions, "base").items(), key=lambda kv: (kv[1], -kv[0]))[0]
+    first = V3.with_measures(V3.retrieval_rows(cfg, vec, questions, "base", "test", weight)[0])
+    seeds, weights = V3.seed_retrieval(cfg, rd, corpus, questions, list(first.columns))
+    assert list(seeds.columns) == [*first.columns, "seed"] and set(weights["base"]) == {"314", "315"}
+    assert set(seeds["condition"]) == set(SEED_CONDITIONS) and set(seeds["seed"]) == {314, 315}
+    same = seeds[seeds["seed"] == 315].drop(columns="seed").reset_index(drop=True)
+    ours = first[first["condition"].isin(SEED_CONDITIONS)].reset_index(drop=True)
+    np.testing.assert_allclose(same["value"], ours["value"])
+    assert same.drop(columns="value").equals(ours.drop(columns="value"))
+    none, _ = V3.seed_retrieval(load_profile("smoke", {"generation.seeds": []}), rd, corpus, questions, list(first.columns))
+    assert none.empty and list(none.columns) == [*first.columns, "seed"]
+
+
 def test_rq3_seed_gains_by_hand():
     """RQ3's seed sweep: each generated-query condition's gain over none (every cell) per seed, the
     mean and 95% t interval over seeds, beside the first seed's cell tests; its prose and headlines."""
