@@ -110,7 +110,8 @@ def test_same_profile_and_seed_give_the_same_numbers(smoke_runs):
     assert first.generated("tiny-gemma3").read_text() == second.generated("tiny-gemma3").read_text()
     # the third research question's generation, retrieval and reading too
     assert first.generated("rq3-passages").read_text() == second.generated("rq3-passages").read_text()
-    for table in ("rq3_retrieval.parquet", "rq3_reading.parquet", "rq3_reads.parquet"):
+    assert first.generated("rq3-passages.seed-314").read_text() == second.generated("rq3-passages.seed-314").read_text()
+    for table in ("rq3_retrieval.parquet", "rq3_reading.parquet", "rq3_reads.parquet", "rq3_seed_results.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(first.eval_file(table)), pd.read_parquet(second.eval_file(table)))
     # a stored reading is reused only by the reading version that read it
     from xqglib.method.reading import READING_VERSION
@@ -277,7 +278,14 @@ def test_rq3_tables_agree_with_each_other_and_with_the_chapter(smoke_runs):
     tests = A3.tests_for(retrieval, ["recall@1", "mrr@10"])
     reading_tests = A3.tests_for(reading, ["em", "f1"])
     expansion = {name: read_json(rd.rq3_meta(name, "expansion")) for name in SMOKE.rq3_retrievers}
-    facts = F.rq3_findings(SMOKE, retrieval, reading, summary, tests, reading_tests, expansion)
+    # the seed sweep: every retriever, further seed and generated-query condition scores every test question once
+    seeds = V3.load_rq3_seeds(rd)
+    assert list(seeds.columns) == [*retrieval.columns, "seed"]
+    per_seed = A3.values(seeds, "gold rank").groupby(["retriever", "seed", "condition"]).size()
+    assert set(per_seed) == {cells * r.max_questions}
+    assert len(per_seed) == len(SMOKE.rq3_retrievers) * len(SMOKE.generation.seeds) * len(E.SEED_CONDITIONS)
+    facts = F.rq3_findings(SMOKE, retrieval, reading, summary, tests, reading_tests, expansion, seeds)
+    assert facts["rq3_seed_count"] == str(1 + len(SMOKE.generation.seeds))
     none = A3.means(retrieval, "mrr@10", ["retriever", "condition"])[("xdr", "none")]
     assert f"{none:.1f} (cross-lingual xDR)" in facts["rq3_none_scores"]
     gold = reading[reading["condition"] == E.GOLD]

@@ -178,6 +178,138 @@ def test_ranks_tests_and_groups_by_hand():
     assert counts.loc[("r", "xqg"), "cells"] == 2
 
 
+def test_rq3_generation_per_sampling_seed(tmp_path, capsys):
+    """Stage 11's seed sweep: each further seed's file differs from the run seed's and from the
+    other seed's, is the same file when generated again with its seed, is reused by its
+    fingerprint (which leaves the list of further seeds out), and the run seed's fingerprint is
+    the one it always had."""
+    import shutil
+
+    from xqglib.core.formats import sha256_file, write_jsonl
+    from xqglib.core.reuse import fingerprint, weights_digest
+    from xqglib.method.sampling import SAMPLER_VERSION
+    from xqglib.models.registry import resolve
+    from xqglib.study.experiments import RQ3_GENERATOR, seed_variant
+
+    cfg = load_profile("smoke", {"generation.seeds": [314, 315]})
+    rd = RunDir(tmp_path)
+    shutil.copytree(resolve(cfg.primary_generator), rd.generator_model(RQ3_GENERATOR))
+    rows = MX.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "train"}, ["en", "de"], ["en", "de"], ["de"])
+    for what in ("passages", "generator_train", "generator_dev"):
+        write_jsonl(rd.rq3_data(what), rows[what])
+    first = P3.generate_rq3(cfg, rd)
+    sweep = {seed: P3.generate_rq3(cfg, rd, seed=seed) for seed in cfg.generation.seeds}
+    files = {seed: rd.generated(seed_variant(RQ3_GENERATOR, seed)) for seed in cfg.generation.seeds}
+    texts = {seed: path.read_bytes() for seed, path in files.items()}
+    assert len({rd.generated(RQ3_GENERATOR).read_bytes(), *texts.values()}) == 3  # three seeds, three files
+    assert [r["docid"] for r in sweep[314]] == [r["docid"] for r in first]
+    # the run seed's record: the fingerprint stage 11 always wrote (generation.seeds included)
+    made_from = fingerprint(generator=weights_digest(rd.generator_model(RQ3_GENERATOR)),
+                            passages=sha256_file(rd.rq3_data("passages")), sampler=SAMPLER_VERSION,
+                            settings=cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language", "run"]))
+    assert json.loads(rd.generation_fingerprint(RQ3_GENERATOR).read_text())["fingerprint"] == made_from
+    capsys.readouterr()
+    # another list of further seeds: seed 314's file is reused, not sampled again
+    assert P3.generate_rq3(load_profile("smoke", {"generation.seeds": [314]}), rd, seed=314) == sweep[314]
+    assert "reusing" in capsys.readouterr().out
+    # generated again with its seed: the same file
+    files[314].unlink()
+    P3.generate_rq3(cfg, rd, seed=314)
+    assert "reusing" not in capsys.readouterr().out
+    assert files[314].read_bytes() == texts[314]
+
+
+def test_rq3_seed_encodings_and_retrieval(tmp_path, capsys):
+    """Stages 11-12 of the seed sweep on tiny-bert: a further seed re-encodes only what depends on
+    the generated queries (reused by fingerprint when encoded again), and its retrieval rows are the
+    first seed's exactly where its queries are the first seed's."""
+    from xqglib.core.formats import write_jsonl
+    from xqglib.study.experiments import RQ3_GENERATOR, SEED_CONDITIONS, seed_variant
+
+    cfg = load_profile("smoke", {"rq3.retrievers": ["base"], "rq3.query_languages": ["en", "de"],
+                                 "rq3.passage_languages": ["en", "de"], "rq3.generation_languages": ["de"],
+                                 "generation.seeds": [314, 315]})
+    rd = RunDir(tmp_path)
+    rows = MX.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "dev"}, ["en", "de"], ["en", "de"], ["de"])
+    for what in ("passages", "questions"):
+        write_jsonl(rd.rq3_data(what), rows[what])
+
+    def generated(words: str) -> list[dict]:
+        return [{"docid": p["docid"], "title": "", "text": p["text"],
+                 "generated_queries": {"de": [f"{words} {p['index']}?", f"{words} {p['lang']}?"]}} for p in rows["passages"]]
+
+    write_jsonl(rd.generated(RQ3_GENERATOR), generated("Wo liegt"))
+    write_jsonl(rd.generated(seed_variant(RQ3_GENERATOR, 314)), generated("Was brennt"))
+    write_jsonl(rd.generated(seed_variant(RQ3_GENERATOR, 315)), generated("Wo liegt"))  # the first seed's queries
+    P3.encode_rq3(cfg, rd, "base")
+    assert P3.encode_rq3_seeds(cfg, rd, "base") == {314: 12, 315: 12}
+    for what in P3.SEED_ENCODED:
+        assert not np.allclose(np.load(rd.rq3("base", f"{what}.seed-314")), np.load(rd.rq3("base", what)))
+        np.testing.assert_allclose(np.load(rd.rq3("base", f"{what}.seed-315")), np.load(rd.rq3("base", what)), rtol=1e-5)
+    capsys.readouterr()
+    P3.encode_rq3_seeds(cfg, rd, "base")
+    assert capsys.readouterr().out.count("reusing base's encodings") == 2
+    corpus, questions = rows["passages"], rows["questions"]
+    vec = V3.Vectors(cfg, rd, "base", corpus)
+    weight = max(V3.choose_dual_weight(cfg, vec, questions, "base").items(), key=lambda kv: (kv[1], -kv[0]))[0]
+    first = V3.with_measures(V3.retrieval_rows(cfg, vec, questions, "base", "test", weight)[0])
+    seeds, weights = V3.seed_retrieval(cfg, rd, corpus, questions, list(first.columns))
+    assert list(seeds.columns) == [*first.columns, "seed"] and set(weights["base"]) == {"314", "315"}
+    assert set(seeds["condition"]) == set(SEED_CONDITIONS) and set(seeds["seed"]) == {314, 315}
+    same = seeds[seeds["seed"] == 315].drop(columns="seed").reset_index(drop=True)
+    ours = first[first["condition"].isin(SEED_CONDITIONS)].reset_index(drop=True)
+    np.testing.assert_allclose(same["value"], ours["value"])
+    assert same.drop(columns="value").equals(ours.drop(columns="value"))
+    none, _ = V3.seed_retrieval(load_profile("smoke", {"generation.seeds": []}), rd, corpus, questions, list(first.columns))
+    assert none.empty and list(none.columns) == [*first.columns, "seed"]
+
+
+def test_rq3_seed_gains_by_hand():
+    """RQ3's seed sweep: each generated-query condition's gain over none (every cell) per seed, the
+    mean and 95% t interval over seeds, beside the first seed's cell tests; its prose and headlines."""
+    from xqglib.study import findings as F
+    from xqglib.study import headlines as H
+
+    cells = (("de", "en"), ("en", "en"))
+
+    def table(values: dict[str, list[float]], **extra) -> pd.DataFrame:
+        return pd.DataFrame([{"retriever": "r", "condition": c, "language": q, "passage_language": p,
+                              "query_id": f"q{i}", "measure": "mrr@10", "value": vs[2 * k + i], **extra}
+                             for c, vs in values.items() for k, (q, p) in enumerate(cells) for i in range(2)])
+
+    # seed 313 (the run's): none 50; xqg 75 (+25), text 50 (0), dual 37.5 (-12.5)
+    retrieval = table({"none": [50, 50, 50, 50], "xqg": [100, 50, 50, 100], "text": [50, 50, 50, 50],
+                       "dual": [0, 50, 50, 50]})
+    # seed 7: xqg 100 (+50), text 62.5 (+12.5), dual 50 (0); none does not change with the seed
+    seeds = table({"xqg": [100, 100, 100, 100], "text": [100, 50, 50, 50], "dual": [50, 50, 50, 50]}, seed=7)
+    gains = A3.seed_gains(SMOKE, retrieval, seeds).set_index("condition")
+    assert list(gains.index) == ["xqg", "text", "dual"] and set(gains["seeds"]) == {2}
+    assert gains["gain, seed 313"].tolist() == [25.0, 0.0, -12.5]
+    assert gains["gain, seed 7"].tolist() == [50.0, 12.5, 0.0]
+    t = 12.706204736  # Student's t, 97.5th percentile, 1 degree of freedom
+    # two seeds: half-width t * sd / sqrt(2), sd = |a - b| / sqrt(2): t * |a - b| / 2
+    for condition, (a, b) in {"xqg": (25, 50), "text": (0, 12.5), "dual": (-12.5, 0)}.items():
+        row = gains.loc[condition]
+        assert row["mean gain"] == pytest.approx((a + b) / 2)
+        assert row["95% low"] == pytest.approx((a + b) / 2 - t * abs(a - b) / 2)
+        assert row["95% high"] == pytest.approx((a + b) / 2 + t * abs(a - b) / 2)
+    # the first seed's cell tests, as RQ3's tests give them
+    counts = A3.significance_counts(A3.tests_for(retrieval, ["mrr@10"])).loc["mrr@10"]
+    assert gains.loc["xqg", "cells"] == 2
+    assert gains.loc["xqg", "cells better (seed 313)"] == counts.loc[("r", "xqg"), "better"]
+    assert gains.loc["dual", "median detectable (seed 313)"] == pytest.approx(
+        counts.loc[("r", "dual"), "median detectable difference"])
+    # without further seeds: the first seed's gain, no interval, and the prose says the sweep was not run
+    alone = A3.seed_gains(SMOKE, retrieval, seeds.iloc[:0])
+    assert alone["mean gain"].tolist() == [25.0, 0.0, -12.5] and alone["95% low"].isna().all()
+    tests = A3.tests_for(retrieval, ["mrr@10"])
+    assert F.rq3_seed_findings(SMOKE, retrieval, None, tests)["rq3_seed_verdict"] == "the seed sweep was not run"
+    facts = F.rq3_seed_findings(SMOKE, retrieval, seeds, tests)
+    assert facts["rq3_seed_count"] == "2" and "xqg +37.50 [" in facts["rq3_seed_gains"]
+    rows = pd.DataFrame(H.rq3_seed_rows(SMOKE, retrieval, seeds))
+    assert len(rows) == 9 and rows.set_index("column").at["text: mean gain", "value"] == pytest.approx(6.25)
+
+
 def test_the_reader_labels_trains_and_reads(tmp_path):
     tok = load_tokenizer("tiny-bert")
     context = ("The river flows north through the valley for many miles. " * 3

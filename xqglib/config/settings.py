@@ -133,8 +133,9 @@ class GenerationSettings:
                                       "tokens of the data (decoder only; its agreement is reported)",
                               choices=("full", "data"))
     seeds: tuple[int, ...] = setting((), "further sampling seeds (the seed sweep): the first generator's queries "
-                                     "are generated again with each, and xQG's gains are reported over run.seed "
-                                     "and these", low=0, unique=True)
+                                     "and RQ3's are generated again with each, and the gains of xQG (RQ1) and of "
+                                     "RQ3's generated-query conditions are reported over run.seed and these",
+                                     low=0, unique=True)
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,22 @@ from xqglib.evaluation.qa_metrics import best_over_golds, exact_match, f1
 from xqglib.evaluation.rq1 import GOLD_RANK
 from xqglib.method.augmentation import combine, fuse, fuse_scores
 from xqglib.method.reading import best_over_passages
-from xqglib.study.experiments import CONDITIONS, GOLD
+from xqglib.study.experiments import CONDITIONS, GOLD, SEED_CONDITIONS, seed_variant
 
 # --------------------------------------------------------------------------------------------
 # Retrieval in every cell and condition, reading, scoring
 # --------------------------------------------------------------------------------------------
 
 class Vectors:
-    """One retriever's stage-11 vectors, indexed for the matrix."""
+    """One retriever's stage-11 vectors, indexed for the matrix; with ``seed`` (one of
+    ``generation.seeds``), those that depend on the generated queries are that seed's."""
 
-    def __init__(self, cfg: Profile, rd: RunDir, name: str, corpus: Sequence[dict[str, Any]]) -> None:
-        def load(what: str) -> tuple[np.ndarray, list[Any]]:
-            return (np.load(rd.require(rd.rq3(name, what), "rq3-encode")),
-                    read_json(rd.require(rd.rq3_meta(name, what), "rq3-encode")))
+    def __init__(self, cfg: Profile, rd: RunDir, name: str, corpus: Sequence[dict[str, Any]],
+                 seed: int | None = None) -> None:
+        def load(what: str, seeded: bool = False) -> tuple[np.ndarray, list[Any]]:
+            stored = seed_variant(what, seed) if seeded and seed is not None else what
+            return (np.load(rd.require(rd.rq3(name, stored), "rq3-encode")),
+                    read_json(rd.require(rd.rq3_meta(name, stored), "rq3-encode")))
 
         self.cfg = cfg
         questions, self.question_meta = load("questions")
@@ -43,10 +46,10 @@ class Vectors:
         self.corpus = corpus
         self.rows = {lang: [i for i, p in enumerate(corpus) if p["lang"] == lang] for lang in cfg.rq3.passage_languages}
         self.passages = passages
-        self.generated, generated_meta = load("generated")
+        self.generated, generated_meta = load("generated", True)
         self.generated_docids = [m["docid"] for m in generated_meta]
-        self.text = load("text")[0]
-        self.querydocs = load("querydocs")[0]
+        self.text = load("text", True)[0]
+        self.querydocs = load("querydocs", True)[0]
         self._matrices: dict[tuple[str, str], np.ndarray] = {}
 
     def passage_matrix(self, condition: str, lang: str) -> np.ndarray:
@@ -164,6 +167,27 @@ def choose_dual_weight(cfg: Profile, vec: Vectors, questions: Sequence[dict[str,
     return found
 
 
+def seed_retrieval(cfg: Profile, rd: RunDir, corpus: Sequence[dict[str, Any]], questions: Sequence[dict[str, Any]],
+                   columns: Sequence[str]) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """The seed sweep: every retriever's retrieval in every cell under the conditions that depend
+    on the generated queries (:data:`SEED_CONDITIONS`) with the vectors of every further sampling
+    seed (``generation.seeds``), the dual weight chosen again on dev-article questions for each
+    seed as for the first: the retrieval table's rows (``columns``) with a ``seed`` column (none
+    without ``generation.seeds``), and the chosen weight per retriever and seed."""
+    frames = [pd.DataFrame(columns=[*columns, "seed"])]
+    weights: dict[str, dict[str, float]] = {}
+    for seed in cfg.generation.seeds:
+        for name in cfg.rq3_retrievers:
+            vec = Vectors(cfg, rd, name, corpus, seed)
+            sweep = choose_dual_weight(cfg, vec, questions, name)
+            weight = max(sweep, key=lambda w: (sweep[w], -w))
+            weights.setdefault(name, {})[str(seed)] = weight
+            frame = retrieval_rows(cfg, vec, questions, name, "test", weight, conditions=SEED_CONDITIONS)[0]
+            frames.append(with_measures(frame).assign(seed=seed)[[*columns, "seed"]])
+    found = pd.concat(frames[1:], ignore_index=True) if len(frames) > 1 else frames[0]
+    return found.astype({"value": "float64", "seed": "int64"}), weights
+
+
 def reader_sample(cfg: Profile, questions: Sequence[dict[str, Any]]) -> list[str]:
     """The test questions the reader answers in every cell (seeded; the same in every cell)."""
     qids = sorted({q["qid"] for q in questions if q["split"] == "test"})
@@ -228,6 +252,11 @@ def read_cells(cfg: Profile, tops: dict[tuple, np.ndarray], questions: Sequence[
                          "answer_in_top_k": 100.0 * (gold_position in found[:k])})
     wide = pd.DataFrame(rows)
     return tidy(wide.drop(columns=list(READING_MEASURES)), {m: wide[m] for m in READING_MEASURES})
+
+
+def load_rq3_seeds(rd: RunDir) -> pd.DataFrame:
+    """Stage 12's seed sweep: :func:`seed_retrieval`'s rows."""
+    return pd.read_parquet(rd.require(rd.eval_file("rq3_seed_results.parquet"), "rq3-evaluate"))
 
 
 def load_rq3(rd: RunDir) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:

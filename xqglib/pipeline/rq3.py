@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from xqglib.core.formats import (
     write_json,
     write_jsonl,
 )
-from xqglib.core.reuse import earlier, fingerprint, remember, weights_digest
+from xqglib.core.reuse import file_digests, fingerprint, weights_digest
 from xqglib.data import b1 as D
 from xqglib.data import sources as DS
 from xqglib.data.matrix import matrix_rows, matrix_vocabulary_texts
@@ -55,18 +54,20 @@ from xqglib.method.generator import generate_xqg
 from xqglib.method.generator_training import train_generator
 from xqglib.method.reading import READING_VERSION, ReaderExample, Span, reader_of, train_reader
 from xqglib.method.sampling import SAMPLER_VERSION
+from xqglib.models.registry import resolve
 from xqglib.pipeline import stages as S
 from xqglib.pipeline.common import (
     encoder_for,
     generator_for,
+    make_once,
     retriever_source,
     seed_everything,
     seeded_subset,
     train_once,
     training_fingerprint,
 )
-from xqglib.pipeline.rq1 import generator_convergence, retriever_criterion
-from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages
+from xqglib.pipeline.rq1 import generator_convergence, retriever_criterion, with_seed
+from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages, seed_variant
 
 
 def prepare_rq3_data(cfg: Profile, rd: RunDir) -> dict[str, int]:
@@ -150,40 +151,57 @@ def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
 # Stage 11: generation for every passage, encoding every condition's texts
 # --------------------------------------------------------------------------------------------
 
-def generate_rq3(cfg: Profile, rd: RunDir) -> list[dict[str, Any]]:
+def generate_rq3(cfg: Profile, rd: RunDir, seed: int | None = None) -> list[dict[str, Any]]:
     """Stage 11: generated queries (released xQG jsonl) for every passage of every passage
     language; a file generated earlier by the same weights from the same passages and settings is
-    reused."""
+    reused. With ``seed`` (one of ``generation.seeds``, the seed sweep) they are sampled with that
+    seed into ``generated/<RQ3_GENERATOR>.seed-<seed>.jsonl``; its fingerprint leaves the list of
+    further seeds out, so adding a seed samples that seed only."""
     model = rd.require(rd.generator_model(RQ3_GENERATOR), "rq3-train")
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
+    names = ["generation", "rq3.generation_languages", "rq3.n_per_language", "run"]
+    settings = cfg.select(names)  # run.seed's file: the fingerprint it always had (generation.seeds in it)
+    if seed is not None:
+        cfg = with_seed(cfg, seed)
+        settings = {k: v for k, v in cfg.select(names).items() if k != "generation.seeds"}
     made_from = fingerprint(generator=weights_digest(model), passages=sha256_file(rd.rq3_data("passages")),
-                            sampler=SAMPLER_VERSION,
-                            settings=cfg.select(["generation", "rq3.generation_languages", "rq3.n_per_language",
-                                                 "run"]))
-    done = rd.generation_fingerprint(RQ3_GENERATOR)
-    with S.timed(rd, "rq3-encode", "generate") as timing:
-        found = earlier(done, made_from, [rd.generated(RQ3_GENERATOR)])
-        if found is not None:
-            print(f"reusing {rd.generated(RQ3_GENERATOR)}: generated earlier by the same generator from the same passages")
-            timing.did("generation", found["seconds"], reused=True)
-            rows = read_jsonl(rd.generated(RQ3_GENERATOR))
-        else:
-            done.unlink(missing_ok=True)
-            started = time.perf_counter()
-            seed_everything(cfg.seed)
-            gen = generator_for(cfg, str(model), str(model))
-            g, r = cfg.generation, cfg.rq3
-            if g.vocabulary == "data" and gen.kind == "decoder":
-                gen.restrict_vocabulary(matrix_vocabulary_texts(rd, corpus))
-            rows = generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
-                                max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
-                                bf16=cfg.use_bf16)
-            write_jsonl(rd.generated(RQ3_GENERATOR), rows)
-            seconds = time.perf_counter() - started
-            remember(done, made_from, seconds)
-            timing.did("generation", seconds)
+                            sampler=SAMPLER_VERSION, settings=settings)
+    out = RQ3_GENERATOR if seed is None else seed_variant(RQ3_GENERATOR, seed)
+    path = rd.generated(out)
+    made: list[list[dict[str, Any]]] = []
+
+    def generate() -> None:
+        seed_everything(cfg.seed)
+        gen = generator_for(cfg, str(model), str(model))
+        g, r = cfg.generation, cfg.rq3
+        if g.vocabulary == "data" and gen.kind == "decoder":
+            gen.restrict_vocabulary(matrix_vocabulary_texts(rd, corpus))
+        made.append(generate_xqg(gen, corpus, r.generation_languages, n=r.n_per_language, top_k=g.top_k,
+                                 max_new_tokens=g.max_new_tokens, batch_passages=g.batch_passages, seed=cfg.seed,
+                                 bf16=cfg.use_bf16))
+        write_jsonl(path, made[0])
+
+    with S.timed(rd, "rq3-encode", "generate" if seed is None else f"generate, seed {seed}") as timing:
+        if make_once(rd.generation_fingerprint(out), made_from, [path], generate, timing, "generation"):
+            print(f"reusing {path}: generated earlier by the same generator from the same passages")
+        rows = made[0] if made else read_jsonl(path)
         timing.details["queries"] = sum(len(qs) for r in rows for qs in r["generated_queries"].values())
     return rows
+
+
+def generated_jobs(cfg: Profile, encoder: Any, expander: Any, corpus: list[dict[str, Any]],
+                   rows: list[dict[str, Any]]) -> tuple[dict[str, list[str]], list[tuple[str, list[Any], bool, Any, list[Any]]]]:
+    """The condition texts (:func:`condition_texts`) of the generated queries ``rows``, and what
+    of them stage 11 encodes that depends on those queries, as (what, texts, is_query, encoder,
+    ids): the queries (query side), the expanded passages (``text``, with ``expander``) and the
+    query documents (``querydocs``)."""
+    texts = condition_texts(encoder, corpus, generated_by_passage(rows, cfg.rq3.generation_languages))
+    flat = generated_query_table(rows)
+    docids = [p["docid"] for p in corpus]
+    return texts, [("generated", [g["query"] for g in flat], True, encoder,
+                    [{k: g[k] for k in ("docid", "lang", "slot")} for g in flat]),
+                   ("text", texts["text"], False, expander, docids),
+                   ("querydocs", texts["querydocs"], False, encoder, docids)]
 
 
 def encode_rq3(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
@@ -196,31 +214,70 @@ def encode_rq3(cfg: Profile, rd: RunDir, name: str) -> dict[str, Any]:
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
     questions = read_jsonl(rd.rq3_data("questions"))
     rows = read_jsonl(rd.require(rd.generated(RQ3_GENERATOR), "rq3-encode"))
-    generated = generated_by_passage(rows, cfg.rq3.generation_languages)
-    texts = condition_texts(encoder, corpus, generated)
     expander = encoder_for(cfg, source, cfg.rq3.text_max_len)
+    texts, generated = generated_jobs(cfg, encoder, expander, corpus, rows)
     counts = expander.token_counts(texts["text"], False)
     full = [len(ids) for ids in expander.tok([expander.spec.passage_prefix + t for t in texts["text"]])["input_ids"]]
     bs = cfg.retriever.encode_batch_size
-    flat = generated_query_table(rows)
     jobs = [("questions", [q["question"] for q in questions], True, encoder,
              [{k: q[k] for k in ("qid", "lang", "split")} for q in questions]),
-            ("passages", texts["passages"], False, encoder, [p["docid"] for p in corpus]),
-            ("generated", [g["query"] for g in flat], True, encoder,
-             [{k: g[k] for k in ("docid", "lang", "slot")} for g in flat]),
-            ("text", texts["text"], False, expander, [p["docid"] for p in corpus]),
-            ("querydocs", texts["querydocs"], False, encoder, [p["docid"] for p in corpus])]
+            ("passages", texts["passages"], False, encoder, [p["docid"] for p in corpus]), *generated]
     for what, items, is_query, enc, ids in jobs:
         with S.timed(rd, "rq3-encode", f"{name}: {what}", texts=len(items)):
             save_npy(rd.rq3(name, what), enc.encode(items, is_query, bs, f"{name}: {what}"))
         write_json(rd.rq3_meta(name, what), ids)
     kept = encoder.token_counts(texts["passages"], False)
-    stats = {"questions": len(questions), "passages": len(corpus), "generated queries": len(flat),
+    stats = {"questions": len(questions), "passages": len(corpus), "generated queries": len(generated[0][1]),
              "passage tokens (mean)": float(np.mean(kept)),
              "expanded passage tokens (mean)": float(np.mean(counts)),
              "expanded passages cut": int(sum(f > c for f, c in zip(full, counts)))}
     write_json(rd.rq3_meta(name, "expansion"), stats)
     return stats
+
+
+#: What stage 11 encodes again for every further sampling seed: what depends on the generated queries.
+SEED_ENCODED = ("generated", "text", "querydocs")
+
+
+def encode_rq3_seeds(cfg: Profile, rd: RunDir, name: str) -> dict[int, int]:
+    """Stage 11, the seed sweep: with one retriever, what depends on the generated queries
+    (:data:`SEED_ENCODED`) encoded again from the queries of every further sampling seed
+    (``rq3/<retriever>/<what>.seed-<s>.npy``; reused where encoded earlier by the same weights from
+    the same queries and passages). Returns the queries encoded per seed."""
+    if not cfg.generation.seeds:
+        return {}
+    seed_everything(cfg.seed)
+    source = retriever_source(cfg, rd, name)
+    folder = Path(resolve(source))
+    model = weights_digest(folder) if folder.is_dir() else str(folder)
+    passages = rd.require(rd.rq3_data("passages"), "rq3-train")
+    corpus = read_jsonl(passages)
+    encoders: list[Any] = []
+    counts = {}
+    for seed in cfg.generation.seeds:
+        generated = rd.require(rd.generated(seed_variant(RQ3_GENERATOR, seed)), "rq3-encode")
+        rows = read_jsonl(generated)
+        stored = [seed_variant(what, seed) for what in SEED_ENCODED]
+        made_from = fingerprint(model=model, settings=cfg.select(["retriever", "rq3.generation_languages",
+                                                                   "rq3.text_max_len"]),
+                                inputs=file_digests([passages, generated]))
+
+        def encode() -> None:
+            if not encoders:
+                encoders.extend([encoder_for(cfg, source), encoder_for(cfg, source, cfg.rq3.text_max_len)])
+            for (what, items, is_query, enc, ids), out in zip(generated_jobs(cfg, *encoders, corpus, rows)[1], stored):
+                save_npy(rd.rq3(name, out), enc.encode(items, is_query, cfg.retriever.encode_batch_size,
+                                                       f"{name}: {what}, seed {seed}"))
+                write_json(rd.rq3_meta(name, out), ids)
+
+        with S.timed(rd, "rq3-encode", f"{name}: seed {seed}", passages=len(corpus)) as timing:
+            if make_once(rd.path("rq3", name, f"seed-{seed}.fingerprint.json"), made_from,
+                         [rd.rq3(name, s) for s in stored] + [rd.rq3_meta(name, s) for s in stored], encode, timing,
+                         "encoding"):
+                print(f"reusing {name}'s encodings of seed {seed}: encoded earlier by the same weights from the same "
+                      "queries and passages")
+        counts[seed] = sum(len(qs) for r in rows for qs in r["generated_queries"].values())
+    return counts
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,28 +294,27 @@ def read_pairs(cfg: Profile, rd: RunDir, keys: list[tuple[str, str, str, int]], 
                             settings=cfg.select(["rq3.reader_max_len", "rq3.reader_stride"]),
                             pairs=sha256_text(json.dumps([keys, questions, contexts], ensure_ascii=False)))
     table, done = rd.eval_file("rq3_reads.parquet"), rd.eval_file("rq3_reads.fingerprint.json")
-    found = earlier(done, made_from, [table])
-    if found is not None:
+    made: list[list[Any]] = []
+
+    def read() -> None:
+        made.append(reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)"))
+        pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
+                       "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
+                      for (a, qid, p, k), s in zip(keys, made[0])]).to_parquet(table, index=False)
+
+    if make_once(done, made_from, [table], read, timing, "reading"):  # its record after the table it describes
         print(f"reusing {table}: read earlier by the same reader from the same questions and passages")
-        timing.did("reading", found["seconds"], reused=True)
-        rows = pd.read_parquet(table)
-        return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
-                for answer, score in zip(rows["answer"], rows["score"])]
-    done.unlink(missing_ok=True)
-    started = time.perf_counter()
-    spans = reader_of(cfg, str(model)).read(questions, contexts, 32, f"read ({len(keys)} passages)")
-    seconds = time.perf_counter() - started
-    pd.DataFrame([{"asked_lang": a, "qid": qid, "passage_lang": p, "position": k,
-                   "answer": "" if s is None else s.text, "score": np.nan if s is None else s.score}
-                  for (a, qid, p, k), s in zip(keys, spans)]).to_parquet(table, index=False)
-    remember(done, made_from, seconds)  # after the table it describes
-    timing.did("reading", seconds)
-    return spans
+    if made:
+        return made[0]
+    rows = pd.read_parquet(table)
+    return [None if np.isnan(score) else Span(answer, float(score), 0, 0, 0)
+            for answer, score in zip(rows["answer"], rows["score"])]
 
 
 def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
     """Stage 12: every retriever's retrieval in every cell and condition (test and dev questions),
-    the reader on the reader retriever's passages, written as tidy tables."""
+    the reader on the reader retriever's passages, written as tidy tables; and the seed sweep's
+    retrieval (:func:`xqglib.evaluation.rq3.seed_retrieval`, ``eval/rq3_seed_results.parquet``)."""
     corpus = read_jsonl(rd.require(rd.rq3_data("passages"), "rq3-train"))
     questions = read_jsonl(rd.rq3_data("questions"))
     answers = {(a["lang"], a["qid"]): a["answers"] for a in read_jsonl(rd.rq3_data("answers"))}
@@ -284,10 +340,13 @@ def evaluate_rq3(cfg: Profile, rd: RunDir) -> dict[str, Any]:
         reading.insert(2, "retriever", cfg.reader_retriever)
         reading.to_parquet(rd.eval_file("rq3_reading.parquet"), index=False)
         timing.details["reads"] = len(reads)
+    with S.timed(rd, "rq3-evaluate", "seed sweep", seeds=len(cfg.generation.seeds)):
+        seed_retrieval, seed_weights = V3.seed_retrieval(cfg, rd, corpus, questions, list(retrieval.columns))
+        seed_retrieval.to_parquet(rd.eval_file("rq3_seed_results.parquet"), index=False)
     summary = {"alpha": cfg.rq3_alpha, "queries per passage": cfg.rq3_queries_per_passage,
                "paragraphs per language": len(corpus) // len(cfg.rq3.passage_languages),
                "dual weight": chosen, "dual weight sweep (dev MRR@10)": {n: {str(w): v for w, v in s.items()}
                                                                        for n, s in sweeps.items()},
-               "reads": len(reads), "reading seconds": timing.work_seconds}
+               "dual weight by seed": seed_weights, "reads": len(reads), "reading seconds": timing.work_seconds}
     write_json(rd.eval_file("rq3_conditions.json"), summary)
     return summary

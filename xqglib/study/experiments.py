@@ -178,6 +178,10 @@ CONDITIONS: dict[str, str] = {
     "query-translated": "question in the passage language (human translation)",
 }
 
+#: The conditions whose passages depend on the generated queries: the seed sweep samples them
+#: again (the others do not change with the sampling seed).
+SEED_CONDITIONS = ("xqg", "text", "dual")
+
 #: What each condition encodes per passage (a description, the stage-11 encodings it reads) and
 #: how many vectors a passage has in its index (the dot products per query and passage).
 CONDITION_ENCODINGS: dict[str, tuple[str, tuple[str, ...], int]] = {

@@ -452,8 +452,10 @@ def rq2_seed_findings(cfg: Profile, results: pd.DataFrame, seed_results: pd.Data
 # --------------------------------------------------------------------------------------------
 
 def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, summary: Mapping[str, Any],
-                 tests: pd.DataFrame, reading_tests: pd.DataFrame, expansion: Mapping[str, Any]) -> dict[str, str]:
-    """Every number of the RQ3 chapter's prose, as text to glue."""
+                 tests: pd.DataFrame, reading_tests: pd.DataFrame, expansion: Mapping[str, Any],
+                 seed_retrieval: pd.DataFrame | None = None) -> dict[str, str]:
+    """Every number of the RQ3 chapter's prose, as text to glue (``seed_retrieval``: the seed
+    sweep's rows, :func:`rq3_seed_findings`; none: it was not run)."""
 
     r = cfg.rq3
     facts: dict[str, str] = {
@@ -510,7 +512,41 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
         f"{label[name]}: {max(E.CONDITIONS, key=lambda c: mrr[(name, c)])} "
         f"({_f(max(mrr[(name, c)] for c in E.CONDITIONS), 1)})" for name in cfg.rq3_retrievers)
     facts["rq3_answer"] = _rq3_answer(cfg, mrr, counts, retrieval)
+    facts.update(rq3_seed_findings(cfg, retrieval, seed_retrieval, tests))
     return facts
+
+
+def rq3_seed_findings(cfg: Profile, retrieval: pd.DataFrame, seed_retrieval: pd.DataFrame | None,
+                      tests: pd.DataFrame) -> dict[str, str]:
+    """The RQ3 seed sweep in words: each generated-query condition's MRR@10 gain over none (every
+    cell) as its mean and 95% interval over the sampling seeds, per retriever, and what the
+    intervals and the first seed's cell tests can rule out (:func:`xqglib.study.rq3.seed_gains`)."""
+    if seed_retrieval is None:
+        seed_retrieval = pd.DataFrame(columns=["seed", "retriever", "condition", "measure", "value"])
+    gains = A3.seed_gains(cfg, retrieval, seed_retrieval, tests)
+    seeds = int(gains["seeds"].max())
+    if seeds < 2:
+        return {"rq3_seed_count": "1",
+                "rq3_seed_gains": "one sampling seed only (generation.seeds is empty), so no interval over seeds is given",
+                "rq3_seed_verdict": "the seed sweep was not run"}
+    label = {name: cfg.retriever_spec(name).label or name for name in cfg.rq3_retrievers}
+    listed, spans_zero = [], []
+    for name, part in gains.groupby("retriever", sort=False):
+        listed.append(f"with the {label.get(name, name)}, " + ", ".join(
+            f"{r['condition']} {_signed(r['mean gain'])} [{_signed(r['95% low'])}, {_signed(r['95% high'])}]"
+            for _, r in part.iterrows()))
+        spans_zero += [f"{r['condition']} ({label.get(name, name)})" for _, r in part.iterrows()
+                       if r["95% low"] <= 0 <= r["95% high"]]
+    verdict = (f"the interval holds zero for {_listing(spans_zero)}: over these seeds that gain cannot be told from "
+               "none" if spans_zero else "no interval holds zero: every gain's sign holds over the seeds")
+    better, worse = gains[f"cells better (seed {cfg.seed})"].sum(), gains[f"cells worse (seed {cfg.seed})"].sum()
+    detect = _range(list(gains[f"median detectable (seed {cfg.seed})"].dropna()), 1) \
+        if gains[f"median detectable (seed {cfg.seed})"].notna().any() else "undefined (no spread)"
+    return {"rq3_seed_count": str(seeds), "rq3_seed_gains": "; ".join(listed),
+            "rq3_seed_verdict": f"{verdict}; in the first seed's cell tests these conditions are significantly better "
+                                f"than none in {int(better)} and worse in {int(worse)} of {int(gains['cells'].sum())} "
+                                f"cells, and a cell's test detects (80% power) differences of {detect} points (median "
+                                "over cells)"}
 
 
 def _rq3_answer(cfg: Profile, mrr: pd.Series, counts: pd.DataFrame, retrieval: pd.DataFrame) -> str:

@@ -121,13 +121,16 @@ def rq2_seed_rows(cfg: Profile, results: pd.DataFrame, seed_results: pd.DataFram
     return out
 
 
-def rq3_rows(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame) -> list[dict[str, Any]]:
+def rq3_rows(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame,
+             tests: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     """Each RQ3 retriever x condition's MRR@10 and recall@1 over every cell, each condition's gain
     over none and the count of cells where it is significantly better and worse (paired t-tests per
     cell, Bonferroni over the cells); the reader's EM and F1 per condition and k (and with the gold
-    passage), the gains over none and the same counts."""
+    passage), the gains over none and the same counts (``tests``: the retrieval's cell tests,
+    :func:`xqglib.study.rq3.tests_for`, computed where not given)."""
     out = []
-    tests = A3.tests_for(retrieval, ["mrr@10", "recall@1"])
+    if tests is None:
+        tests = A3.tests_for(retrieval, ["mrr@10", "recall@1"])
     counts = A3.significance_counts(tests)
     for measure in ("mrr@10", "recall@1"):
         means = A3.means(retrieval, measure, ["retriever", "condition"])
@@ -155,14 +158,30 @@ def rq3_rows(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame) -> li
     return out
 
 
+def rq3_seed_rows(cfg: Profile, retrieval: pd.DataFrame, seed_retrieval: pd.DataFrame,
+                  tests: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """RQ3's seed sweep: each retriever's MRR@10 gain over none under every generated-query
+    condition, as its mean and 95% interval over the sampling seeds (:func:`xqglib.study.rq3.seed_gains`)."""
+    out = []
+    for _, r in A3.seed_gains(cfg, retrieval, seed_retrieval, tests).iterrows():
+        for column in ("mean gain", "95% low", "95% high"):
+            if not math.isnan(r[column]):
+                out.append(row("RQ3", "retrieval vs none over seeds", r["retriever"], f"{r['condition']}: {column}",
+                               r["measure"], "gain", r[column], 2))
+    return out
+
+
 def headline_rows(cfg: Profile, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Every headline number of the study, from a run's per-question tables: ``tables`` maps
     ``results``, ``rq2_results``, ``rq3_retrieval`` and ``rq3_reading`` (the ``eval/<name>.parquet``
-    files) to their frames (``seed_results``, ``rq2_seed_results``: the seed sweeps'). One row per
-    number (:data:`COLUMNS`), in a fixed order."""
+    files) to their frames (``seed_results``, ``rq2_seed_results`` and ``rq3_seed_results``: the seed
+    sweeps'). One row per number (:data:`COLUMNS`), in a fixed order."""
+    retrieval = tables["rq3_retrieval"]
+    tests = A3.tests_for(retrieval, ["mrr@10", "recall@1"])  # once, for both
     rows = rq1_rows(cfg, tables["results"]) + seed_rows(cfg, tables["results"], tables["seed_results"]) \
         + rq2_rows(cfg, tables["rq2_results"]) + rq2_seed_rows(cfg, tables["rq2_results"], tables["rq2_seed_results"]) \
-        + rq3_rows(cfg, tables["rq3_retrieval"], tables["rq3_reading"])
+        + rq3_rows(cfg, retrieval, tables["rq3_reading"], tests) \
+        + rq3_seed_rows(cfg, retrieval, tables["rq3_seed_results"], tests)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = frame.duplicated(KEY)
     if duplicated.any():
@@ -171,7 +190,8 @@ def headline_rows(cfg: Profile, tables: Mapping[str, pd.DataFrame]) -> pd.DataFr
 
 
 #: The per-question tables :func:`headline_rows` reads, by name (``eval/<name>.parquet``).
-TABLES = ("results", "seed_results", "rq2_results", "rq2_seed_results", "rq3_retrieval", "rq3_reading")
+TABLES = ("results", "seed_results", "rq2_results", "rq2_seed_results", "rq3_retrieval", "rq3_reading",
+          "rq3_seed_results")
 
 
 # --------------------------------------------------------------------------------------------

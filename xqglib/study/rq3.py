@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xqglib.evaluation.significance import compare_by_language
-from xqglib.study.experiments import CONDITIONS, GOLD
+from xqglib.config.settings import Profile
+from xqglib.evaluation.significance import compare_by_language, seed_interval
+from xqglib.study.experiments import CONDITIONS, GOLD, SEED_CONDITIONS
 
 #: Pre-training data of XLM-R, the model multilingual-e5 starts from: CC-100 size per language in
 #: GiB (Conneau et al., ACL 2020, "Unsupervised Cross-lingual Representation Learning at Scale",
@@ -152,3 +153,37 @@ def differences(frame: pd.DataFrame, measure: str, conditions: Sequence[str], ba
     """Per condition, its cell table minus the baseline's."""
     base = cell_table(frame[frame["condition"] == baseline], measure)
     return {c: cell_table(frame[frame["condition"] == c], measure) - base for c in conditions}
+
+
+def seed_gains(cfg: Profile, retrieval: pd.DataFrame, seed_retrieval: pd.DataFrame, tests: pd.DataFrame | None = None,
+               measure: str = "mrr@10") -> pd.DataFrame:
+    """The seed sweep: each retriever's gain over ``none`` in ``measure`` under every condition
+    that depends on the generated queries (:data:`SEED_CONDITIONS`), averaged over every cell as
+    the chapter's headline is (:func:`means`), for every sampling seed (``run.seed``'s queries,
+    then those of ``generation.seeds``: ``seed_retrieval``), their mean and 95% interval over the
+    seeds (:func:`xqglib.evaluation.significance.seed_interval`), beside ``run.seed``'s per-cell
+    paired tests (``tests``, :func:`tests_for`; computed where not given): the cells significantly
+    better and worse of all, and the median difference a cell's test detects (80% power). ``none``
+    does not change with the sampling seed. One row per retriever and condition."""
+    if tests is None:
+        tests = tests_for(retrieval, [measure])
+    counts = significance_counts(tests[tests["measure"] == measure]).loc[measure]
+    first = means(retrieval, measure, ["retriever", "condition"])
+    by_seed = (means(seed_retrieval, measure, ["retriever", "condition", "seed"]) if len(seed_retrieval)
+               else pd.Series(dtype=float))
+    seeds = list(dict.fromkeys(int(s) for s in seed_retrieval["seed"]))
+    rows = []
+    for name in retrieval["retriever"].unique():
+        base = first[(name, "none")]
+        for condition in SEED_CONDITIONS:
+            gains = {cfg.seed: first[(name, condition)] - base}
+            gains |= {s: by_seed[(name, condition, s)] - base for s in seeds if (name, condition, s) in by_seed.index}
+            mean, low, high = seed_interval(list(gains.values()))
+            c = counts.loc[(name, condition)]
+            rows.append({"retriever": name, "condition": condition, "measure": measure, "seeds": len(gains),
+                         **{f"gain, seed {k}": g for k, g in gains.items()},
+                         "mean gain": mean, "95% low": low, "95% high": high, "cells": int(c["cells"]),
+                         f"cells better (seed {cfg.seed})": int(c["better"]),
+                         f"cells worse (seed {cfg.seed})": int(c["worse"]),
+                         f"median detectable (seed {cfg.seed})": c["median detectable difference"]})
+    return pd.DataFrame(rows)
