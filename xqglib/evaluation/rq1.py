@@ -138,11 +138,13 @@ def evaluate(cfg: Profile, rd: RunDir, conditions: list[Condition] | None = None
     return results
 
 
-def with_seed_queries(rd: RunDir, name: str, emb: dict[str, Any], seed: int) -> dict[str, Any]:
+def with_seed_queries(rd: RunDir, name: str, emb: dict[str, Any], seed: int,
+                      stage: str = "encode-search") -> dict[str, Any]:
     """A retriever's loaded encodings with sampling seed ``seed``'s generated queries in place of
-    the run seed's (the seed sweep's encodings, ``embeddings/<retriever>/generated.seed-<s>.npy``)."""
+    the run seed's (the seed sweep's encodings, ``embeddings/<retriever>/generated.seed-<s>.npy``,
+    written by ``stage``: 5, or 8 for the RQ2 arms)."""
     what = f"generated.seed-{seed}"
-    return {**emb, "generated": np.load(rd.require(rd.embeddings(name, what), "encode-search")),
+    return {**emb, "generated": np.load(rd.require(rd.embeddings(name, what), stage)),
             "generated_meta": read_json(rd.embeddings_meta(name, what))}
 
 

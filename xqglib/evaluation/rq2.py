@@ -142,10 +142,12 @@ def evaluate_rq2_seed_sweep(cfg: Profile, rd: RunDir) -> pd.DataFrame:
     from xqglib.evaluation.rq1 import with_seed_queries, write_results
 
     scorer = RQ2Scorer(cfg, rd)
+    arms = {a.name for a in cfg.contrastive.arms}
     frames = [pd.DataFrame(columns=[*COLUMNS, "seed"])]
     for seed in cfg.generation.seeds:
         for c in [c for c in E.rq2_table(cfg) if c.alpha is not None]:
-            emb = with_seed_queries(rd, c.retriever, scorer.encodings(c.retriever), seed)
+            emb = with_seed_queries(rd, c.retriever, scorer.encodings(c.retriever), seed,
+                                    "encode-rq2" if c.retriever in arms else "encode-search")
             frames.append(scorer.frame(c, emb).assign(seed=seed))
     results = _typed(pd.concat(frames, ignore_index=True)).astype({"seed": "int64"})
     write_results(rd, results, "rq2_seed_results.parquet")
