@@ -7,8 +7,9 @@ The profile's real sampling batch (``generation.batch_passages`` passages of the
 languages x n, top-k, the data vocabulary where the profile uses it), sampled by
 :func:`xqglib.method.sampling.sample_shared_prefix` one language at a time (the reference path) and
 with every language's rows decoded together over the shared prefixes (the pipeline's path), each
-with the same seeds; medians of ``--repeats`` rounds, and the ratio. Then greedy decoding
-(top-k = 1) by both, which must give the same tokens.
+with the same seeds, and jointly with sampler 2 (stopped rows dropped once they are an eighth of the
+batch) against today's sampler 3 (each row dropped at the step it stops); medians of ``--repeats``
+rounds, and the ratios. Then greedy decoding (top-k = 1) by each, which must give the same tokens.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from xqglib.core.formats import read_jsonl
 from xqglib.method.generator import QueryGenerator, data_vocabulary
 from xqglib.method.joint_decoding import joint_decoding_exact
-from xqglib.method.sampling import sample_shared_prefix
+from xqglib.method.sampling import SAMPLER_VERSION, sample_shared_prefix
 from xqglib.models.registry import load_generator, load_tokenizer
 from xqglib.pipeline.common import open_run
 from xqglib.pipeline.rq1 import vocabulary_texts
@@ -50,20 +51,23 @@ def main() -> None:
           f"head over {'the whole vocabulary' if vocabulary is None else f'{len(vocabulary):,} tokens'}; "
           f"joint decoding exact here: {joint_decoding_exact(gen.model, length)}; {torch.get_num_threads()} threads")
 
-    def sample(joint: bool | None, seed: int, top_k: int) -> list[torch.Tensor]:
+    def sample(joint: bool | None, seed: int, top_k: int, sampler: int = SAMPLER_VERSION) -> list[torch.Tensor]:
         return sample_shared_prefix(gen.model, ids, mask, instructions, g.n_per_language, top_k, g.max_new_tokens,
-                                    gen.stop_ids, gen.pad_id, torch.Generator().manual_seed(seed), vocabulary, joint)
+                                    gen.stop_ids, gen.pad_id, torch.Generator().manual_seed(seed), vocabulary, joint,
+                                    sampler)
 
     if not joint_decoding_exact(gen.model, length):
         print("joint decoding is not exact for this generator and these lengths: the pipeline decodes one "
               "language at a time here, and there is nothing to compare")
         return
-    seconds: dict[str, list[float]] = {"one language at a time": [], "languages jointly": []}
+    runs = {"one language at a time": (False, SAMPLER_VERSION), "languages jointly": (True, SAMPLER_VERSION),
+            "jointly, sampler 2": (True, 2)}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
     tokens: dict[str, list[int]] = {name: [] for name in seconds}
     for repeat in range(args.repeats):
-        for name, joint in (("one language at a time", False), ("languages jointly", True)):
+        for name, (joint, sampler) in runs.items():
             started = time.perf_counter()
-            out = sample(joint, repeat, g.top_k)
+            out = sample(joint, repeat, g.top_k, sampler)
             seconds[name].append(time.perf_counter() - started)
             tokens[name].append(sum(int((rows != gen.pad_id).sum()) for rows in out))
     queries = len(chunk) * len(instructions) * g.n_per_language
@@ -71,10 +75,15 @@ def main() -> None:
         median = statistics.median(seconds[name])
         print(f"{name:>24}: {median:6.1f} s a batch ({queries / median:5.1f} queries/s, "
               f"{statistics.median(tokens[name]) / median:4.0f} tokens/s; rounds {[round(s, 1) for s in seconds[name]]})")
-    ratio = statistics.median(seconds["one language at a time"]) / statistics.median(seconds["languages jointly"])
-    print(f"ratio (joint against one at a time): {ratio:.2f}")
-    same = [torch.equal(a, b) for a, b in zip(sample(False, 0, 1), sample(True, 0, 1))]
-    print(f"greedy decoding, same tokens in {sum(same)} of {len(same)} languages")
+    joint = statistics.median(seconds["languages jointly"])
+    print(f"ratio (joint against one at a time): {statistics.median(seconds['one language at a time']) / joint:.2f}")
+    print(f"ratio (sampler 2 against sampler {SAMPLER_VERSION}, jointly): "
+          f"{statistics.median(seconds['jointly, sampler 2']) / joint:.3f}")
+    greedy = sample(True, 0, 1)
+    for name, (joint_path, sampler) in runs.items():
+        same = [torch.equal(a, b) for a, b in zip(sample(joint_path, 0, 1, sampler), greedy)]
+        print(f"greedy decoding, {name}: the same tokens as jointly with sampler {SAMPLER_VERSION} "
+              f"in {sum(same)} of {len(same)} languages")
 
 
 if __name__ == "__main__":

@@ -35,9 +35,10 @@ def _inputs():
     return ids, mask, instructions
 
 
-def test_greedy_joint_decoding_equals_the_reference_path(model):
+@pytest.mark.parametrize("sampler", [2, 3])
+def test_greedy_joint_decoding_equals_the_reference_path(model, sampler):
     ids, mask, instructions = _inputs()
-    kwargs = dict(n=2, top_k=1, max_new_tokens=8, pad_id=0)
+    kwargs = dict(n=2, top_k=1, max_new_tokens=8, pad_id=0, sampler=sampler)
     reference = sample_shared_prefix(model, ids, mask, instructions, stop_ids=[], generator=torch.Generator(),
                                      joint=False, **kwargs)
     # stop on a token some rows write early, so that rows finish at different steps and are dropped
@@ -63,6 +64,8 @@ def test_joint_sampling_is_seeded_and_used_only_where_exact(model):
     with pytest.raises(ValueError, match="joint decoding would not compute"):
         sample_shared_prefix(model, ids, mask, instructions, generator=torch.Generator(), joint=True,
                              **{**kwargs, "max_new_tokens": 120})
+    with pytest.raises(ValueError, match="there are samplers"):
+        sample_shared_prefix(model, ids, mask, instructions, generator=torch.Generator(), sampler=1, **kwargs)
     assert model.get_decoder().config._attn_implementation != "xqg_shared_prefix"  # restored after decoding
 
 
@@ -95,3 +98,51 @@ def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
     assert len(seen[True]) == 4
     for step in range(4):
         assert torch.allclose(seen[True][step], reference[step], atol=1e-5), step
+
+
+def test_sampler_3_drops_each_row_at_its_stop_and_sees_the_reference_states(model, monkeypatch):
+    """Sampler 3, rows stopping at different steps: every step runs exactly the rows not yet
+    stopped, on both paths, from the same hidden states (to float precision)."""
+
+    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    stop = 99
+
+    class Recording:
+        path = False
+
+        def __init__(self, model, vocabulary=None):
+            pass
+
+        def sample(self, hidden, k, generator):
+            seen[Recording.path].append(hidden.clone())
+            # a row stops where its state's first feature passes 0.4 (two rows of eighteen at the
+            # first step: fewer than an eighth, which sampler 2 would keep): the same rows on both paths
+            assert bool(((hidden[:, 0] - 0.4).abs() > 1e-3).all()), "a state too near the stop rule's threshold"
+            return torch.where(hidden[:, 0] > 0.4, stop, 7)
+
+    from xqglib.method import sampling
+
+    monkeypatch.setattr(sampling, "LMHead", Recording)
+    ids, mask, instructions = _inputs()
+    out = {}
+    for joint in (False, True):
+        Recording.path = joint
+        out[joint] = sample_shared_prefix(model, ids, mask, instructions, 2, 1, 5, [stop], 0, torch.Generator(),
+                                          joint=joint, sampler=3)
+    for a, b in zip(out[False], out[True]):
+        assert torch.equal(a, b)
+    tokens = torch.cat(out[True])
+    lengths = [int(row.ne(0).sum()) for row in tokens]  # tokens written, the stop included
+    assert len(set(lengths)) > 1  # rows did stop at different steps
+    # joint: step t ran exactly the rows that had not stopped before it
+    for t, hidden in enumerate(seen[True]):
+        assert hidden.shape[0] == sum(n > t for n in lengths), t
+    # the reference path, language by language, sees the same states in the same row order
+    per_language = [int(sum(n > 0 for n in lengths[i * 6:(i + 1) * 6])) for i in range(3)]
+    assert per_language == [6, 6, 6]
+    steps = [sum(1 for t in range(5) if any(n > t for n in lengths[i * 6:(i + 1) * 6])) for i in range(3)]
+    reference = iter(seen[False])
+    by_language = [[next(reference) for _ in range(k)] for k in steps]
+    for t, hidden in enumerate(seen[True]):
+        parts = [states[t] for states in by_language if t < len(states)]
+        assert torch.allclose(hidden, torch.cat(parts), atol=1e-5), t

@@ -410,7 +410,7 @@ def compaction_row_steps(lengths: Sequence[int], max_new_tokens: int, share: int
 
 def levers(cfg: Any, rd: Any) -> pd.DataFrame:
     """What each lever saves at most, measured on the run's own texts: the decoder row-steps spent
-    on stopped rows under sampler 2 (the generated queries' tokens as the generator's tokenizer
+    on stopped rows under sampler 2 and under today's sampler (the generated queries' tokens as the generator's tokenizer
     counts them, plus the stop token), and the padding of the retriever's and the reader's
     training batches (the first pass's batches; the reader's windows in one padded batch, as it
     ran before, and in the groups it runs in now). ``as run``: positions (or row-steps) the
@@ -421,6 +421,7 @@ def levers(cfg: Any, rd: Any) -> pd.DataFrame:
     from xqglib.core.reuse import seeded_subset
     from xqglib.method.reading import TRAINING_GROUP
     from xqglib.method.retriever_training import row_batches
+    from xqglib.method.sampling import COMPACTION, SAMPLER_VERSION
     from xqglib.models.registry import encoder_spec, load_tokenizer
 
     def row(lever: str, work: str, as_run: int, needed: int) -> dict[str, Any]:
@@ -432,14 +433,17 @@ def levers(cfg: Any, rd: Any) -> pd.DataFrame:
     if generated.exists() and model.exists():
         tok, g = load_tokenizer(str(model)), cfg.generation
         passages = read_jsonl(generated)
-        now = ideal = 0
+        before = now = ideal = 0
         for first in range(0, len(passages), g.batch_passages):
             texts = [q for p in passages[first:first + g.batch_passages] for lang in g.languages
                      for q in p["generated_queries"].get(lang, [])]
             lengths = [len(ids) + 1 for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-            now += compaction_row_steps(lengths, g.max_new_tokens)
+            before += compaction_row_steps(lengths, g.max_new_tokens, COMPACTION[2])
+            now += compaction_row_steps(lengths, g.max_new_tokens, COMPACTION[SAMPLER_VERSION])
             ideal += compaction_row_steps(lengths, g.max_new_tokens, None)
-        rows.append(row("generation: drop stopped rows at every step (a sampler 3)", "decoder row-steps", now, ideal))
+        rows.append(row("generation, stopped rows dropped once an eighth (sampler 2, before)", "decoder row-steps",
+                        before, ideal))
+        rows.append(row(f"generation, as sampler {SAMPLER_VERSION} drops them (now)", "decoder row-steps", now, ideal))
     r = cfg.retriever
     spec, tok = encoder_spec(r.encoder), load_tokenizer(r.encoder)
     training = rd.path("data", "retriever_train_crosslingual.jsonl")
