@@ -92,12 +92,15 @@ def test_this_runs_tables_answer_every_recorded_conclusion():
     assert list(rq1_table["verdict"]) == ["held", "held"]  # base significant, xdr not
     rq2_table, sentence = EARLIER.table_and_sentence("RQ2", now)
     verdicts = dict(zip(rq2_table["comparison"], rq2_table["verdict"]))
-    assert verdicts["xQG on the hybrid arm, B1 R@2kt"] == "changed: not significant then, significantly better now"
-    assert verdicts["xQG on each of the four retrievers, XQuAD-R mAP"] == "changed: 3 of 4 significant then, 2 of 4 now"
+    assert verdicts["xQG on the hybrid arm (B1 R@2kt)"] == "changed: not significant then, significantly better now"
+    assert verdicts["xQG on each of the four retrievers (XQuAD-R mAP)"] == "changed: 3 of 4 significant then, 2 of 4 now"
     # a loss recorded without a test, judged by this run's test (the sampling seed does not change it)
-    assert verdicts["the hybrid arm against the xDR, XQuAD-R mAP"] == "changed: the same sign, but not significant"
-    assert verdicts["xDR + alignment against the xDR, XQuAD-R mAP"] == "held"
-    assert sentence.startswith("4 of 7 of the one-seed run's conclusions held; changed: xQG on the hybrid arm")
+    assert verdicts["the hybrid arm against the xDR (XQuAD-R mAP)"] == "changed: the same sign, but not significant"
+    assert verdicts["xDR + alignment against the xDR (XQuAD-R mAP)"] == "held"
+    assert sentence == ("4 of 7 of the one-seed run's conclusions held; changed: not significant then, significantly "
+                        "better now: xQG on the hybrid arm (B1 R@2kt); 3 of 4 significant then, 2 of 4 now: xQG on each "
+                        "of the four retrievers (XQuAD-R mAP); the same sign, but not significant: the hybrid arm "
+                        "against the xDR (XQuAD-R mAP)")
     rq3_table, rq3_sentence = EARLIER.table_and_sentence("RQ3", now)
     assert (rq3_table["verdict"] == "changed: reversed").sum() == 7  # the seven recorded losses
     assert rq3_sentence.startswith("2 of 10 of the one-seed run's conclusions held")

@@ -43,31 +43,31 @@ class Recorded:
 
 #: The one-seed run's conclusions, transcribed from :data:`SOURCE`.
 ONE_SEED_RUN: tuple[Recorded, ...] = (
-    Recorded("RQ1", ("xqg", "b1", "base"), "xQG on the encoder as is, B1 R@2kt",
+    Recorded("RQ1", ("xqg", "b1", "base"), "xQG on the encoder as is (B1 R@2kt)",
              "one of four xQG gains (-0.20 to +1.23 points) significant: this one", "significant", True),
-    Recorded("RQ1", ("xqg", "b1", "xdr"), "xQG on the xDR, B1 R@2kt",
+    Recorded("RQ1", ("xqg", "b1", "xdr"), "xQG on the xDR (B1 R@2kt)",
              "within -0.20 to +1.23 points, not significant", "0", True),
-    Recorded("RQ2", ("xqg", "b1", "xdr-align"), "xQG on xDR + alignment, B1 R@2kt",
+    Recorded("RQ2", ("xqg", "b1", "xdr-align"), "xQG on xDR + alignment (B1 R@2kt)",
              "within -0.20 to +1.23 points, not significant", "0", True),
-    Recorded("RQ2", ("xqg", "b1", "hybrid"), "xQG on the hybrid arm, B1 R@2kt",
+    Recorded("RQ2", ("xqg", "b1", "hybrid"), "xQG on the hybrid arm (B1 R@2kt)",
              "within -0.20 to +1.23 points, not significant", "0", True),
-    Recorded("RQ2", ("xqg-count", "xquadr"), "xQG on each of the four retrievers, XQuAD-R mAP",
+    Recorded("RQ2", ("xqg-count", "xquadr"), "xQG on each of the four retrievers (XQuAD-R mAP)",
              "-0.001 to +0.002 mAP, significant for three of the four", "3 of 4", True),
-    Recorded("RQ2", ("arm", "b1", "xdr", "xdr-align"), "xDR + alignment against the xDR, B1 R@2kt",
+    Recorded("RQ2", ("arm", "b1", "xdr", "xdr-align"), "xDR + alignment against the xDR (B1 R@2kt)",
              "+1.56 points (84.45 against 82.89, p < 0.001)", "+", True),
-    Recorded("RQ2", ("arm", "b1", "xdr", "hybrid"), "the hybrid arm against the xDR, B1 R@2kt",
+    Recorded("RQ2", ("arm", "b1", "xdr", "hybrid"), "the hybrid arm against the xDR (B1 R@2kt)",
              "-0.27 points, not significant", "0", True),
-    Recorded("RQ2", ("arm", "xquadr", "xdr", "xdr-align"), "xDR + alignment against the xDR, XQuAD-R mAP",
+    Recorded("RQ2", ("arm", "xquadr", "xdr", "xdr-align"), "xDR + alignment against the xDR (XQuAD-R mAP)",
              "+0.038 mAP (0.309 against 0.271)", "+", False),
-    Recorded("RQ2", ("arm", "xquadr", "xdr", "hybrid"), "the hybrid arm against the xDR, XQuAD-R mAP",
+    Recorded("RQ2", ("arm", "xquadr", "xdr", "hybrid"), "the hybrid arm against the xDR (XQuAD-R mAP)",
              "-0.049 mAP (0.222 against 0.271)", "-", False),
-    *(Recorded("RQ3", ("rq3", retriever, condition), f"{condition} against none, {label}, MRR@10 over every cell",
+    *(Recorded("RQ3", ("rq3", retriever, condition), f"{condition} against none with {label} (MRR@10, every cell)",
                f"{gain:+.2f} points", "+" if gain > 0 else "-", False)
       for condition, gains in (("xqg", (0.78, -1.63, -2.30)), ("text", (-6.08, -1.73, -2.32)),
                                ("dual", (1.28, -0.24, -0.45)))
       for (retriever, label), gain in zip((("base", "the encoder as is"), ("xdr", "the xDR"),
                                            ("xdr-align", "xDR + alignment")), gains)),
-    Recorded("RQ3", ("reading",), "the reader: any condition's EM/F1 against none, per cell",
+    Recorded("RQ3", ("reading",), "any condition against none in reading (EM and F1, per cell)",
              "no cell's difference significant (F1 18.6 with the gold passage)", "none", True),
 )
 
@@ -116,6 +116,10 @@ def verdict(claim: Recorded, now: Now, alpha: float = 0.05) -> str:
     if _sign(now.mean) == claim.claim:
         return "held" if resolved else f"changed: the same sign, but {noise}"
     return "changed: reversed" + ("" if resolved else f", {noise}")
+
+
+def _listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _interval(mean: float, low: float, high: float, places: int, seeds: int) -> str:
@@ -198,7 +202,7 @@ def changes(rq: str, now: Mapping[tuple[str, ...], Now]) -> pd.DataFrame:
 
 
 def changes_sentence(table: pd.DataFrame) -> str:
-    """The table in one sentence: how many conclusions held, and which changed and how."""
+    """The table in one sentence: how many conclusions held, and which changed, grouped by how."""
     measured = table[table["verdict"] != "not measured here"]
     changed = measured[measured["verdict"].str.startswith("changed")]
     if measured.empty:
@@ -206,8 +210,8 @@ def changes_sentence(table: pd.DataFrame) -> str:
     head = f"{len(measured) - len(changed)} of {len(measured)} of the one-seed run's conclusions held"
     if changed.empty:
         return head
-    return head + "; changed: " + "; ".join(f"{r['comparison']} ({r['verdict'].removeprefix('changed: ')})"
-                                            for _, r in changed.iterrows())
+    by_how = changed.groupby(changed["verdict"].str.removeprefix("changed: "), sort=False)["comparison"]
+    return head + "; changed: " + "; ".join(f"{how}: {_listing(list(what))}" for how, what in by_how)
 
 
 def table_and_sentence(rq: str, now: Mapping[tuple[str, ...], Now]) -> tuple[pd.DataFrame, str]:
