@@ -361,6 +361,6 @@ def forget_timings(rd: RunDir, stages: Sequence[Stage]) -> None:
 
 
 def table() -> list[dict[str, str]]:
-    """The stage table as rows, for the book and ``python -m xqglib stages``."""
-    return [{"stage": f"{s.number} {s.name}", "notebook": s.notebook, "reads": "\n".join(s.reads) or "-",
-             "writes": "\n".join(s.writes), "settings": "\n".join(s.settings)} for s in STAGES]
+    """The stage table as rows, for the book (lists comma-separated: pandas shows a newline as ``\\n``)."""
+    return [{"stage": f"{s.number} {s.name}", "notebook": s.notebook, "reads": ", ".join(s.reads) or "-",
+             "writes": ", ".join(s.writes), "settings": ", ".join(s.settings)} for s in STAGES]
