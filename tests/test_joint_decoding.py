@@ -69,10 +69,9 @@ def test_joint_sampling_is_seeded_and_used_only_where_exact(model):
     assert model.get_decoder().config._attn_implementation != "xqg_shared_prefix"  # restored after decoding
 
 
-def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
-    """The states each step's token is sampled from, both paths fed the same tokens: equal to float
-    precision (greedy tokens alone could hide a small difference, e.g. attention to padding)."""
-
+def _recording_head(monkeypatch, choose):
+    """An LM head that records, per path (``Recording.path``: joint or not), the states it samples
+    from, and picks ``choose(hidden, calls before on this path)`` as the tokens."""
     seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
 
     class Recording:
@@ -83,12 +82,20 @@ def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
 
         def sample(self, hidden, k, generator):
             seen[Recording.path].append(hidden.clone())
-            step = (len(seen[Recording.path]) - 1) % 4  # the same token at the same step on both paths
-            return torch.full((hidden.shape[0],), 7 + step)
+            return choose(hidden, len(seen[Recording.path]) - 1)
 
     from xqglib.method import sampling
 
     monkeypatch.setattr(sampling, "LMHead", Recording)
+    return seen, Recording
+
+
+def test_every_step_sees_the_same_hidden_states(model, monkeypatch):
+    """The states each step's token is sampled from, both paths fed the same tokens: equal to float
+    precision (greedy tokens alone could hide a small difference, e.g. attention to padding)."""
+
+    # the same token at the same step on both paths (each language decodes 4 steps on the reference)
+    seen, Recording = _recording_head(monkeypatch, lambda hidden, calls: torch.full((hidden.shape[0],), 7 + calls % 4))
     ids, mask, instructions = _inputs()
     for joint in (False, True):
         Recording.path = joint
@@ -104,25 +111,15 @@ def test_sampler_3_drops_each_row_at_its_stop_and_sees_the_reference_states(mode
     """Sampler 3, rows stopping at different steps: every step runs exactly the rows not yet
     stopped, on both paths, from the same hidden states (to float precision)."""
 
-    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
     stop = 99
 
-    class Recording:
-        path = False
+    def stop_where_high(hidden, calls):
+        # a row stops where its state's first feature passes 0.4 (two rows of eighteen at the first
+        # step: fewer than an eighth, which sampler 2 would keep): the same rows on both paths
+        assert bool(((hidden[:, 0] - 0.4).abs() > 1e-3).all()), "a state too near the stop rule's threshold"
+        return torch.where(hidden[:, 0] > 0.4, stop, 7)
 
-        def __init__(self, model, vocabulary=None):
-            pass
-
-        def sample(self, hidden, k, generator):
-            seen[Recording.path].append(hidden.clone())
-            # a row stops where its state's first feature passes 0.4 (two rows of eighteen at the
-            # first step: fewer than an eighth, which sampler 2 would keep): the same rows on both paths
-            assert bool(((hidden[:, 0] - 0.4).abs() > 1e-3).all()), "a state too near the stop rule's threshold"
-            return torch.where(hidden[:, 0] > 0.4, stop, 7)
-
-    from xqglib.method import sampling
-
-    monkeypatch.setattr(sampling, "LMHead", Recording)
+    seen, Recording = _recording_head(monkeypatch, stop_where_high)
     ids, mask, instructions = _inputs()
     out = {}
     for joint in (False, True):
