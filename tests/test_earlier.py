@@ -71,7 +71,8 @@ def _tables(cfg):
                         for arm, d, p in (("xdr-align", 0.02, 0.001), ("hybrid", -0.01, 0.5))])
     rq3 = pd.DataFrame([{"retriever": r, "condition": c, "seeds": 3, "mean gain": 1.0, "95% low": 0.5, "95% high": 1.5}
                         for r in ("base", "xdr", "xdr-align") for c in ("xqg", "text", "dual")])
-    reading = pd.DataFrame({"significant": [False, True, False], "diff": [0.1, -2.0, 0.3]})
+    reading = pd.DataFrame({"measure": ["f1", "f1", "f1", "em"], "significant": [False, True, False, True],
+                            "diff": [0.1, -2.0, 0.3, 1.0]})  # the claim is about F1: the EM row does not count
     return rq1, seed2, sig, rq3, reading
 
 
@@ -88,9 +89,9 @@ def test_this_runs_tables_answer_every_recorded_conclusion():
     assert now[("arm", "b1", "xdr", "xdr-align")].mean == pytest.approx(2.0)
     assert now[("arm", "xquadr", "xdr", "hybrid")].mean == pytest.approx(-0.01)
     assert now[("reading",)].count == 1
-    rq1_table = EARLIER.changes("RQ1", now)
+    rq1_table = EARLIER.changes(cfg, "RQ1", now)
     assert list(rq1_table["verdict"]) == ["held", "held"]  # base significant, xdr not
-    rq2_table, sentence = EARLIER.table_and_sentence("RQ2", now)
+    rq2_table, sentence = EARLIER.table_and_sentence(cfg, "RQ2", now)
     verdicts = dict(zip(rq2_table["comparison"], rq2_table["verdict"]))
     assert verdicts["xQG on the hybrid arm (B1 R@2kt)"] == "changed: not significant then, significantly better now"
     assert verdicts["xQG on each of the four retrievers (XQuAD-R mAP)"] == "changed: 3 of 4 significant then, 2 of 4 now"
@@ -101,13 +102,19 @@ def test_this_runs_tables_answer_every_recorded_conclusion():
                         "better now: xQG on the hybrid arm (B1 R@2kt); 3 of 4 significant then, 2 of 4 now: xQG on each "
                         "of the four retrievers (XQuAD-R mAP); the same sign, but not significant: the hybrid arm "
                         "against the xDR (XQuAD-R mAP)")
-    rq3_table, rq3_sentence = EARLIER.table_and_sentence("RQ3", now)
+    rq3_table, rq3_sentence = EARLIER.table_and_sentence(cfg, "RQ3", now)
     assert (rq3_table["verdict"] == "changed: reversed").sum() == 7  # the seven recorded losses
     assert rq3_sentence.startswith("2 of 10 of the one-seed run's conclusions held")
     assert rq3_table["verdict"].iloc[-1] == "changed: none significant then, 1 of 3 now"  # the reader
 
 
-def test_nothing_measured_says_so():
-    table = EARLIER.changes("RQ3", {})
+def test_nothing_measured_says_so_and_another_profile_is_not_judged():
+    cpu = load_profile("cpu")
+    table = EARLIER.changes(cpu, "RQ3", {})
     assert set(table["verdict"]) == {"not measured here"}
     assert EARLIER.changes_sentence(table) == "none of the one-seed run's conclusions is measured here"
+    smoke = load_profile("smoke")
+    now = EARLIER.this_run(cpu, rq3_seed_gains=_tables(cpu)[3])
+    table, sentence = EARLIER.table_and_sentence(smoke, "RQ3", now)
+    assert (table["verdict"].iloc[:-1] == EARLIER.NOT_COMPARABLE).all() and table["this run"].iloc[0] != "not in this run"
+    assert sentence == "none is judged here: the one-seed run was of the cpu profile, this run is not"

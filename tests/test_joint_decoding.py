@@ -131,12 +131,11 @@ def test_sampler_3_drops_each_row_at_its_stop_and_sees_the_reference_states(mode
     tokens = torch.cat(out[True])
     lengths = [int(row.ne(0).sum()) for row in tokens]  # tokens written, the stop included
     assert len(set(lengths)) > 1  # rows did stop at different steps
+    assert 0 < 8 * sum(n == 1 for n in lengths) < len(lengths)  # at the first step, fewer than an eighth
     # joint: step t ran exactly the rows that had not stopped before it
     for t, hidden in enumerate(seen[True]):
         assert hidden.shape[0] == sum(n > t for n in lengths), t
     # the reference path, language by language, sees the same states in the same row order
-    per_language = [int(sum(n > 0 for n in lengths[i * 6:(i + 1) * 6])) for i in range(3)]
-    assert per_language == [6, 6, 6]
     steps = [sum(1 for t in range(5) if any(n > t for n in lengths[i * 6:(i + 1) * 6])) for i in range(3)]
     reference = iter(seen[False])
     by_language = [[next(reference) for _ in range(k)] for k in steps]

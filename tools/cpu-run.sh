@@ -9,6 +9,8 @@ root=${XQG_RUN_ROOT:-$repo/../runs}
 tree=$root/tree
 commit=${1:-main}
 mkdir -p "$root"
+exec 9>"$root/cpu-run.lock"
+flock -n 9 || { echo "error: a cpu run is already going in $root (see $root/cpu-run.log)" >&2; exit 1; }
 log=$root/cpu-run.log
 {
   echo "== $(date -u +%FT%TZ) cpu run from $commit"

@@ -52,7 +52,10 @@ def sample_top_k(logits: torch.Tensor, k: int, generator: torch.Generator) -> to
 #: so no row-step is spent on a stopped row; the same distributions again, other random draws.
 SAMPLER_VERSION = 3
 
-#: Per sampler version, the share of stopped rows at which they are dropped (None: at once).
+#: Per sampler version, the share of stopped rows at which they are dropped (None: at once). On the
+#: reference path a drop copies the rows' whole cache, so there sampler 3 may cost more than it
+#: saves; the pipeline decodes jointly wherever that is exact (benchmarks/joint_decoding.py times
+#: sampler 2 and 3 on the joint path).
 COMPACTION = {2: 8, 3: None}
 
 
