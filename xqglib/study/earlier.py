@@ -23,6 +23,7 @@ import pandas as pd
 
 from xqglib.config.settings import Profile
 from xqglib.study import experiments as E
+from xqglib.study.findings import listing, p_phrase
 
 #: Where the recorded conclusions come from, and the profile they are of (another profile's run is
 #: shown beside them, not judged).
@@ -123,16 +124,12 @@ def verdict(claim: Recorded, now: Now, alpha: float = ALPHA) -> str:
     return "changed: reversed" + ("" if resolved else f", {noise}")
 
 
-def _listing(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _interval(mean: float, low: float, high: float, places: int, seeds: int) -> str:
     return f"{mean:+.{places}f} [{low:+.{places}f}, {high:+.{places}f}] over {seeds} seeds"
 
 
 def _p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    return f"p {p_phrase(p)}"
 
 
 def this_run(cfg: Profile, *, rq1_seed_gains: pd.DataFrame | None = None, rq2_significance: pd.DataFrame | None = None,
@@ -224,7 +221,7 @@ def changes_sentence(table: pd.DataFrame) -> str:
     if changed.empty:
         return head
     by_how = changed.groupby(changed["verdict"].str.removeprefix("changed: "), sort=False)["comparison"]
-    return head + "; changed: " + "; ".join(f"{how}: {_listing(list(what))}" for how, what in by_how)
+    return head + "; changed: " + "; ".join(f"{how}: {listing(list(what))}" for how, what in by_how)
 
 
 def table_and_sentence(cfg: Profile, rq: str, now: Mapping[tuple[str, ...], Now]) -> tuple[pd.DataFrame, str]:

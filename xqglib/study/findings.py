@@ -44,11 +44,13 @@ def _range(values: list[float], places: int = 1, signed: bool = False) -> str:
     return fmt(lo, places) if round(lo, places) == round(hi, places) else f"{fmt(lo, places)} to {fmt(hi, places)}"
 
 
-def _p(p: float) -> str:
+def p_phrase(p: float) -> str:
+    """A p-value as prose puts it after "p": ``< 0.001`` or ``= 0.123``."""
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
-def _listing(items: list[str]) -> str:
+def listing(items: list[str]) -> str:
+    """Items as prose lists them: ``a, b and c``."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
@@ -73,8 +75,8 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     most = criterion.max_steps(steps_per_pass) if criterion else g.steps
     out["gen_steps"] = f"{len(log):,}" + (f" of at most {most:,}" if len(log) < most else "")
     out["gen_train_pairs"] = f"{pairs if cap is None else min(pairs, cap):,}"
-    out["gen_dev_losses"] = (_listing([_f(loss) for _, loss in dev]) + " at steps "
-                             + _listing([str(step) for step, _ in dev]))
+    out["gen_dev_losses"] = (listing([_f(loss) for _, loss in dev]) + " at steps "
+                             + listing([str(step) for step, _ in dev]))
     gain = PLATEAU_GAIN if cfg.generator.plateau is None else cfg.generator.plateau
     comparison = plateau_comparison(log)
     fall = "" if comparison is None else (
@@ -121,7 +123,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
                                 f"most often taken for {other}"
                                 + (f", {LANGUAGE_NAMES[other]}" if other in LANGUAGE_NAMES else "") + ")")
         languages_short = q[q["in requested language"] < 0.9]["language"].tolist()
-        out["lang_id_short"] = (f"below 90% for {_listing(languages_short)}" if languages_short
+        out["lang_id_short"] = (f"below 90% for {listing(languages_short)}" if languages_short
                                 else "at least 90% for every language")
         if "own passage first" in q:
             out["round_trip_range"] = _range([100 * v for v in q["own passage first"]], 0)
@@ -156,7 +158,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
         worst_p = max(overall["p_ttest"])
         if worst_p < ALPHA:
             out["train_verb"] = "beat" if min(diffs) > 0 else "fall behind" if max(diffs) < 0 else "differ from"
-            out["train_significance"] = f"every difference significant: paired t-test p {_p(worst_p)} or lower"
+            out["train_significance"] = f"every difference significant: paired t-test p {p_phrase(worst_p)} or lower"
         else:
             out["train_verb"] = ("score above" if min(diffs) > 0 else "score below" if max(diffs) < 0
                                  else "differ from")
@@ -182,7 +184,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
             test = A.compare(results, plain[english], plain[xdr], measure, cfg.seed)
             key = measure[2]  # "2" or "5"
             out[f"xdr_minus_english_r{key}kt"] = _signed(100 * test.loc["all", "diff"])
-            out[f"xdr_vs_english_p_r{key}kt"] = _p(test.loc["all", "p_ttest"])
+            out[f"xdr_vs_english_p_r{key}kt"] = p_phrase(test.loc["all", "p_ttest"])
             if measure == "R@2kt":
                 out["xdr_vs_english_langs"] = str(int(test.drop(index="all")["significant"].sum()))
         lead = means.loc[plain[xdr], "R@2kt"] - means.loc[plain[english], "R@2kt"]
@@ -204,7 +206,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     else:
         shown = [f"{row.B} {row.measure} ({row.language}, {_signed(100 * row.diff)})" for row in significant.itertuples()]
         out["xqg_significance_verdict"] = (f"{len(shown)} of the {len(sig)} comparisons are significant: "
-                                           + _listing(shown))
+                                           + listing(shown))
     smallest = overall.loc[overall["p_ttest"].idxmin()]
     out["xqg_min_p"] = f"{smallest['p_ttest']:.3f}"
     out["xqg_min_p_what"] = f"{smallest['B']} {smallest['measure']} ({_signed(100 * smallest['diff'])} points)"
@@ -233,7 +235,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
                 if nsweep.loc[n, f"{measure} p"] < ALPHA]
         if hits:
             kind = "gains" if all(d > 0 for _, d in hits) else "losses" if all(d < 0 for _, d in hits) else "changes"
-            notes.append(f"significant {kind} at {measure} for n = {_listing([str(n) for n, _ in hits])} "
+            notes.append(f"significant {kind} at {measure} for n = {listing([str(n) for n, _ in hits])} "
                          f"({_range([d for _, d in hits], 2, signed=True)} points)")
     out["n_sweep_significance"] = "; ".join(notes) if notes else "no n differs significantly from the plain retriever"
     alphas = A.alpha_sweep(cfg, results)
@@ -241,7 +243,7 @@ def findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, str]:
     falling = above["R@2kt"].is_monotonic_decreasing and len(above) > 1
     out["alpha_sweep_shape"] = (f"falls monotonically beyond {cfg.augmentation.alpha:g}" if falling
                                 else f"is not monotonic beyond {cfg.augmentation.alpha:g}")
-    out["alpha_sweep_points"] = _listing([f"{_f(v)} at {a:g}" for a, v in above["R@2kt"].items()])
+    out["alpha_sweep_points"] = listing([f"{_f(v)} at {a:g}" for a, v in above["R@2kt"].items()])
     out["alpha_sweep_mrr"] = f"{_f(alphas['RR@10'].iloc[0], 3)} to {_f(alphas['RR@10'].iloc[-1], 3)}"
     ranks = A.gold_rank_changes(cfg, results, sweep_retriever)
     down = ranks[ranks["worsened %"] > ranks["improved %"]]
@@ -288,10 +290,10 @@ def seed_findings(cfg: Profile, rd: RunDir, results: pd.DataFrame) -> dict[str, 
     listed = [f"{row['retriever']} {_signed(row['mean gain'])} [{_signed(row['95% low'])}, {_signed(row['95% high'])}]"
               for _, row in gains.iterrows()]
     spans_zero = [row["retriever"] for _, row in gains.iterrows() if row["95% low"] <= 0 <= row["95% high"]]
-    verdict = (f"the interval holds zero for {_listing(spans_zero)}: over these seeds xQG's gain cannot be told "
+    verdict = (f"the interval holds zero for {listing(spans_zero)}: over these seeds xQG's gain cannot be told "
                f"from none there" if spans_zero else "no interval holds zero: the gain's sign holds over the seeds")
     detect = _range(list(gains[f"detectable (seed {cfg.seed})"]), 1)
-    return {"seed_count": str(seeds), "seed_gains": _listing(listed),
+    return {"seed_count": str(seeds), "seed_gains": listing(listed),
             "seed_verdict": f"{verdict}; the first seed's paired t-test detects (80% power) differences of {detect} points"}
 
 
@@ -309,7 +311,7 @@ def glue_all(facts: dict[str, Any]) -> None:
 
 def _listed_diffs(sig: pd.DataFrame, label: Any, scale: float, places: int) -> str:
     """"<label B> +1.23 (p = 0.045)" for every row of a significance frame, as one listing."""
-    return _listing([f"{label(r['B'])} {_signed(scale * r['diff'], places)} (p {_p(r['p_ttest'])})"
+    return listing([f"{label(r['B'])} {_signed(scale * r['diff'], places)} (p {p_phrase(r['p_ttest'])})"
                      for _, r in sig.iterrows()])
 
 
@@ -347,8 +349,8 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
     b2_means = A.average(b2, ap).reindex(plain_names)
     out["b1_best"], out["b1_best_score"] = label[b1_means.idxmax()], _f(b1_means.max())
     out["b2_best"], out["b2_best_score"] = label[b2_means.idxmax()], _f(b2_means.max(), 3)
-    out["b1_scores"] = _listing([f"{label[n]} {_f(v)}" for n, v in b1_means.items()])
-    out["b2_scores"] = _listing([f"{label[n]} {_f(v, 3)}" for n, v in b2_means.items()])
+    out["b1_scores"] = listing([f"{label[n]} {_f(v)}" for n, v in b1_means.items()])
+    out["b2_scores"] = listing([f"{label[n]} {_f(v, 3)}" for n, v in b2_means.items()])
     # B1 differences in points of R@2kt (hits are 0/1), XQuAD-R differences in mAP
     for name, sig, measure, scale, places in (("b1", sig_b1, "R@2kt", 100, 2), ("b2", sig_b2, ap, 1, 3)):
         rows = sig[sig["measure"] == measure]
@@ -358,16 +360,16 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
         worse = arms[(arms["diff"] < 0) & arms["significant"]]
         verdicts = []
         if not better.empty:
-            verdicts.append(f"{_listing([label[b] for b in better['B']])} beat{'s' * (len(better) == 1)} the xDR significantly")
+            verdicts.append(f"{listing([label[b] for b in better['B']])} beat{'s' * (len(better) == 1)} the xDR significantly")
         if not worse.empty:
-            verdicts.append(f"{_listing([label[b] for b in worse['B']])} trail{'s' * (len(worse) == 1)} it significantly")
+            verdicts.append(f"{listing([label[b] for b in worse['B']])} trail{'s' * (len(worse) == 1)} it significantly")
         out[f"{name}_arms_verdict"] = "; ".join(verdicts) or "no contrastive arm differs significantly from the xDR"
         xqg = rows[rows["comparison"] == "xQG"]
         out[f"{name}_xqg_range"] = _range(list(scale * xqg["diff"]), places, signed=True)
         n_sig = int(xqg["significant"].sum())
         out[f"{name}_xqg_verdict"] = (f"significant for none of the {len(xqg)} retrievers" if n_sig == 0 else
                                       f"significant for {n_sig} of the {len(xqg)} retrievers "
-                                      f"({_listing([label[a] for a in xqg.loc[xqg['significant'], 'A']])})")
+                                      f"({listing([label[a] for a in xqg.loc[xqg['significant'], 'A']])})")
     # the answer in one sentence: the best arm's gain over the xDR, and what xQG adds to that arm
     parts = []
     for name, sig, measure, scale, places, unit in (("B1", sig_b1, "R@2kt", 100, 2, "points of R@2kt"),
@@ -393,7 +395,7 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
     # the probe
     by = probe.groupby("retriever", sort=False)[["translation retrieved (%)", "similarity gap"]].mean()
     by = by.reindex(plain_names)
-    out["probe_summary"] = _listing([f"{label[n]} {_f(r['translation retrieved (%)'], 1)}% (gap {_f(r['similarity gap'], 3)})"
+    out["probe_summary"] = listing([f"{label[n]} {_f(r['translation retrieved (%)'], 1)}% (gap {_f(r['similarity gap'], 3)})"
                                      for n, r in by.iterrows()])
     out["probe_best"] = label[by["translation retrieved (%)"].idxmax()]
     # fusion hygiene
@@ -409,7 +411,7 @@ def rq2_findings(cfg: Profile, results: pd.DataFrame, probe: pd.DataFrame, sig_b
         column = sweep[(n, "sum")]
         alpha_best = column.idxmax()
         best.append(f"{label[n]} {alpha_best:g}" + (" (no xQG)" if alpha_best == 0 else ""))
-    out["best_alphas"] = _listing(best)
+    out["best_alphas"] = listing(best)
     return out
 
 
@@ -434,16 +436,16 @@ def rq2_seed_findings(cfg: Profile, results: pd.DataFrame, seed_results: pd.Data
                           f"{_signed(g['95% high'], places)}]")
             if g["95% low"] <= 0 <= g["95% high"]:
                 spans_zero.append(f"{what} ({'B1' if name == 'b1' else 'XQuAD-R'})")
-        out[f"{name}_seed_gains"] = _listing(listed)
+        out[f"{name}_seed_gains"] = listing(listed)
         detect.append(f"{_range(list(gains[f'detectable (seed {cfg.seed})']), places)} "
                       f"{'points' if name == 'b1' else 'mAP'} on {'B1' if name == 'b1' else 'XQuAD-R'}")
     if out["rq2_seed_count"] == "1":
         out["rq2_seed_verdict"] = "the seed sweep was not run"
         return out
-    verdict = (f"the interval holds zero for {_listing(spans_zero)}: over these seeds that gain cannot be told "
+    verdict = (f"the interval holds zero for {listing(spans_zero)}: over these seeds that gain cannot be told "
                f"from none" if spans_zero else "no interval holds zero: every sign holds over the seeds")
     out["rq2_seed_verdict"] = (f"{verdict}; the first seed's paired t-tests detect (80% power) differences of "
-                               f"{_listing(detect)}")
+                               f"{listing(detect)}")
     return out
 
 
@@ -462,15 +464,15 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
         "rq3_alpha": _f(summary["alpha"], 3), "rq3_queries": str(summary["queries per passage"]),
         "rq3_cells": str(len(r.query_languages) * len(r.passage_languages)),
         "rq3_query_languages": str(len(r.query_languages)),
-        "rq3_passage_languages": _listing(list(r.passage_languages)),
+        "rq3_passage_languages": listing(list(r.passage_languages)),
         "rq3_test_questions": str(A3.values(retrieval[retrieval["condition"] == "none"], "mrr@10")
                                   .groupby(A3.CELL)["query_id"].nunique().iloc[0]),
         "rq3_reader_questions": str(reading["query_id"].nunique()),
         "rq3_reads": str(summary["reads"]),
         "rq3_paragraphs": str(summary["paragraphs per language"]),
-        "rq3_low": _listing(sorted(lang for lang in A3.CC100_GIB if A3.resource_group(lang) == "low")),
+        "rq3_low": listing(sorted(lang for lang in A3.CC100_GIB if A3.resource_group(lang) == "low")),
         "rq3_low_gib": _f(A3.LOW_RESOURCE_GIB, 0),
-        "rq3_dual_weights": _listing([f"{w} ({name})" for name, w in summary["dual weight"].items()]),
+        "rq3_dual_weights": listing([f"{w} ({name})" for name, w in summary["dual weight"].items()]),
         "rq3_text_tokens": _f(np.mean([e["expanded passage tokens (mean)"] for e in expansion.values()]), 0),
         "rq3_passage_tokens": _f(np.mean([e["passage tokens (mean)"] for e in expansion.values()]), 0),
         "rq3_text_cut": str(max(e["expanded passages cut"] for e in expansion.values())),
@@ -478,7 +480,7 @@ def rq3_findings(cfg: Profile, retrieval: pd.DataFrame, reading: pd.DataFrame, s
     mrr = A3.means(retrieval, "mrr@10", ["retriever", "condition"])
     counts = A3.significance_counts(tests[tests["measure"] == "mrr@10"]).loc["mrr@10"]
     label = {name: cfg.retriever_spec(name).label or name for name in cfg.rq3_retrievers}
-    facts["rq3_none_scores"] = _listing([f"{_f(mrr[(n, 'none')], 1)} ({label[n]})" for n in cfg.rq3_retrievers])
+    facts["rq3_none_scores"] = listing([f"{_f(mrr[(n, 'none')], 1)} ({label[n]})" for n in cfg.rq3_retrievers])
     reader = retrieval[retrieval["retriever"] == cfg.reader_retriever]
     g = A3.group_table(reader, "mrr@10")
     facts["rq3_reader_label"] = label[cfg.reader_retriever]
@@ -537,7 +539,7 @@ def rq3_seed_findings(cfg: Profile, retrieval: pd.DataFrame, seed_retrieval: pd.
             for _, r in part.iterrows()))
         spans_zero += [f"{r['condition']} ({label.get(name, name)})" for _, r in part.iterrows()
                        if r["95% low"] <= 0 <= r["95% high"]]
-    verdict = (f"the interval holds zero for {_listing(spans_zero)}: over these seeds that gain cannot be told from "
+    verdict = (f"the interval holds zero for {listing(spans_zero)}: over these seeds that gain cannot be told from "
                "none" if spans_zero else "no interval holds zero: every gain's sign holds over the seeds")
     better, worse = gains[f"cells better (seed {cfg.seed})"].sum(), gains[f"cells worse (seed {cfg.seed})"].sum()
     detect = _range(list(gains[f"median detectable (seed {cfg.seed})"].dropna()), 1) \
