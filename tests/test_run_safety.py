@@ -343,3 +343,42 @@ def test_book_pages_show_the_settings_the_run_used(tmp_path):
         assert name in runner.BOOK_NOTEBOOKS
         cells = json.loads((repo_root() / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
         assert "resolved_run(profile, run_dir)" in "".join("".join(c["source"]) for c in cells), name
+
+
+def _finished(cfg, rd: RunDir, number: int) -> None:
+    """Stage ``number`` finished under ``cfg``: its declared outputs (empty files) and its record."""
+    from xqglib.pipeline import stages as S
+
+    for path in S.outputs(S.stage(number), cfg):
+        (rd.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (rd.root / path).touch()
+    S.finish(cfg, rd, S.stage(number))
+
+
+def test_a_stage_that_reads_only_the_data_may_run_before_the_generator(tmp_path):
+    """Stage 4 (and 7) read only stage 1's files: they may start before stages 2-3, but not over an
+    earlier stage that finished under other settings; stage 5 still needs every stage it reads from."""
+    from xqglib.config.profiles import load_profile
+    from xqglib.pipeline import stages as S
+
+    smoke = load_profile("smoke")
+    assert [s.number for s in S.ancestors(S.stage(4), smoke)] == [1]
+    assert [s.number for s in S.ancestors(S.stage(5), smoke)] == [1, 2, 3, 4]
+    assert {4, 7, 10, 11} <= {s.number for s in S.ancestors(S.stage(12), smoke)}
+    rd = RunDir(tmp_path / "run")
+    _finished(smoke, rd, 1)
+    S.check_ready(smoke, rd, S.stage(4))
+    S.check_ready(smoke, rd, S.stage(7))
+    with pytest.raises(UserError, match=r"cannot start stage 5 \(encode-search\): stage 2 \(train-generator\) "
+                                        r"has not finished .*Run from stage 2"):
+        S.check_ready(smoke, rd, S.stage(5))
+    # a range is checked whole before its first stage starts
+    from xqglib.pipeline.runner import run_pipeline
+
+    with pytest.raises(UserError, match=r"cannot start stage 5 \(encode-search\): stage 2 \(train-generator\)"):
+        run_pipeline("smoke", run_dir=rd.root, start=4, stop=5)
+    assert not (rd.root / "notebooks").exists()
+    _finished(load_profile("smoke", {"generator.steps": 3}), rd, 2)
+    with pytest.raises(UserError, match=r"cannot start stage 4 \(train-retriever\): stage 2 \(train-generator\) "
+                                        r"ran with other settings \(generator.steps: 3 -> 6\)"):
+        S.check_ready(smoke, rd, S.stage(4))

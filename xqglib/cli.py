@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     profiles.add_argument("name", nargs="?", help="one profile (default: all)")
     profiles.add_argument("--explain", action="store_true", help="with each setting's meaning")
 
-    sub.add_parser("stages", help="print the stage table")
+    stages = sub.add_parser("stages", help="print the stage table")
+    stages.add_argument("--profile", default="cpu", help="whose stages and paths (default: cpu)")
 
     for command, (help_text, what) in {
         "train-retriever": ("train one retriever row on one or several processes (torchrun / accelerate launch); "
@@ -126,10 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             chosen = [PROFILES[args.name]] if args.name else list(PROFILES.values())
             print("\n\n".join(describe(p, with_help=args.explain) for p in chosen))
         elif args.command == "stages":
-            from xqglib.pipeline.stages import STAGES
+            from xqglib.config.profiles import load_profile
+            from xqglib.pipeline.stages import STAGES, needs
 
+            cfg = load_profile(args.profile)
             for s in STAGES:
-                print(f"{s.number} {s.name:<16} {s.notebook}\n    reads:    {', '.join(s.reads) or '-'}\n"
+                print(f"{s.number} {s.name:<16} {s.notebook}\n    needs:    {needs(s, cfg)} (stages it reads from)\n"
+                      f"    reads:    {', '.join(s.reads) or '-'}\n"
                       f"    writes:   {', '.join(s.writes)}\n    settings: {', '.join(s.settings)}")
         elif args.command == "build-model":
             from xqglib.models.builds import build_model

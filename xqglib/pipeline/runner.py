@@ -124,8 +124,8 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
 
     ``start`` None resumes: the first stage that has not finished under these settings (stages
     before it are reused, and the run says so). Everything is checked before any work starts:
-    the settings, the stage range, the run directory, and that the stages before ``start``
-    finished under these very settings.
+    the settings, the stage range, the run directory, and that every stage of the range finds what
+    it reads finished under these very settings (or run by the range before it).
     """
     given = parse_overrides(overrides)
     cfg = load_profile(profile, given)
@@ -144,7 +144,8 @@ def run_pipeline(profile: str, overrides: dict[str, Any] | str | None = None, ru
         if chosen[0].number > 1:
             print(f"stages 1-{chosen[0].number - 1} finished under these settings: reusing them "
                   "(--from 1 runs them all again)", file=sys.stderr)
-    S.check_ready(cfg, rd, chosen[0])
+    for s in chosen:  # every stage of the range, before the first starts
+        S.check_ready(cfg, rd, s, planned=chosen)
     _models_at_hand(cfg, chosen)
     # stale timings of an earlier run must not mix into this one's
     S.forget_timings(rd, chosen)

@@ -8,9 +8,10 @@ adding a stage is adding a row (and its notebook).
 A stage's *fingerprint* is the hash of the settings of that stage **and of every stage before
 it** (each stage reads what the earlier ones wrote), of their notebooks, and, from the first stage
 that generates queries on, of the sampler's version (a new sampler draws other queries). When a
-stage finishes it writes a record (``stages/<name>.json``) with its fingerprint; a later stage
-starts only if every earlier record matches the current settings, so a run never mixes outputs of
-different settings: a changed setting names the stage to rerun from.
+stage finishes it writes a record (``stages/<name>.json``) with its fingerprint; a stage starts
+only if the stages it reads from finished under the current settings and no earlier record
+disagrees with them, so a run never mixes outputs of different settings (a changed setting names
+the stage to rerun from), while a stage that reads only the data may run before the others.
 
 Path templates may hold ``{generator}`` (every generator), ``{primary_generator}``, ``{retriever}``
 (every retriever), ``{trained}`` (retrievers that are trained), ``{training}`` (their kinds of
@@ -115,8 +116,8 @@ STAGES: tuple[Stage, ...] = (
           models=("encoder",),
           benchmarks=("b1",)),
     Stage(8, "encode-rq2", "08_encode_rq2", "RQ2: encoding B1 and XQuAD-R",
-          reads=("retrievers/{arm}/model/config.json", "data/corpus.jsonl", "data/test_queries.jsonl",
-                 "generated/{primary_generator}.jsonl", "data/split.json"),
+          reads=("retrievers/{arm}/model/config.json", "retrievers/{trained}/model/config.json", "data/corpus.jsonl",
+                 "data/test_queries.jsonl", "generated/{primary_generator}.jsonl", "data/split.json"),
           writes=("embeddings/{arm}/passages.npy", "embeddings/{arm}/queries.npy", "embeddings/{arm}/generated.npy",
                   "xquadr/{rq2}/questions.npy", "xquadr/{rq2}/questions.json",
                   "xquadr/{rq2}/candidates.npy", "xquadr/{rq2}/candidates.json"),
@@ -144,7 +145,8 @@ STAGES: tuple[Stage, ...] = (
           models=("generator", "encoder"),
           benchmarks=("b1",)),
     Stage(11, "rq3-encode", "11_rq3_encode", "RQ3: generating for every passage, encoding every condition",
-          reads=("generators/rq3-passages/model/config.json", "data/rq3_passages.jsonl", "data/rq3_questions.jsonl"),
+          reads=("generators/rq3-passages/model/config.json", "data/rq3_passages.jsonl", "data/rq3_questions.jsonl",
+                 "retrievers/{trained}/model/config.json", "retrievers/{arm}/model/config.json"),
           writes=("generated/rq3-passages.jsonl", "rq3/{rq3}/questions.npy", "rq3/{rq3}/passages.npy",
                   "rq3/{rq3}/generated.npy", "rq3/{rq3}/text.npy", "rq3/{rq3}/querydocs.npy",
                   "rq3/{rq3}/expansion.json", "generated/rq3-passages.seed-{sweep_seed}.jsonl",
@@ -304,13 +306,32 @@ def stale_reason(cfg: Profile, rd: RunDir, s: Stage) -> str | None:
     return None
 
 
-def check_ready(cfg: Profile, rd: RunDir, s: Stage) -> None:
-    """Refuse to start ``s`` unless every earlier stage finished under the current settings."""
+def ancestors(s: Stage, cfg: Profile) -> list[Stage]:
+    """The stages whose outputs ``s`` reads, and theirs, in order (from the declared reads)."""
+    found: set[int] = set()
+    todo = [s]
+    while todo:
+        for path in inputs(todo.pop(), cfg):
+            up = producer(path, cfg)
+            if up.number not in found:
+                found.add(up.number)
+                todo.append(up)
+    return [e for e in STAGES if e.number in found]
+
+
+def check_ready(cfg: Profile, rd: RunDir, s: Stage, planned: Sequence[Stage] = ()) -> None:
+    """Refuse to start ``s`` unless the stages it reads from (:func:`ancestors`) finished under the
+    current settings and no other earlier stage finished under other settings: a stage that needs
+    only the data (the retrievers, stage 4) may run before the generator's stages have. Stages in
+    ``planned`` (those a run will execute before ``s``) are not asked."""
+    needed = {e.number for e in ancestors(s, cfg)}
     for earlier in STAGES:
         if earlier.number >= s.number:
             break
+        if earlier in planned:
+            continue
         reason = stale_reason(cfg, rd, earlier)
-        if reason:
+        if reason and (earlier.number in needed or record_path(rd, earlier).exists()):
             raise UserError(f"cannot start {s.label}: {reason}. Run from stage {earlier.number} "
                             f"(python -m xqglib run --from {earlier.number} ...)")
 
@@ -360,7 +381,13 @@ def forget_timings(rd: RunDir, stages: Sequence[Stage]) -> None:
     timing.forget(rd.timings, [s.number for s in stages])
 
 
-def table() -> list[dict[str, str]]:
+def needs(s: Stage, cfg: Profile) -> str:
+    """The stages ``s`` reads from, as numbers ("1, 2"; "-": none)."""
+    return ", ".join(str(e.number) for e in ancestors(s, cfg)) or "-"
+
+
+def table(cfg: Profile) -> list[dict[str, str]]:
     """The stage table as rows, for the book (lists comma-separated: pandas shows a newline as ``\\n``)."""
-    return [{"stage": f"{s.number} {s.name}", "notebook": s.notebook, "reads": ", ".join(s.reads) or "-",
-             "writes": ", ".join(s.writes), "settings": ", ".join(s.settings)} for s in STAGES]
+    return [{"stage": f"{s.number} {s.name}", "notebook": s.notebook, "needs stages": needs(s, cfg),
+             "reads": ", ".join(s.reads) or "-", "writes": ", ".join(s.writes), "settings": ", ".join(s.settings)}
+            for s in for_benchmark(cfg)]
