@@ -128,13 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             print("\n\n".join(describe(p, with_help=args.explain) for p in chosen))
         elif args.command == "stages":
             from xqglib.config.profiles import load_profile
-            from xqglib.pipeline.stages import STAGES, needs
+            from xqglib.pipeline.stages import table
 
-            cfg = load_profile(args.profile)
-            for s in STAGES:
-                print(f"{s.number} {s.name:<16} {s.notebook}\n    needs:    {needs(s, cfg)} (stages it reads from)\n"
-                      f"    reads:    {', '.join(s.reads) or '-'}\n"
-                      f"    writes:   {', '.join(s.writes)}\n    settings: {', '.join(s.settings)}")
+            for row in table(load_profile(args.profile)):
+                print(f"{row['stage']:<20} {row['notebook']}\n    needs:    {row['needs stages']} (stages it reads from)\n"
+                      f"    reads:    {row['reads']}\n    writes:   {row['writes']}\n    settings: {row['settings']}")
         elif args.command == "build-model":
             from xqglib.models.builds import build_model
 
