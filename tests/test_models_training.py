@@ -172,6 +172,32 @@ def test_mean_pooling_ignores_padding():
     np.testing.assert_allclose(alone, padded, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_training_chunks_by_length_give_the_padded_batchs_loss_and_gradients(pooling):
+    from xqglib.models.registry import EncoderSpec
+
+    enc = _encoder()
+    enc.spec = EncoderSpec(pooling)
+    queries = ["who wrote it", "a much longer question with many more words than the others", "when"]
+    passages = [passage_text(p["title"], p["text"]) for p in PAIRS[:3]] + ["x", "a b c d e f g", "東京都庁舎の展望室"]
+
+    def loss_and_grads(group):
+        enc.group, enc.positions_run = group, 0
+        enc.model.zero_grad()
+        q, p = enc.forward_many([(queries, True), (passages, False)])
+        loss = contrastive_loss(q, p)
+        loss.backward()
+        return loss.item(), [x.grad.clone() for x in enc.model.parameters() if x.grad is not None], enc.positions_run
+
+    padded_loss, padded_grads, padded_positions = loss_and_grads(None)
+    chunked_loss, chunked_grads, chunked_positions = loss_and_grads(2)
+    assert chunked_loss == pytest.approx(padded_loss, rel=1e-5)
+    for a, b in zip(padded_grads, chunked_grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert chunked_positions < padded_positions  # the point: fewer positions run
+    assert enc.forward_many([([], True)])[0].shape == (0, enc.model.config.hidden_size)
+
+
 def test_retriever_training_lowers_loss():
     from xqglib.models.registry import EncoderSpec
 
@@ -344,6 +370,7 @@ def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_check
     assert log[-1]["passes"] == pytest.approx(len(log) / per_pass)
     # the weights kept are those of the best dev loss, wherever training stopped
     assert dev_loss(enc, dev) == pytest.approx(found.best_loss, rel=1e-5)
+    assert all(0 <= r["dev_mrr"] <= 1 for r in log if "dev_loss" in r)
     with pytest.raises(ValueError, match="dev batches"):
         train_retriever(enc, train, epochs=1, max_steps=None, batch_size=2, n_negatives=1, lr=1e-3,
                         warmup_ratio=0.0, seed=0, freeze_embeddings=False, convergence=c)
@@ -363,3 +390,31 @@ def test_hybrid_epochs_of_a_given_length_are_drawn_anew():
     assert [b.queries for b in first] == [b.queries for b in epochs(0, None)]
     one_pass = list(hybrid_training_batches(items, ("en", "de"), 2, 0.5, 1, seed=3)(0, None))
     assert len(one_pass) == 3
+
+
+class _FixedVectors:
+    """An encoder double: each text's vector is given (to check the dev measures by hand)."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.model, self.vectors = torch.nn.Identity(), vectors
+
+    def forward_many(self, groups):
+        return [torch.tensor([self.vectors[t] for t in texts], dtype=torch.float32) for texts, _ in groups]
+
+
+def test_dev_scores_by_hand():
+    from xqglib.method.retriever_training import Batch, dev_scores
+
+    vectors = {"a": [1, 0], "b": [0, 1], "c": [-1, 0], "A": [1, 0], "X": [0.5, 0], "B": [0, 1], "Y": [2, 0], "Z": [0, 0]}
+    first, second = Batch(["a", "b"], ["A", "X", "B", "Y"]), Batch(["c"], ["A", "Z"])
+    found = dev_scores(_FixedVectors(vectors), [first, second])
+    # the pool is A X B Y Z (A once): a's positive A ranks 2nd (behind Y), b's B 1st, c's A 4th (behind X, B, Z)
+    assert found["dev_mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4) / 3)
+    losses = [contrastive_loss(*_FixedVectors(vectors).forward_many([(b.queries, True), (b.passages, False)]))
+              for b in (first, second)]
+    assert found["dev_loss"] == pytest.approx((2 * float(losses[0]) + float(losses[1])) / 3)  # a mean over queries
+    # MRR@10: a positive 10th counts 1/10, 11th nothing
+    for ahead, expected in ((9, 1 / 10), (10, 0.0)):
+        others = {f"n{k}": [k + 2.0] for k in range(ahead)}
+        batch = Batch(["q"], ["p", *others])
+        assert dev_scores(_FixedVectors({"q": [1.0], "p": [1.0], **others}), [batch])["dev_mrr"] == pytest.approx(expected)

@@ -15,6 +15,10 @@ import torch
 from xqglib.core.progress import progress
 from xqglib.models.registry import EncoderSpec, pad_batch
 
+#: texts per forward chunk in training on a CPU (:meth:`DenseEncoder.forward_many`): 1.07x a
+#: padded batch's step on the cpu profile's rows, 4 to 16 alike (``benchmarks/retriever_step.py``)
+TRAINING_GROUP = 4
+
 
 def passage_text(title: str, text: str) -> str:
     return f"{title} {text}"
@@ -36,9 +40,11 @@ class DenseEncoder:
     """A model, its tokenizer and its pooling: turns texts into vectors."""
 
     def __init__(self, model: Any, tokenizer: Any, spec: EncoderSpec, query_max_len: int,
-                 passage_max_len: int, bf16: bool) -> None:
+                 passage_max_len: int, bf16: bool, group: int | None = TRAINING_GROUP) -> None:
         self.model, self.tok, self.spec = model, tokenizer, spec
         self.query_max_len, self.passage_max_len, self.bf16 = query_max_len, passage_max_len, bf16
+        #: texts per chunk in :meth:`forward_many` on a CPU (None: each group one padded batch)
+        self.group = group
         #: token positions (padding included) :meth:`forward` has run the model on
         self.positions_run = 0
         #: the model with its pooling, as one module (replaced by its distributed wrapper when
@@ -71,8 +77,37 @@ class DenseEncoder:
 
     def forward_many(self, groups: Sequence[tuple[Sequence[str], bool]]) -> list[torch.Tensor]:
         """Vectors with gradients for several groups of texts (queries, passages, ...) in one call
-        of :attr:`module` (one forward per training step, as distributed data parallel needs)."""
-        return self._run([self.tokenize(texts, is_query) for texts, is_query in groups])
+        of :attr:`module` (one forward per training step, as distributed data parallel needs).
+
+        On a CPU each group's texts run in chunks of :attr:`group` of (nearly) equal token count,
+        each padded to its own longest, and come back in input order: the same vectors as one
+        padded batch (the attention mask; checked in the tests) on fewer positions. An accelerator
+        runs each group as one padded batch (small kernels cost it more than padding does)."""
+        if self.group is None or self.model.device.type != "cpu":
+            return self._run([self.tokenize(texts, is_query) for texts, is_query in groups])
+        chunks: list[dict[str, torch.Tensor]] = []
+        orders: list[tuple[list[int], int]] = []
+        for texts, is_query in groups:
+            inputs, max_len = self._inputs(texts, is_query)
+            parts = list(self._by_tokens(self.tok(inputs, truncation=True, max_length=max_len), self.group)) if texts else []
+            chunks += [batch for _, batch in parts]
+            orders.append(([i for part, _ in parts for i in part], len(parts)))
+        reps, out, at = self._run(chunks), [], 0
+        for order, n in orders:
+            rows = torch.cat(reps[at:at + n]) if n else torch.zeros((0, self.model.config.hidden_size))
+            at += n
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+            out.append(rows[inverse])
+        return out
+
+    def _by_tokens(self, encoded: Any, size: int) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Texts tokenised once (without padding) cut into padded batches of ``size`` in order of
+        token count, each with the positions of its texts."""
+        order = sorted(range(len(encoded["input_ids"])), key=lambda k: len(encoded["input_ids"][k]))
+        for start in range(0, len(order), size):
+            part = order[start:start + size]
+            yield part, pad_batch(self.tok, {key: [column[k] for k in part] for key, column in encoded.items()})
 
     def _run(self, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
         """:attr:`module` on padded batches, counting the positions it runs on."""
@@ -97,11 +132,8 @@ class DenseEncoder:
         for first in range(0, len(by_chars), chunk):
             idx = by_chars[first:first + chunk]
             encoded = self.tok([inputs[i] for i in idx], truncation=True, max_length=max_len)
-            by_tokens = sorted(range(len(idx)), key=lambda k: len(encoded["input_ids"][k]))
-            for start in range(0, len(by_tokens), batch_size):
-                part = by_tokens[start:start + batch_size]
-                yield [idx[k] for k in part], pad_batch(self.tok, {key: [column[k] for k in part]
-                                                                  for key, column in encoded.items()})
+            for part, batch in self._by_tokens(encoded, batch_size):
+                yield [idx[k] for k in part], batch
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], is_query: bool, batch_size: int = 32,

@@ -96,15 +96,36 @@ def dev_batches(rows: Sequence[dict[str, Any]], batch_size: int, n_negatives: in
 
 
 @torch.no_grad()
-def dev_loss(encoder: DenseEncoder, batches: Sequence[Batch], temperature: float = 0.05) -> float:
-    """Tevatron's loss (in-batch and hard negatives, no alignment term) over the dev batches, the
-    mean over their queries; every process of a distributed run computes it alone, on all of them."""
+def dev_scores(encoder: DenseEncoder, batches: Sequence[Batch]) -> dict[str, float]:
+    """On the dev batches: Tevatron's loss (in-batch and hard negatives, no alignment term), the
+    mean over their queries; and the MRR@10 of each query's positive among every distinct passage
+    of all the batches (a ranking measure on the same vectors). Every process of a distributed run
+    computes both alone, on all of the batches."""
     training = encoder.model.training
     encoder.model.eval()
-    total = sum(batch_losses(encoder, Batch(b.queries, b.passages), 0.0, temperature)[0].item() * len(b.queries)
-                for b in batches)
+    total, queries, pool, vectors, positives = 0.0, [], {}, [], []
+    for b in batches:
+        q, p = encoder.forward_many([(b.queries, True), (b.passages, False)])
+        total += contrastive_loss(q, p).item() * len(b.queries)
+        for text, vector in zip(b.passages, p):
+            if text not in pool:
+                pool[text] = len(vectors)
+                vectors.append(vector)
+        group = len(b.passages) // len(b.queries)
+        positives += [pool[b.passages[i * group]] for i in range(len(b.queries))]
+        queries.append(q)
     encoder.model.train(training)
-    return total / max(1, sum(len(b.queries) for b in batches))
+    if not positives:
+        return {"dev_loss": 0.0, "dev_mrr": 0.0}
+    scores = torch.cat(queries) @ torch.stack(vectors).T
+    own = scores[torch.arange(len(positives)), torch.tensor(positives)]
+    rank = (scores > own.unsqueeze(1)).sum(1) + 1
+    return {"dev_loss": total / len(positives), "dev_mrr": float(torch.where(rank <= 10, 1.0 / rank, 0.0).mean())}
+
+
+def dev_loss(encoder: DenseEncoder, batches: Sequence[Batch]) -> float:
+    """:func:`dev_scores`'s loss."""
+    return dev_scores(encoder, batches)["dev_loss"]
 
 
 def agreed(value: float, accelerator: Any | None) -> float:
@@ -217,7 +238,7 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
 
     With ``convergence`` (and ``dev`` batches), ``epochs`` and ``max_steps`` give way to the
     criterion: at most its ``max_passes`` passes (the schedule's length), the dev loss
-    (:func:`dev_loss`) every ``eval_share`` of a pass, a stop once the criterion holds, and the
+    (:func:`dev_scores`; its MRR@10 is logged too) every ``eval_share`` of a pass, a stop once the criterion holds, and the
     weights of the best dev loss kept at the end. Every log row says its ``passes``.
 
     With an ``accelerate.Accelerator`` of several processes (launched by ``torchrun`` or
@@ -273,7 +294,8 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                        "positions": encoder.positions_run - positions_before, "passes": step / steps_per_epoch}
                 if eval_every and (step % eval_every == 0 or step == steps):
                     positions_before = encoder.positions_run
-                    row["dev_loss"] = agreed(dev_loss(encoder, dev, temperature), accelerator)
+                    scores = dev_scores(encoder, dev)
+                    row["dev_loss"], row["dev_mrr"] = (agreed(scores[k], accelerator) for k in ("dev_loss", "dev_mrr"))
                     row["dev_positions"] = encoder.positions_run - positions_before
                     if row["dev_loss"] < best_loss:
                         best_loss, best_state = row["dev_loss"], copy.deepcopy(model.state_dict())
