@@ -143,3 +143,28 @@ def test_decoder_row_steps_of_stopped_rows_by_hand():
     # rows longer than the cap stop at the cap; every row stopped ends the loop
     assert compaction_row_steps([9, 9], 3, None) == 4
     assert compaction_row_steps([1, 1], 5) == 0
+
+
+def test_the_retriever_padding_lever_by_hand(tmp_path):
+    from xqglib.config.profiles import load_profile
+    from xqglib.core.artifacts import RunDir
+    from xqglib.core.formats import write_jsonl
+    from xqglib.method.encoding import TRAINING_GROUP
+    from xqglib.study.cost import levers
+
+    cfg = load_profile("smoke", {"retriever": {"batch_size": 6, "negatives": 0}})
+    rd = RunDir(tmp_path)
+    words = [1, 9, 2, 30, 3, 4]  # one batch of 6 queries, no negatives: 6 passages
+    write_jsonl(rd.retriever_rows("crosslingual"),
+                [{"query": "q " * n, "positive_passages": [{"title": "t", "text": "w " * (2 * n)}],
+                  "negative_passages": [{"title": "t", "text": "x"}]} for n in words])
+    table = levers(cfg, rd).set_index("lever")
+    tok, r = load_tokenizer(cfg.retriever.encoder), cfg.retriever
+    count = (lambda texts, cap: sorted(len(x) for x in tok(texts, truncation=True, max_length=cap)["input_ids"]))
+    groups = [count(["q " * n for n in words], r.query_max_len), count(["t " + "w " * (2 * n) for n in words], r.passage_max_len)]
+    before = table.loc["retriever training, one padded batch per group (before)"]
+    now = table.loc[f"retriever training, texts by length in chunks of {TRAINING_GROUP} (now)"]
+    assert before["needed"] == now["needed"] == sum(map(sum, groups))
+    assert before["as run"] == sum(6 * g[-1] for g in groups)
+    chunks = [g[k:k + TRAINING_GROUP] for g in groups for k in range(0, 6, TRAINING_GROUP)]
+    assert now["as run"] == sum(len(c) * c[-1] for c in chunks) < before["as run"]

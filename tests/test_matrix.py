@@ -1,5 +1,5 @@
-"""The query-language x passage-language matrix builder on a hand-made parallel set, and on the
-real XQuAD."""
+"""The query-language x passage-language matrix refuses files that are not parallel, and the real
+XQuAD is parallel (the rows themselves are checked by hand in test_rq3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from xqglib.core.errors import UserError
 from xqglib.data import sources as D
-from xqglib.data.matrix import build_cell
+from xqglib.data.matrix import matrix_rows
 
 
 def article(title: str, paragraphs: list[tuple[str, list[tuple[str, str, str]]]]) -> dict:
@@ -24,29 +24,20 @@ PARALLEL = {
            article("Oxygen", [("Sauerstoff ist O.", [("q2", "Symbol von Sauerstoff?", "O")]),
                               ("Er brennt.", [("q3", "Was tut er?", "brennt")])])],
 }
+SPLIT = {"Paris": "test", "Oxygen": "test"}
 
 
-def test_a_cell_by_hand():
-    cell = build_cell(PARALLEL, "en", "de", titles=["Oxygen"])
-    assert [d["text"] for d in cell.corpus] == ["Paris liegt in Frankreich.", "Sauerstoff ist O.", "Er brennt."]
-    assert [q["query"] for q in cell.queries] == ["Symbol of oxygen?", "What does it do?"]  # Oxygen only
-    docs = [d["docid"] for d in cell.corpus]
-    assert cell.qrels == {"q2-en-de": {docs[1]: 1}, "q3-en-de": {docs[2]: 1}}
-    assert cell.answers == {"q2-en-de": ["O"], "q3-en-de": ["brennt"]}  # the answer in the passage language
-    same = build_cell(PARALLEL, "de", "de")
-    assert len(same.queries) == 3 and same.answers["q1-de-de"] == ["Frankreich"]
-
-
-def test_unaligned_or_missing_languages_are_refused():
-    broken = {"en": PARALLEL["en"], "de": PARALLEL["de"][:1]}
-    with pytest.raises(UserError, match="not aligned"):
-        build_cell(broken, "en", "de")
-    with pytest.raises(UserError, match="no XQuAD data loaded for language 'th'"):
-        build_cell(PARALLEL, "th", "en")
+def test_unaligned_files_are_refused():
+    assert len(matrix_rows(PARALLEL, SPLIT, ["en", "de"], ["de"], [])["questions"]) == 6
+    for broken in ({"en": PARALLEL["en"], "de": PARALLEL["de"][:1]},  # an article missing
+                   {"en": PARALLEL["en"], "de": [PARALLEL["de"][0], article("Oxygen", [("Sauerstoff ist O.", [])])]}):
+        with pytest.raises(UserError, match="not aligned"):
+            matrix_rows(broken, SPLIT, ["en", "de"], ["de"], [])
 
 
 def test_real_xquad_is_parallel(real_data):
     parallel = {lang: D.load_xquad(lang, real_data) for lang in ("en", "th")}
-    cell = build_cell(parallel, "th", "en")
-    assert len(cell.corpus) == 240 and len(cell.queries) == 1190
-    assert all(len(v) == 1 for v in cell.qrels.values())
+    split = dict.fromkeys((a["title"] for a in parallel["en"]), "test")
+    rows = matrix_rows(parallel, split, ["th"], ["en", "th"], [])
+    assert len(rows["passages"]) == 2 * 240 and len(rows["questions"]) == 1190
+    assert len(rows["answers"]) == 2 * 1190 and all(r["answers"] for r in rows["answers"])

@@ -4,31 +4,18 @@ XQuAD gives each of its 240 paragraphs and 1,190 questions in 12 languages, huma
 aligned: the same article, paragraph and question id in every language. A *cell* (Q, P) of the
 matrix has the paragraphs in language P as its corpus, the questions in Q as its queries, the
 paragraph (in P) that holds a question as its gold passage, and the answer of the parallel
-question in P as its gold answer (what a reader must extract from the passage in P).
+question in P as its gold answer (what a reader must extract from the passage in P);
+:func:`matrix_rows` writes every cell's parts once, for all languages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.core.formats import read_jsonl
-
-
-@dataclass
-class Cell:
-    """One (query language, passage language) cell: Tevatron-style corpus and queries, qrels, and
-    the gold answers in the passage language."""
-
-    query_lang: str
-    passage_lang: str
-    corpus: list[dict[str, str]]             # docid, title, text
-    queries: list[dict[str, str]]            # query_id, query, qid
-    qrels: dict[str, dict[str, int]]         # query_id -> {docid: 1}
-    answers: dict[str, list[str]]            # query_id -> answers in the passage language
 
 
 def paragraph_docid(lang: str, article: int, paragraph: int) -> str:
@@ -46,30 +33,6 @@ def check_parallel(parallel: dict[str, list[dict[str, Any]]]) -> None:
         if shape(parallel[lang]) != reference:
             raise UserError(f"XQuAD in {lang!r} is not aligned with {languages[0]!r} (articles, paragraphs "
                             "or question ids differ): is it the published file?")
-
-
-def build_cell(parallel: dict[str, list[dict[str, Any]]], query_lang: str, passage_lang: str,
-               titles: Sequence[str] | None = None) -> Cell:
-    """The cell (``query_lang``, ``passage_lang``) over all paragraphs in the passage language, with
-    the questions of the articles in ``titles`` (all when None) as queries."""
-    for lang in (query_lang, passage_lang):
-        if lang not in parallel:
-            raise UserError(f"no XQuAD data loaded for language {lang!r}")
-    check_parallel({query_lang: parallel[query_lang], passage_lang: parallel[passage_lang]})
-    wanted = None if titles is None else set(titles)
-    corpus, queries, qrels, answers = [], [], {}, {}
-    for a, (q_article, p_article) in enumerate(zip(parallel[query_lang], parallel[passage_lang])):
-        for p, (q_par, p_par) in enumerate(zip(q_article["paragraphs"], p_article["paragraphs"])):
-            docid = paragraph_docid(passage_lang, a, p)
-            corpus.append({"docid": docid, "title": p_article["title"], "text": p_par["context"]})
-            if wanted is not None and p_article["title"] not in wanted:
-                continue
-            for q_qa, p_qa in zip(q_par["qas"], p_par["qas"]):
-                query_id = f"{q_qa['id']}-{query_lang}-{passage_lang}"
-                queries.append({"query_id": query_id, "query": q_qa["question"], "qid": q_qa["id"]})
-                qrels[query_id] = {docid: 1}
-                answers[query_id] = [ans["text"] for ans in p_qa["answers"]]
-    return Cell(query_lang, passage_lang, corpus, queries, qrels, answers)
 
 
 # --------------------------------------------------------------------------------------------

@@ -408,25 +408,39 @@ def compaction_row_steps(lengths: Sequence[int], max_new_tokens: int, share: int
     return steps
 
 
+def padding_rows(before: str, now: str, batches: Sequence[Sequence[int]], group: int) -> list[dict[str, Any]]:
+    """Encoder positions of batches of texts (their token counts) run as one padded batch each
+    (``before``) and in chunks of ``group`` by length (``now``), against their tokens."""
+    chunks: list[list[int]] = []
+    for b in batches:
+        lengths = sorted(b)
+        chunks += [lengths[k:k + group] for k in range(0, len(lengths), group)]
+    needed = sum(map(sum, batches))
+    return [lever_row(before, "encoder positions", sum(max(b) * len(b) for b in batches), needed),
+            lever_row(now, "encoder positions", sum(max(c) * len(c) for c in chunks), needed)]
+
+
+def lever_row(lever: str, work: str, as_run: int, needed: int) -> dict[str, Any]:
+    return {"lever": lever, "work": work, "as run": as_run, "needed": needed,
+            "saved at most (%)": 100 * (1 - needed / as_run) if as_run else 0.0}
+
+
 def levers(cfg: Any, rd: Any) -> pd.DataFrame:
     """What each lever saves at most, measured on the run's own texts: the decoder row-steps spent
     on stopped rows under sampler 2 and under today's sampler (the generated queries' tokens as the generator's tokenizer
     counts them, plus the stop token), and the padding of the retriever's and the reader's
-    training batches (the first pass's batches; the reader's windows in one padded batch, as it
-    ran before, and in the groups it runs in now). ``as run``: positions (or row-steps) the
+    training batches (the first pass's batches; each in one padded batch, as they ran before, and
+    in the chunks or groups they run in now). ``as run``: positions (or row-steps) the
     model computes; ``needed``: those without padding or stopped rows."""
     import random
 
     from xqglib.core.formats import read_jsonl
     from xqglib.core.reuse import seeded_subset
+    from xqglib.method.encoding import TRAINING_GROUP as ENCODER_GROUP
     from xqglib.method.reading import TRAINING_GROUP
     from xqglib.method.retriever_training import row_batches
     from xqglib.method.sampling import COMPACTION, SAMPLER_VERSION
     from xqglib.models.registry import encoder_spec, load_tokenizer
-
-    def row(lever: str, work: str, as_run: int, needed: int) -> dict[str, Any]:
-        return {"lever": lever, "work": work, "as run": as_run, "needed": needed,
-                "saved at most (%)": 100 * (1 - needed / as_run) if as_run else 0.0}
 
     rows = []
     generated, model = rd.generated(cfg.primary_generator), rd.generator_model(cfg.primary_generator)
@@ -441,38 +455,31 @@ def levers(cfg: Any, rd: Any) -> pd.DataFrame:
             before += compaction_row_steps(lengths, g.max_new_tokens, COMPACTION[2])
             now += compaction_row_steps(lengths, g.max_new_tokens, COMPACTION[SAMPLER_VERSION])
             ideal += compaction_row_steps(lengths, g.max_new_tokens, None)
-        rows.append(row("generation, stopped rows dropped once an eighth (sampler 2, before)", "decoder row-steps",
+        rows.append(lever_row("generation, stopped rows dropped once an eighth (sampler 2, before)", "decoder row-steps",
                         before, ideal))
-        rows.append(row(f"generation, as sampler {SAMPLER_VERSION} drops them (now)", "decoder row-steps", now, ideal))
+        rows.append(lever_row(f"generation, as sampler {SAMPLER_VERSION} drops them (now)", "decoder row-steps", now, ideal))
     r = cfg.retriever
     spec, tok = encoder_spec(r.encoder), load_tokenizer(r.encoder)
     training = rd.path("data", "retriever_train_crosslingual.jsonl")
     if training.exists():
         data = seeded_subset(read_jsonl(training), r.max_train_rows, cfg.seed)
-        batches = []
+        padded = []
         for batch in row_batches(data, r.batch_size, r.negatives, cfg.seed)(0, random.Random(cfg.seed)):
             for texts, prefix, cap in ((batch.queries, spec.query_prefix, r.query_max_len),
                                        (batch.passages, spec.passage_prefix, r.passage_max_len)):
-                batches.append([len(x) for x in tok([prefix + t for t in texts], truncation=True, max_length=cap)["input_ids"]])
-        rows.append(row("retriever training: batches by length", "encoder positions",
-                        sum(max(b) * len(b) for b in batches), sum(map(sum, batches))))
+                padded.append([len(x) for x in tok([prefix + t for t in texts], truncation=True, max_length=cap)["input_ids"]])
+        rows += padding_rows("retriever training, one padded batch per group (before)",
+                             f"retriever training, texts by length in chunks of {ENCODER_GROUP} (now)", padded, ENCODER_GROUP)
     reader_rows = rd.rq3_data("reader_train")
     if reader_rows.exists():
         q = cfg.rq3
         examples = seeded_subset(read_jsonl(reader_rows), q.reader_max_examples, cfg.seed)
-        one, grouped = [], []
-        for first in range(0, len(examples), q.reader_batch_size):
-            part = examples[first:first + q.reader_batch_size]
-            ids = tok([e["question"] for e in part], [e["context"] for e in part], truncation="only_second",
-                      max_length=q.reader_max_len, stride=q.reader_stride, return_overflowing_tokens=True)["input_ids"]
-            lengths = sorted(len(x) for x in ids)
-            one.append(lengths)
-            grouped += [lengths[k:k + TRAINING_GROUP] for k in range(0, len(lengths), TRAINING_GROUP)]
-        needed = sum(map(sum, one))
-        rows.append(row("reader training, one padded batch (before)", "encoder positions",
-                        sum(max(b) * len(b) for b in one), needed))
-        rows.append(row(f"reader training, windows by length in groups of {TRAINING_GROUP} (now)", "encoder positions",
-                        sum(max(b) * len(b) for b in grouped), needed))
+        windows = [tok([e["question"] for e in part], [e["context"] for e in part], truncation="only_second",
+                       max_length=q.reader_max_len, stride=q.reader_stride, return_overflowing_tokens=True)["input_ids"]
+                   for part in (examples[k:k + q.reader_batch_size] for k in range(0, len(examples), q.reader_batch_size))]
+        rows += padding_rows("reader training, one padded batch (before)",
+                             f"reader training, windows by length in groups of {TRAINING_GROUP} (now)",
+                             [[len(x) for x in ids] for ids in windows], TRAINING_GROUP)
     return pd.DataFrame(rows)
 
 
