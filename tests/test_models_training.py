@@ -309,11 +309,19 @@ def test_the_convergence_criterion_by_hand():
     flat_early = [(10, 3.0), (20, 2.0), (30, 2.1), (40, 2.2)]
     assert verdict(c, flat_early[:3], 40).reason.startswith("0.75 of at least 1 passes")
     done = verdict(c, flat_early, 40)
-    assert done.converged and done.best_step == 20 and done.best_loss == 2.0 and done.passes == 1.0
+    assert done.converged and done.best_step == 20 and done.best == 2.0 and done.passes == 1.0
     # a tie is no new best: the earlier checkpoint stays the best
     assert verdict(c, [(10, 2.0), (20, 2.5), (30, 2.0), (40, 2.0)], 40).best_step == 10
+    # a measure where higher is better (a retriever's dev MRR@10): the same rule, the other way
+    mrr = Convergence(min_passes=1.0, eval_share=0.25, patience=2, max_passes=3.0, measure="dev_mrr")
+    rising = verdict(mrr, [(10, 0.3), (20, 0.5), (30, 0.4), (40, 0.45)], 40)
+    assert rising.converged and rising.best_step == 20 and rising.best == 0.5
+    assert "no new best dev MRR@10" in rising.reason
+    assert not verdict(mrr, [(10, 0.3), (20, 0.4), (30, 0.5), (40, 0.6)], 40).converged
     with pytest.raises(ValueError):
         Convergence(min_passes=2.0, max_passes=1.0)
+    with pytest.raises(ValueError):
+        Convergence(measure="dev_accuracy")
 
 
 def test_the_generator_trains_until_the_criterion_holds():
@@ -346,9 +354,10 @@ def test_the_generator_trains_with_its_embeddings_frozen():
     assert torch.equal(gen.model.get_input_embeddings().weight, embeddings)
 
 
-def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_checkpoint():
+@pytest.mark.parametrize("measure", ["dev_loss", "dev_mrr"])
+def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_checkpoint(measure):
     from xqglib.method.convergence import Convergence, verdict_of_log
-    from xqglib.method.retriever_training import dev_batches, dev_loss
+    from xqglib.method.retriever_training import dev_batches, dev_scores
     from xqglib.models.registry import EncoderSpec
 
     enc = _encoder()
@@ -358,7 +367,7 @@ def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_check
             for p in PAIRS]
     dev = dev_batches(rows[:3], batch_size=3, n_negatives=1, seed=0)
     assert dev == dev_batches(rows[:3], batch_size=3, n_negatives=1, seed=0)  # fixed: the same every time
-    c = Convergence(min_passes=1.0, eval_share=0.5, patience=2, max_passes=4.0)
+    c = Convergence(min_passes=1.0, eval_share=0.5, patience=2, max_passes=4.0, measure=measure)
     train = rows * 2
     log = train_retriever(enc, train, epochs=1, max_steps=1, batch_size=2, n_negatives=1, lr=3e-3, warmup_ratio=0.0,
                           seed=0, freeze_embeddings=False, dev=dev, convergence=c)
@@ -368,8 +377,8 @@ def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_check
     found = verdict_of_log(c, log)
     assert found.converged or len(log) == c.max_steps(per_pass)
     assert log[-1]["passes"] == pytest.approx(len(log) / per_pass)
-    # the weights kept are those of the best dev loss, wherever training stopped
-    assert dev_loss(enc, dev) == pytest.approx(found.best_loss, rel=1e-5)
+    # the weights kept are those of the measure's best, wherever training stopped
+    assert dev_scores(enc, dev)[measure] == pytest.approx(found.best, rel=1e-5)
     assert all(0 <= r["dev_mrr"] <= 1 for r in log if "dev_loss" in r)
     with pytest.raises(ValueError, match="dev batches"):
         train_retriever(enc, train, epochs=1, max_steps=None, batch_size=2, n_negatives=1, lr=1e-3,

@@ -1,4 +1,4 @@
-"""Timing records and reuse: the seconds a run counts, from records written by the real code."""
+"""Timing records and reuse: the seconds a run counts, from records written by the real code; the training summary."""
 
 from __future__ import annotations
 
@@ -67,3 +67,19 @@ def test_timing_a_part_again_replaces_its_record(tmp_path):
     with S.timed(rd, "generate", "h"):
         pass
     assert [(t.part, t.details) for t in read_timings(rd.timings)] == [("g", {"n": 2}), ("h", {})]
+
+
+def test_the_training_summary_keeps_the_criterions_checkpoint():
+    from xqglib.method.convergence import Convergence
+    from xqglib.study.tables import training_summary
+
+    # the dev loss keeps falling while the dev MRR@10 peaks at step 2
+    log = [{"step": s, "loss": 2.0 - s / 10, "passes": s / 2, "dev_loss": 1.0 - s / 10, "dev_mrr": mrr}
+           for s, mrr in ((1, 0.40), (2, 0.55), (3, 0.50), (4, 0.52))]
+    c = Convergence(min_passes=1.0, eval_share=0.5, patience=2, max_passes=2.0, measure="dev_mrr")
+    row = training_summary({"xdr": log}, c, batch_size=4).loc["xdr"]
+    assert row["kept: step"] == 2 and row["kept: dev MRR@10"] == 0.55 and row["kept: dev loss"] == 0.8
+    assert row["best dev loss"] == 0.6 and row["best dev MRR@10"] == 0.55 and row["examples seen"] == 16
+    assert row["converged"].startswith("yes: no new best dev MRR@10 in the last 2 evaluations")
+    by_loss = training_summary({"xdr": log}, None, batch_size=4).loc["xdr"]
+    assert by_loss["kept: step"] == 4 and "converged" not in by_loss

@@ -171,9 +171,13 @@ class RetrieverSettings:
     min_passes: float = setting(1.0, "convergence: passes over the training rows at least", above=0)
     eval_share: float = setting(0.25, "convergence: share of a pass between dev-loss measurements", above=0,
                                 high=1)
-    patience: int = setting(3, "convergence: evaluations without a new best dev loss that end training", low=1)
+    patience: int = setting(3, "convergence: evaluations without a new best (of `dev_measure`) that end training",
+                           low=1)
     max_passes: float = setting(3.0, "convergence: passes at most (a run stopped there is reported unconverged)",
                                 above=0)
+    dev_measure: str = setting("loss", "convergence: what the retrievers' criterion follows on the dev rows: 'loss' "
+                               "(Tevatron's, lower is better) or 'mrr' (MRR@10 of each positive among all dev "
+                               "passages, higher is better); the reader follows its loss", choices=("loss", "mrr"))
 
 
 @dataclass(frozen=True)

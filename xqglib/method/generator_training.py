@@ -82,6 +82,8 @@ def train_generator(gen: QueryGenerator, train_pairs: Sequence[dict[str, str]],
 
     steps_per_pass = math.ceil(len(train_pairs) / batch_size)
     if convergence is not None:
+        if convergence.measure != "dev_loss":
+            raise ValueError("the generator's criterion follows its dev loss")
         steps, eval_every = convergence.max_steps(steps_per_pass), convergence.steps_per_eval(steps_per_pass)
     torch.manual_seed(seed)
     rng = random.Random(seed)

@@ -227,8 +227,8 @@ def train_reader(reader: Reader, examples: Sequence[ReaderExample], *, steps: in
     steps_per_pass = -(-len(examples) // batch_size)
     eval_every = None
     if convergence is not None:
-        if not dev:
-            raise ValueError("training to convergence needs dev examples")
+        if not dev or convergence.measure != "dev_loss":
+            raise ValueError("training to convergence needs dev examples, and follows their loss")
         steps, eval_every = convergence.max_steps(steps_per_pass), convergence.steps_per_eval(steps_per_pass)
     torch.manual_seed(seed)
     model = reader.model

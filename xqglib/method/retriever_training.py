@@ -237,9 +237,9 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
     ranking loss where the batch has translations), AdamW, linear warm-up and decay, clipping.
 
     With ``convergence`` (and ``dev`` batches), ``epochs`` and ``max_steps`` give way to the
-    criterion: at most its ``max_passes`` passes (the schedule's length), the dev loss
-    (:func:`dev_scores`; its MRR@10 is logged too) every ``eval_share`` of a pass, a stop once the criterion holds, and the
-    weights of the best dev loss kept at the end. Every log row says its ``passes``.
+    criterion: at most its ``max_passes`` passes (the schedule's length), the dev loss and MRR@10
+    (:func:`dev_scores`) every ``eval_share`` of a pass, a stop once the criterion holds on its
+    measure, and the weights of that measure's best kept at the end. Every log row says its ``passes``.
 
     With an ``accelerate.Accelerator`` of several processes (launched by ``torchrun`` or
     ``accelerate launch``), each process encodes its share of every global batch, the vectors are
@@ -270,7 +270,7 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
         world = accelerator.num_processes
         encoder.module = accelerator.prepare_model(encoder.module)
     log: list[dict[str, float]] = []
-    best_loss, best_state = math.inf, None
+    best, best_state = None, None
     converged = False
     started = time.perf_counter()
     model.train()
@@ -297,8 +297,8 @@ def train_on_batches(encoder: DenseEncoder, batches: Callable[[int, random.Rando
                     scores = dev_scores(encoder, dev)
                     row["dev_loss"], row["dev_mrr"] = (agreed(scores[k], accelerator) for k in ("dev_loss", "dev_mrr"))
                     row["dev_positions"] = encoder.positions_run - positions_before
-                    if row["dev_loss"] < best_loss:
-                        best_loss, best_state = row["dev_loss"], copy.deepcopy(model.state_dict())
+                    if convergence.better(row[convergence.measure], best):
+                        best, best_state = row[convergence.measure], copy.deepcopy(model.state_dict())
                 row["seconds"] = time.perf_counter() - started
                 log.append(row)
                 bar.update(1)

@@ -228,8 +228,14 @@ def train_dense_retriever(cfg: Profile, rd: RunDir, name: str, accelerator: Any 
 
 
 def retriever_criterion(cfg: Profile) -> Convergence | None:
-    """The criterion the retrievers (and the reader) train until, where ``retriever.converge`` asks for one."""
+    """The criterion the retrievers train until, where ``retriever.converge`` asks for one."""
     return Convergence.of(cfg.retriever) if cfg.retriever.converge else None
+
+
+def reader_criterion(cfg: Profile) -> Convergence | None:
+    """The retrievers' criterion on the reader's dev loss (the only measure it has)."""
+    criterion = retriever_criterion(cfg)
+    return None if criterion is None else dataclasses.replace(criterion, measure="dev_loss")
 
 
 def retriever_convergence(cfg: Profile, training: str) -> dict[str, Any]:

@@ -66,7 +66,7 @@ from xqglib.pipeline.common import (
     train_once,
     training_fingerprint,
 )
-from xqglib.pipeline.rq1 import generator_convergence, retriever_criterion, with_seed
+from xqglib.pipeline.rq1 import generator_convergence, reader_criterion, with_seed
 from xqglib.study.experiments import RQ3_GENERATOR, matrix_languages, seed_variant
 
 
@@ -135,7 +135,7 @@ def train_rq3_reader(cfg: Profile, rd: RunDir) -> list[dict[str, float]]:
         seed_everything(cfg.seed)
         reader = reader_of(cfg, cfg.retriever.encoder)
         r = cfg.rq3
-        criterion = retriever_criterion(cfg)
+        criterion = reader_criterion(cfg)
         dev = examples(inputs[1], cfg.retriever.max_dev_rows) if criterion else None
         log = train_reader(reader, examples(inputs[0], r.reader_max_examples), steps=r.reader_steps,
                            batch_size=r.reader_batch_size, lr=r.reader_lr, warmup_ratio=cfg.retriever.warmup_ratio,

@@ -63,7 +63,8 @@ class Stage:
         return f"stage {self.number} ({self.name})"
 
 
-#: The retriever section's convergence criterion, which the reader trains until as well.
+#: The retriever section's convergence criterion, which the reader trains until as well (on its
+#: loss: ``retriever.dev_measure`` is the retrievers' alone).
 CRITERION = ("retriever.converge", "retriever.max_dev_rows", "retriever.min_passes", "retriever.eval_share",
              "retriever.patience", "retriever.max_passes")
 

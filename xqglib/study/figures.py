@@ -17,30 +17,42 @@ from xqglib.study.tables import SIGNIFICANCE_MARK
 
 def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str,
                 criterion: Convergence | None = None):
-    """Loss curves, one line per model; dev losses as markers where present. With the
-    ``criterion`` the models trained until, the kept checkpoint (the best dev loss) is starred and
-    a dotted line marks where training stopped, converged or not."""
+    """Loss curves, one line per model; dev losses as markers where present (and the dev MRR@10,
+    where logged, on the right-hand axis). With the ``criterion`` the models trained until, the
+    kept checkpoint (the best of its measure) is starred on the dev loss and a dotted line marks
+    where training stopped, converged or not."""
     import matplotlib.pyplot as plt
 
     from xqglib.method.convergence import verdict_of_log
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
+    right = None
     for name, log in logs.items():
         ax.plot([r["step"] for r in log], [r[key] for r in log], label=f"{name} ({key})", alpha=0.8)
-        dev = [(r["step"], r["dev_loss"]) for r in log if "dev_loss" in r]
-        if dev:
-            line, = ax.plot(*zip(*dev), "o--", label=f"{name} (dev-article loss)")
-            if criterion is not None and "passes" in log[-1]:
-                found = verdict_of_log(criterion, log)
-                ax.plot([found.best_step], [found.best_loss], "*", markersize=14, color=line.get_color(),
-                        label=f"{name}: kept (best dev loss)")
-                ax.axvline(found.steps, linestyle=":", color=line.get_color(),
-                           label=f"{name}: {'converged' if found.converged else 'stopped unconverged'} "
-                                 f"after {found.passes:.2f} passes")
+        dev = {int(r["step"]): r for r in log if "dev_loss" in r}
+        if not dev:
+            continue
+        line, = ax.plot(list(dev), [r["dev_loss"] for r in dev.values()], "o--", label=f"{name} (dev-article loss)")
+        if any("dev_mrr" in r for r in dev.values()):
+            right = right or ax.twinx()
+            mrr = [(step, r["dev_mrr"]) for step, r in dev.items() if "dev_mrr" in r]
+            right.plot(*zip(*mrr), "s:", color=line.get_color(), alpha=0.6, label=f"{name} (dev MRR@10, right)")
+        found = verdict_of_log(criterion, log) if criterion is not None and "passes" in log[-1] else None
+        if found is not None and found.best_step in dev:
+            ax.plot([found.best_step], [dev[found.best_step]["dev_loss"]], "*", markersize=14, color=line.get_color(),
+                    label=f"{name}: kept (best {criterion.label})")
+            ax.axvline(found.steps, linestyle=":", color=line.get_color(),
+                       label=f"{name}: {'converged' if found.converged else 'stopped unconverged'} "
+                             f"after {found.passes:.2f} passes")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+        right.set_ylabel("dev MRR@10")
+        more = right.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=8)
     fig.tight_layout()
     return fig
 

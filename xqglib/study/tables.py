@@ -193,21 +193,29 @@ def seed_sweep_table(seed: int, rows: Sequence[Mapping[str, Any]],
 def training_summary(logs: Mapping[str, Sequence[Mapping[str, float]]], criterion: Convergence | None,
                      batch_size: int, loss: str = "loss") -> pd.DataFrame:
     """One row per trained model: steps, passes over its training rows and examples seen, first
-    and last training loss, the best dev loss and its step (the checkpoint kept) and, where it
-    trained to ``criterion``, the verdict."""
-    from xqglib.method.convergence import verdict_of_log
+    and last training loss, the best dev loss (and dev MRR@10, where logged), the checkpoint kept
+    (the best of the ``criterion``'s measure, else of the dev loss) with its dev measures and,
+    where it trained to ``criterion``, the verdict."""
+    from xqglib.method.convergence import Convergence, verdict_of_log
 
     rows = {}
     for name, log in logs.items():
-        dev = [(r["dev_loss"], int(r["step"])) for r in log if "dev_loss" in r]
+        evaluated = [r for r in log if "dev_loss" in r]
         row: dict[str, Any] = {"steps": len(log), "examples seen": len(log) * batch_size,
                                "first train loss": round(log[0][loss], 3), "last train loss": round(log[-1][loss], 3)}
         if "passes" in log[-1]:
             row["passes"] = round(log[-1]["passes"], 2)
-        if dev:
-            best, at = min(dev)
-            row |= {"best dev loss": round(best, 4), "kept: step": at}
-        if criterion is not None and "passes" in log[-1]:
+        trained_to = criterion is not None and "passes" in log[-1]
+        if evaluated:
+            found = verdict_of_log(criterion if trained_to else Convergence(), log, 1)
+            kept = next((r for r in evaluated if int(r["step"]) == found.best_step), {})
+            row |= {"best dev loss": round(min(r["dev_loss"] for r in evaluated), 4), "kept: step": found.best_step}
+            if kept:
+                row["kept: dev loss"] = round(kept["dev_loss"], 4)
+            if "dev_mrr" in kept:
+                row |= {"best dev MRR@10": round(max(r["dev_mrr"] for r in evaluated), 4),
+                        "kept: dev MRR@10": round(kept["dev_mrr"], 4)}
+        if trained_to:
             found = verdict_of_log(criterion, log)
             row["converged"] = f"{'yes' if found.converged else 'no'}: {found.reason}"
         rows[name] = row
