@@ -48,7 +48,7 @@ def main() -> None:
     cfg, rd = open_run(args.profile, args.run_dir, None)
     r = cfg.retriever
     enc = DenseEncoder(load_encoder(r.encoder).eval(), load_tokenizer(r.encoder), encoder_spec(r.encoder),
-                       r.query_max_len, r.passage_max_len, cfg.use_bf16)
+                       r.query_max_len, r.passage_max_len, cfg.use_bf16, group=None)  # forward: one padded batch
     rng = random.Random(cfg.seed)
     generated = [q for p in read_jsonl(rd.generated(cfg.primary_generator))
                  for qs in p["generated_queries"].values() for q in qs]

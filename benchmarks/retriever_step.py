@@ -2,7 +2,7 @@
 texts of (nearly) equal token count (now, :meth:`xqglib.method.encoding.DenseEncoder.forward_many`),
 on a run's own training rows (stage 1 is enough).
 
-    .venv/bin/python benchmarks/retriever_step.py [--run-dir runs/cpu] [--steps 6] [--groups 8,16]
+    .venv/bin/python benchmarks/retriever_step.py [--run-dir runs/cpu] [--steps 8] [--groups 4,8,16]
 
 Forward and backward of Tevatron's loss on the first pass's batches, the same weights for every
 path (no update; the optimiser's step is the same on every path and left out), paths interleaved
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--training", default="crosslingual", help="whose rows: english or crosslingual")
     parser.add_argument("--steps", type=int, default=6, help="batches timed per path")
-    parser.add_argument("--groups", default="16", help="chunk sizes compared with the padded batch")
+    parser.add_argument("--groups", default="4,8,16", help="chunk sizes compared with the padded batch")
     args = parser.parse_args()
     cfg, rd = open_run(args.profile, args.run_dir, None)
     r = cfg.retriever

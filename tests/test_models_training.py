@@ -378,7 +378,9 @@ def test_the_retriever_trains_until_the_criterion_holds_and_keeps_its_best_check
     assert found.converged or len(log) == c.max_steps(per_pass)
     assert log[-1]["passes"] == pytest.approx(len(log) / per_pass)
     # the weights kept are those of the measure's best, wherever training stopped
-    assert dev_scores(enc, dev)[measure] == pytest.approx(found.best, rel=1e-5)
+    kept = dev_scores(enc, dev)
+    assert kept[measure] == pytest.approx(found.best, rel=1e-5)
+    assert kept["dev_loss"] == pytest.approx(next(r["dev_loss"] for r in log if r["step"] == found.best_step), rel=1e-5)
     assert all(0 <= r["dev_mrr"] <= 1 for r in log if "dev_loss" in r)
     with pytest.raises(ValueError, match="dev batches"):
         train_retriever(enc, train, epochs=1, max_steps=None, batch_size=2, n_negatives=1, lr=1e-3,
@@ -422,6 +424,9 @@ def test_dev_scores_by_hand():
     losses = [contrastive_loss(*_FixedVectors(vectors).forward_many([(b.queries, True), (b.passages, False)]))
               for b in (first, second)]
     assert found["dev_loss"] == pytest.approx((2 * float(losses[0]) + float(losses[1])) / 3)  # a mean over queries
+    # a tie ranks the positive behind: collapsed vectors do not score as a perfect ranking
+    tied = _FixedVectors({"q": [1.0], "p": [1.0], "n": [1.0]})
+    assert dev_scores(tied, [Batch(["q"], ["p", "n"])])["dev_mrr"] == pytest.approx(1 / 2)
     # MRR@10: a positive 10th counts 1/10, 11th nothing
     for ahead, expected in ((9, 1 / 10), (10, 0.0)):
         others = {f"n{k}": [k + 2.0] for k in range(ahead)}

@@ -19,7 +19,6 @@ from xqglib.core.artifacts import RunDir
 from xqglib.core.errors import UserError
 from xqglib.data import b1 as D
 from xqglib.data import matrix as MX
-from xqglib.data.matrix import build_cell
 from xqglib.evaluation import rq3 as V3
 from xqglib.method import augmentation as AUG
 from xqglib.method.encoding import DenseEncoder
@@ -33,7 +32,7 @@ from xqglib.study import rq3 as A3
 SMOKE = load_profile("smoke")
 
 
-def test_the_matrix_by_hand_agrees_with_the_cell_definition():
+def test_the_matrix_by_hand():
     split = {"Paris": "test", "Oxygen": "train"}
     rows = MX.matrix_rows(PARALLEL, split, ["en", "de"], ["en", "de"], ["de"])
     assert [(p["lang"], p["index"], p["text"]) for p in rows["passages"]] == [
@@ -49,13 +48,9 @@ def test_the_matrix_by_hand_agrees_with_the_cell_definition():
         ("xquad-en-1-0", "Symbol von Sauerstoff?"), ("xquad-de-1-0", "Symbol von Sauerstoff?"),
         ("xquad-en-1-1", "Was tut er?"), ("xquad-de-1-1", "Was tut er?")]
     assert rows["generator_dev"] == []
-    # the cell (en, de) as data.matrix.build_cell makes it: same corpus, queries, gold passage and answers
-    cell = build_cell(PARALLEL, "en", "de", titles=["Paris"])
-    de = [p for p in rows["passages"] if p["lang"] == "de"]
-    assert [d["docid"] for d in cell.corpus] == [p["docid"] for p in de]
-    assert [q["qid"] for q in cell.queries] == [q["qid"] for q in rows["questions"] if q["lang"] == "en"]
-    assert cell.qrels["q1-en-de"] == {de[0]["docid"]: 1}
-    assert cell.answers["q1-en-de"] == ["Frankreich"]
+    # the gold passage of a question is its paragraph, at the same index in every passage language
+    de = {p["index"]: p for p in rows["passages"] if p["lang"] == "de"}
+    assert [de[q["index"]]["text"] for q in rows["questions"]] == ["Paris liegt in Frankreich."] * 2
     # a test-question cap keeps only those questions
     capped = MX.matrix_rows(PARALLEL, {"Paris": "test", "Oxygen": "test"}, ["en"], ["en"], ["en"], ["q3"])
     assert [q["qid"] for q in capped["questions"]] == ["q3"]

@@ -169,7 +169,7 @@ class RetrieverSettings:
                              "are then unused")
     max_dev_rows: int = setting(256, "convergence: dev-article rows the dev loss is measured on", low=1)
     min_passes: float = setting(1.0, "convergence: passes over the training rows at least", above=0)
-    eval_share: float = setting(0.25, "convergence: share of a pass between dev-loss measurements", above=0,
+    eval_share: float = setting(0.25, "convergence: share of a pass between dev measurements", above=0,
                                 high=1)
     patience: int = setting(3, "convergence: evaluations without a new best (of `dev_measure`) that end training",
                            low=1)

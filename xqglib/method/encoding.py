@@ -81,33 +81,42 @@ class DenseEncoder:
 
         On a CPU each group's texts run in chunks of :attr:`group` of (nearly) equal token count,
         each padded to its own longest, and come back in input order: the same vectors as one
-        padded batch (the attention mask; checked in the tests) on fewer positions. An accelerator
-        runs each group as one padded batch (small kernels cost it more than padding does)."""
-        if self.group is None or self.model.device.type != "cpu":
-            return self._run([self.tokenize(texts, is_query) for texts, is_query in groups])
+        padded batch (the attention mask; checked in the tests in eval mode: in training, dropout
+        draws differ with the shapes) on fewer positions. An accelerator runs each group as one
+        padded batch (small kernels cost it more than padding does). An empty group gives no rows."""
+        chunked = self.group is not None and self.model.device.type == "cpu"
         chunks: list[dict[str, torch.Tensor]] = []
         orders: list[tuple[list[int], int]] = []
         for texts, is_query in groups:
-            inputs, max_len = self._inputs(texts, is_query)
-            parts = list(self._by_tokens(self.tok(inputs, truncation=True, max_length=max_len), self.group)) if texts else []
+            if not texts:
+                parts = []
+            elif chunked:
+                inputs, max_len = self._inputs(texts, is_query)
+                parts = list(self._by_tokens(self.tok(inputs, truncation=True, max_length=max_len), self.group))
+            else:
+                parts = [(list(range(len(texts))), self.tokenize(texts, is_query))]
             chunks += [batch for _, batch in parts]
             orders.append(([i for part, _ in parts for i in part], len(parts)))
         reps, out, at = self._run(chunks), [], 0
         for order, n in orders:
-            rows = torch.cat(reps[at:at + n]) if n else torch.zeros((0, self.model.config.hidden_size))
+            if not n:
+                out.append(torch.zeros((0, self.model.config.hidden_size), device=self.model.device))
+                continue
+            rows = torch.cat(reps[at:at + n])
             at += n
             inverse = torch.empty(len(order), dtype=torch.long)
             inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-            out.append(rows[inverse])
+            out.append(rows[inverse.to(rows.device)])
         return out
 
     def _by_tokens(self, encoded: Any, size: int) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
         """Texts tokenised once (without padding) cut into padded batches of ``size`` in order of
-        token count, each with the positions of its texts."""
+        token count, each with the positions of its texts (padded on the right, as CLS pooling needs)."""
         order = sorted(range(len(encoded["input_ids"])), key=lambda k: len(encoded["input_ids"][k]))
         for start in range(0, len(order), size):
             part = order[start:start + size]
-            yield part, pad_batch(self.tok, {key: [column[k] for k in part] for key, column in encoded.items()})
+            yield part, pad_batch(self.tok, {key: [column[k] for k in part] for key, column in encoded.items()},
+                                  padding_side="right")
 
     def _run(self, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
         """:attr:`module` on padded batches, counting the positions it runs on."""

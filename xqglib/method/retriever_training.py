@@ -119,13 +119,8 @@ def dev_scores(encoder: DenseEncoder, batches: Sequence[Batch]) -> dict[str, flo
         return {"dev_loss": 0.0, "dev_mrr": 0.0}
     scores = torch.cat(queries) @ torch.stack(vectors).T
     own = scores[torch.arange(len(positives)), torch.tensor(positives)]
-    rank = (scores > own.unsqueeze(1)).sum(1) + 1
+    rank = (scores >= own.unsqueeze(1)).sum(1)  # a tie ranks the positive behind (collapsed vectors score 0)
     return {"dev_loss": total / len(positives), "dev_mrr": float(torch.where(rank <= 10, 1.0 / rank, 0.0).mean())}
-
-
-def dev_loss(encoder: DenseEncoder, batches: Sequence[Batch]) -> float:
-    """:func:`dev_scores`'s loss."""
-    return dev_scores(encoder, batches)["dev_loss"]
 
 
 def agreed(value: float, accelerator: Any | None) -> float:

@@ -469,7 +469,7 @@ def levers(cfg: Any, rd: Any) -> pd.DataFrame:
                                        (batch.passages, spec.passage_prefix, r.passage_max_len)):
                 padded.append([len(x) for x in tok([prefix + t for t in texts], truncation=True, max_length=cap)["input_ids"]])
         rows += padding_rows("retriever training, one padded batch per group (before)",
-                             f"retriever training, texts by length in chunks of {ENCODER_GROUP} (now)", padded, ENCODER_GROUP)
+                             f"retriever training, texts by length in chunks of {ENCODER_GROUP} on a CPU (now)", padded, ENCODER_GROUP)
     reader_rows = rd.rq3_data("reader_train")
     if reader_rows.exists():
         q = cfg.rq3
