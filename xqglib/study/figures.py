@@ -25,7 +25,7 @@ def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, tit
 
     from xqglib.method.convergence import verdict_of_log
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
     right = None
     for name, log in logs.items():
         ax.plot([r["step"] for r in log], [r[key] for r in log], label=f"{name} ({key})", alpha=0.8)
@@ -52,7 +52,8 @@ def plot_losses(logs: Mapping[str, Sequence[Mapping[str, float]]], key: str, tit
         right.set_ylabel("dev MRR@10")
         more = right.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, fontsize=8)
+    # below the axes: the dev curves fill the plot's upper half
+    ax.legend(handles, labels, fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     return fig
 
