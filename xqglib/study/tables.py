@@ -206,8 +206,8 @@ def training_summary(logs: Mapping[str, Sequence[Mapping[str, float]]], criterio
         if "passes" in log[-1]:
             row["passes"] = round(log[-1]["passes"], 2)
         trained_to = criterion is not None and "passes" in log[-1]
+        found = verdict_of_log(criterion, log) if trained_to else verdict_of_log(Convergence(), log, 1)
         if evaluated:
-            found = verdict_of_log(criterion if trained_to else Convergence(), log, 1)
             kept = next((r for r in evaluated if int(r["step"]) == found.best_step), {})
             row |= {"best dev loss": round(min(r["dev_loss"] for r in evaluated), 4), "kept: step": found.best_step}
             if kept:
@@ -216,7 +216,6 @@ def training_summary(logs: Mapping[str, Sequence[Mapping[str, float]]], criterio
                 row |= {"best dev MRR@10": round(max(r["dev_mrr"] for r in evaluated), 4),
                         "kept: dev MRR@10": round(kept["dev_mrr"], 4)}
         if trained_to:
-            found = verdict_of_log(criterion, log)
             row["converged"] = f"{'yes' if found.converged else 'no'}: {found.reason}"
         rows[name] = row
     return pd.DataFrame(rows).T
